@@ -1,0 +1,110 @@
+"""``make bench``: ingest throughput against a no-op ceiling, end-to-end latency, memory.
+
+Figures are printed and written to ``bench/results/`` (JSON, a Markdown summary, a PNG of
+the latency distributions). Nothing here asserts a time: the figures are for people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import e2e, ingest, plots
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--only", choices=["ingest", "e2e"], default=None)
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=50.0, help="end-to-end arrivals per second")
+    parser.add_argument("--e2e-seconds", type=float, default=60.0)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {_cores()} cores",
+        "python": platform.python_version(),
+    }
+    figures: dict[str, Any] = {"meta": meta}
+    if args.only in (None, "ingest"):
+        figures["ingest"] = ingest.run(args.duration, args.connections)
+    if args.only in (None, "e2e"):
+        figures["e2e"] = e2e.run(args.rate, args.e2e_seconds)
+    stamp = meta["at"].replace(":", "").replace("-", "")
+    (RESULTS / "latest.json").write_text(json.dumps(figures, indent=2))
+    with (RESULTS / "history.jsonl").open("a") as history:
+        history.write(json.dumps(figures) + "\n")
+    png = plots.latency_png(figures, RESULTS / "latency.png")
+    summary = summarise(figures)
+    (RESULTS / "summary.md").write_text(summary + f"\n![latency]({png.name})\n")
+    print(summary)
+    print(f"\nwritten: {RESULTS}/latest.json, summary.md, {png.name} (run {stamp})")
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+def summarise(figures: dict[str, Any]) -> str:
+    lines = [f"# Benchmarks ({figures['meta']['at']}, {figures['meta']['machine']})", ""]
+    if "ingest" in figures:
+        i = figures["ingest"]
+        s, c = i["service"], i["ceiling"]
+        lines += [
+            "## Ingest: POST /api/v1/bug-reports (wrk, "
+            f"{i['connections']} connections, {i['duration_s']:.0f} s, same box)",
+            "",
+            "| | req/s | p50 ms | p95 ms | p99 ms | p99.9 ms |",
+            "|---|---|---|---|---|---|",
+            _row("no-op FastAPI ceiling", c),
+            _row("ai-pipeline serve", s),
+            "",
+            f"- ratio to ceiling: **{i['ratio']:.2f}** (target ≥ 0.80); "
+            f"p99 {s['latency_ms']['p99']:.1f} ms (target ≤ 30 ms)",
+            f"- durability: {i['durability']['accepted']} answered 201, "
+            f"{i['durability']['stored']} stored after the run "
+            f"({'all durable' if i['durability']['ok'] else 'MISMATCH'})",
+            f"- group commits: {i.get('commits_note', 'n/a')}",
+            "",
+        ]
+    if "e2e" in figures:
+        e = figures["e2e"]
+        p = e["processing_seconds"]
+        lines += [
+            f"## End to end: submit → issue filed ({e['rate']:.0f} reports/s for "
+            f"{e['seconds']:.0f} s, open loop)",
+            "",
+            f"- submitted {e['submitted']}, completed {e['completed']}, failed {e['failed']}",
+            f"- processing time p50 {p['p50'] * 1000:.0f} ms, p95 {p['p95'] * 1000:.0f} ms, "
+            f"p99 {p['p99'] * 1000:.0f} ms, max {p['max'] * 1000:.0f} ms (target p95 ≤ 1 s)",
+            f"- POST latency p50 {e['post_ms']['p50']:.1f} ms, p99 {e['post_ms']['p99']:.1f} ms",
+            f"- achieved arrival rate {e['achieved_rate']:.1f}/s",
+            f"- peak memory of serve (VmHWM): **{e['peak_rss_mb']:.0f} MB** (target ≤ 300 MB)",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _row(name: str, r: dict[str, Any]) -> str:
+    lat = r["latency_ms"]
+    return (
+        f"| {name} | {r['rps']:.0f} | {lat['p50']:.1f} | {lat['p95']:.1f} | "
+        f"{lat['p99']:.1f} | {lat['p99_9']:.1f} |"
+    )
+
+
+if __name__ == "__main__":
+    main()

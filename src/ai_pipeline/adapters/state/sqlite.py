@@ -1,0 +1,235 @@
+"""The embedded state store: request records, the filing ledger, in the shared SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ai_pipeline.adapters.sqlite_db import SqliteDatabase
+from ai_pipeline.domain.events import Step, StepChanged
+from ai_pipeline.domain.models import BugReport, FiledIssue
+from ai_pipeline.domain.request_state import RequestState, RequestStatus, fold
+from ai_pipeline.ports import FilingRecord, Page, RequestStats
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY,
+    bug_report_id TEXT NOT NULL UNIQUE,
+    idempotency_key TEXT UNIQUE,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    processing_seconds REAL,
+    state TEXT NOT NULL,
+    report TEXT
+);
+CREATE INDEX IF NOT EXISTS requests_by_status ON requests (status, created_at);
+CREATE INDEX IF NOT EXISTS requests_by_created ON requests (created_at);
+CREATE TABLE IF NOT EXISTS filings (
+    request_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    issue TEXT,
+    updated_at REAL NOT NULL
+);
+"""
+
+STEPS_WITH_AGENTS = (Step.TRIAGE, Step.TICKET_CREATION, Step.GITHUB)
+
+
+class SqliteStateStore:
+    def __init__(self, db: SqliteDatabase):
+        self.db = db
+        self.operations: Counter[str] = Counter()
+        db.add_schema(SCHEMA)
+
+    async def start(self) -> None:
+        await self.db.start()
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def create_request(
+        self, state: RequestState, report: BugReport, idempotency_key: str | None
+    ) -> tuple[RequestState, bool]:
+        self.operations["sqlite|create_request"] += 1
+        state_json = state.model_dump_json()
+        report_json = report.model_dump_json()
+
+        def op(conn: sqlite3.Connection) -> tuple[str, bool]:
+            row = conn.execute(
+                "SELECT state FROM requests WHERE bug_report_id = ?"
+                " OR (? IS NOT NULL AND idempotency_key = ?) LIMIT 1",
+                (state.bug_report_id, idempotency_key, idempotency_key),
+            ).fetchone()
+            if row is not None:
+                return str(row[0]), False
+            conn.execute(
+                "INSERT INTO requests (request_id, bug_report_id, idempotency_key, status,"
+                " created_at, updated_at, state, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    state.request_id,
+                    state.bug_report_id,
+                    idempotency_key,
+                    state.status.value,
+                    state.created_at.timestamp(),
+                    state.updated_at.timestamp(),
+                    state_json,
+                    report_json,
+                ),
+            )
+            return state_json, True
+
+        stored, created = await self.db.write(op)
+        return RequestState.model_validate_json(stored), created
+
+    async def get(self, request_id: str) -> RequestState | None:
+        self.operations["sqlite|get"] += 1
+        rows = self.db.read("SELECT state FROM requests WHERE request_id = ?", (request_id,))
+        return RequestState.model_validate_json(rows[0][0]) if rows else None
+
+    async def get_report(self, request_id: str) -> BugReport | None:
+        self.operations["sqlite|get_report"] += 1
+        rows = self.db.read("SELECT report FROM requests WHERE request_id = ?", (request_id,))
+        if not rows or rows[0][0] is None:
+            return None
+        return BugReport.model_validate_json(rows[0][0])
+
+    async def apply(self, event: StepChanged) -> RequestState | None:
+        self.operations["sqlite|apply"] += 1
+
+        def op(conn: sqlite3.Connection) -> RequestState | None:
+            row = conn.execute(
+                "SELECT state FROM requests WHERE request_id = ?", (event.request_id,)
+            ).fetchone()
+            current = RequestState.model_validate_json(row[0]) if row else None
+            new = fold(current, event)
+            if new is not None:
+                _upsert(conn, new)
+            return new
+
+        return await self.db.write(op)
+
+    async def list(self, statuses: Sequence[RequestStatus], limit: int, offset: int) -> Page:
+        self.operations["sqlite|list"] += 1
+        marks = ",".join("?" for _ in statuses)
+        values = [s.value for s in statuses]
+        (total,) = self.db.read(f"SELECT count(*) FROM requests WHERE status IN ({marks})", values)[
+            0
+        ]
+        rows = self.db.read(
+            f"SELECT state FROM requests WHERE status IN ({marks})"
+            " ORDER BY created_at DESC, request_id LIMIT ? OFFSET ?",
+            [*values, limit, offset],
+        )
+        return Page([RequestState.model_validate_json(r[0]) for r in rows], int(total))
+
+    async def stuck(self, older_than: datetime, limit: int) -> list[RequestState]:
+        self.operations["sqlite|stuck"] += 1
+        rows = self.db.read(
+            "SELECT state FROM requests WHERE status IN ('submitted', 'processing')"
+            " AND updated_at < ? ORDER BY updated_at LIMIT ?",
+            (older_than.timestamp(), limit),
+        )
+        return [RequestState.model_validate_json(r[0]) for r in rows]
+
+    async def recent_reports(self, limit: int) -> list[tuple[RequestState, BugReport]]:
+        self.operations["sqlite|recent_reports"] += 1
+        rows = self.db.read(
+            "SELECT state, report FROM requests WHERE report IS NOT NULL"
+            " ORDER BY created_at DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            (RequestState.model_validate_json(r[0]), BugReport.model_validate_json(r[1]))
+            for r in rows
+        ]
+
+    async def stats(self, since: datetime, sample_limit: int = 100_000) -> RequestStats:
+        self.operations["sqlite|stats"] += 1
+        cutoff = since.timestamp()
+        totals = self.db.read(
+            "SELECT status, count(*) FROM requests WHERE created_at >= ? GROUP BY status",
+            (cutoff,),
+        )
+        counts = {row[0]: int(row[1]) for row in totals}
+        stats = RequestStats(
+            total=sum(counts.values()),
+            completed=counts.get(RequestStatus.COMPLETED.value, 0),
+            failed=counts.get(RequestStatus.FAILED.value, 0),
+        )
+        stats.processing_seconds = [
+            float(r[0])
+            for r in self.db.read(
+                "SELECT processing_seconds FROM requests WHERE created_at >= ?"
+                " AND status = 'completed' AND processing_seconds IS NOT NULL"
+                " ORDER BY created_at DESC LIMIT ?",
+                (cutoff, sample_limit),
+            )
+        ]
+        for step in STEPS_WITH_AGENTS:
+            path = f"$.progress.{step.value}"
+            rows = self.db.read(
+                f"SELECT json_extract(state, '{path}.status'),"
+                f" json_extract(state, '{path}.duration_seconds') FROM requests"
+                f" WHERE created_at >= ? AND json_extract(state, '{path}') IS NOT NULL"
+                " ORDER BY created_at DESC LIMIT ?",
+                (cutoff, sample_limit),
+            )
+            stats.step_seconds[step.value] = [
+                float(r[1]) for r in rows if r[0] == "completed" and r[1] is not None
+            ]
+            stats.step_failures[step.value] = sum(1 for r in rows if r[0] == "failed")
+        return stats
+
+    async def get_filing(self, request_id: str) -> FilingRecord | None:
+        self.operations["sqlite|get_filing"] += 1
+        rows = self.db.read("SELECT state, issue FROM filings WHERE request_id = ?", (request_id,))
+        if not rows:
+            return None
+        issue = FiledIssue.model_validate_json(rows[0][1]) if rows[0][1] else None
+        return FilingRecord(request_id, rows[0][0], issue)
+
+    async def put_filing(self, record: FilingRecord) -> None:
+        self.operations["sqlite|put_filing"] += 1
+        issue = record.issue.model_dump_json() if record.issue else None
+        await self.db.write(
+            lambda conn: conn.execute(
+                "INSERT INTO filings (request_id, state, issue, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(request_id) DO UPDATE SET state = excluded.state,"
+                " issue = excluded.issue, updated_at = excluded.updated_at",
+                (record.request_id, record.state, issue, time.time()),
+            )
+        )
+
+    async def ping(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        self.db.read("SELECT 1")
+        return {
+            "status": "healthy",
+            "backend": "sqlite",
+            "path": str(self.db.path),
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+
+
+def _upsert(conn: sqlite3.Connection, state: RequestState) -> None:
+    conn.execute(
+        "INSERT INTO requests (request_id, bug_report_id, status, created_at, updated_at,"
+        " processing_seconds, state) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT(request_id) DO UPDATE SET status = excluded.status,"
+        " updated_at = excluded.updated_at, processing_seconds = excluded.processing_seconds,"
+        " state = excluded.state",
+        (
+            state.request_id,
+            state.bug_report_id,
+            state.status.value,
+            state.created_at.timestamp(),
+            state.updated_at.timestamp(),
+            state.processing_time_seconds,
+            state.model_dump_json(),
+        ),
+    )

@@ -1,0 +1,127 @@
+"""The built-in tracker: numbered issues kept beside the requests, browsable over the API."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ai_pipeline.adapters.sqlite_db import SqliteDatabase
+from ai_pipeline.domain.models import FiledIssue, IssueDraft
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS local_issues (
+    number INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    assignees TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'open',
+    created_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class LocalIssue:
+    number: int
+    request_id: str
+    title: str
+    body: str
+    labels: list[str]
+    assignees: list[str]
+    state: str
+    created_at: float
+    url: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "request_id": self.request_id,
+            "title": self.title,
+            "body": self.body,
+            "labels": self.labels,
+            "assignees": self.assignees,
+            "state": self.state,
+            "created_at": self.created_at,
+            "url": self.url,
+        }
+
+
+class LocalTracker:
+    name = "local"
+
+    def __init__(self, db: SqliteDatabase, base_url: str):
+        self.db = db
+        self.base_url = base_url.rstrip("/")
+        db.add_schema(SCHEMA)
+
+    async def create_issue(self, request_id: str, draft: IssueDraft) -> FiledIssue:
+        # One issue per request, enforced by the UNIQUE key: a retry returns the first one.
+        def op(conn: sqlite3.Connection) -> tuple[int, bool]:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO local_issues"
+                " (request_id, title, body, labels, assignees, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    request_id,
+                    draft.title,
+                    draft.body,
+                    json.dumps(draft.labels),
+                    json.dumps(draft.assignees),
+                    time.time(),
+                ),
+            )
+            (number,) = conn.execute(
+                "SELECT number FROM local_issues WHERE request_id = ?", (request_id,)
+            ).fetchone()
+            return int(number), cursor.rowcount == 1
+
+        number, created = await self.db.write(op)
+        return FiledIssue(number=number, url=self.url(number), title=draft.title, created=created)
+
+    async def find_filed(self, request_id: str) -> FiledIssue | None:
+        rows = self.db.read(
+            "SELECT number, title FROM local_issues WHERE request_id = ?", (request_id,)
+        )
+        if not rows:
+            return None
+        number = int(rows[0]["number"])
+        return FiledIssue(number=number, url=self.url(number), title=rows[0]["title"], created=False)
+
+    def url(self, number: int) -> str:
+        return f"{self.base_url}/api/v1/issues/{number}"
+
+    def list_issues(self, limit: int, offset: int) -> tuple[list[LocalIssue], int]:
+        (total,) = self.db.read("SELECT count(*) FROM local_issues")[0]
+        rows = self.db.read(
+            "SELECT * FROM local_issues ORDER BY number DESC LIMIT ? OFFSET ?", (limit, offset)
+        )
+        return [self._issue(r) for r in rows], int(total)
+
+    def get_issue(self, number: int) -> LocalIssue | None:
+        rows = self.db.read("SELECT * FROM local_issues WHERE number = ?", (number,))
+        return self._issue(rows[0]) if rows else None
+
+    def _issue(self, row: sqlite3.Row) -> LocalIssue:
+        return LocalIssue(
+            number=row["number"],
+            request_id=row["request_id"],
+            title=row["title"],
+            body=row["body"],
+            labels=json.loads(row["labels"]),
+            assignees=json.loads(row["assignees"]),
+            state=row["state"],
+            created_at=row["created_at"],
+            url=self.url(row["number"]),
+        )
+
+    async def ping(self) -> dict[str, Any]:
+        self.db.read("SELECT 1")
+        return {"status": "healthy", "backend": "local"}
+
+    async def close(self) -> None:
+        return None

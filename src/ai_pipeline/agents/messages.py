@@ -1,0 +1,39 @@
+"""Helpers agents use to say what happened: step events and next-topic messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from ai_pipeline.domain.events import Step, StepChanged, StepStatus, Topic, encode
+from ai_pipeline.domain.models import FiledIssue
+from ai_pipeline.ports import OutgoingMessage
+
+
+def to_topic(topic: Topic, request_id: str, event: BaseModel) -> OutgoingMessage:
+    return OutgoingMessage(topic.value, request_id, encode(event))
+
+
+def step_ran(
+    request_id: str,
+    step: Step,
+    started: datetime,
+    finished: datetime,
+    data: dict[str, Any],
+    issue: FiledIssue | None = None,
+) -> list[OutgoingMessage]:
+    """The started and completed events of a step that ran from ``started`` to ``finished``."""
+    events = [
+        StepChanged(request_id=request_id, step=step, status=StepStatus.STARTED, at=started),
+        StepChanged(
+            request_id=request_id,
+            step=step,
+            status=StepStatus.COMPLETED,
+            at=finished,
+            data=data,
+            issue=issue,
+        ),
+    ]
+    return [to_topic(Topic.STATUS_UPDATES, request_id, e) for e in events]

@@ -1,0 +1,232 @@
+"""The consumer loop every agent shares: fetch, handle, publish outputs, commit.
+
+Agents themselves are plain handlers (event in, messages out); this module owns delivery:
+retries with backoff, dead letters with a reason, per-partition order, and liveness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import structlog
+from pydantic import ValidationError
+
+from ai_pipeline.domain.errors import PermanentError, TransientError
+from ai_pipeline.domain.events import Event, Step, StepChanged, StepStatus, Topic, decode, encode
+from ai_pipeline.observability.logging import get_logger
+from ai_pipeline.observability.metrics import Metrics
+from ai_pipeline.ports import Bus, Consumer, Message, OutgoingMessage
+
+log = get_logger(__name__)
+
+Handler = Callable[[Event], Awaitable[Sequence[OutgoingMessage]]]
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    name: str  # as in the health document: "triage_agent"
+    group: str
+    topic: Topic
+    handle: Handler
+    # The request step to mark failed when a message is dead-lettered (None: no request).
+    step: Step | None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_delay: float = 0.2
+    max_delay: float = 30.0
+    max_retry_after: float = 300.0
+
+    def delay(self, attempt: int, hint: float | None) -> float:
+        if hint is not None:
+            return min(max(hint, 0.0), self.max_retry_after)
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)  # jitter spreads retries of many agents
+
+
+class AgentStatus(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    DEGRADED = "degraded"
+    STOPPED = "stopped"
+
+
+@dataclass
+class AgentHealth:
+    status: AgentStatus = AgentStatus.STARTING
+    last_poll: float = 0.0
+    handled: int = 0
+    dead_lettered: int = 0
+    last_error: str | None = None
+    started_at: float = field(default_factory=time.time)
+
+
+class AgentRunner:
+    def __init__(
+        self,
+        spec: AgentSpec,
+        bus: Bus,
+        metrics: Metrics,
+        retry: RetryPolicy,
+        fetch_max: int = 64,
+        poll_timeout: float = 1.0,
+    ):
+        self.spec = spec
+        self._bus = bus
+        self._metrics = metrics
+        self._retry = retry
+        self._fetch_max = fetch_max
+        self._poll_timeout = poll_timeout
+        self.health = AgentHealth()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"agent:{self.spec.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        self._set_status(AgentStatus.STOPPED)
+
+    @property
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def _set_status(self, status: AgentStatus) -> None:
+        self.health.status = status
+        self._metrics.agent_up.labels(self.spec.name).set(
+            0 if status is AgentStatus.STOPPED else 1
+        )
+
+    async def _run(self) -> None:
+        consumer = self._bus.consumer(self.spec.group, [self.spec.topic.value])
+        try:
+            while True:
+                try:
+                    await self._poll_once(consumer)
+                    self._set_status(AgentStatus.RUNNING)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the bus or store failed: back off, redeliver
+                    self.health.last_error = f"{type(exc).__name__}: {exc}"
+                    self._set_status(AgentStatus.DEGRADED)
+                    log.error("agent_loop_error", agent=self.spec.name, error=str(exc))
+                    await asyncio.sleep(self._retry.delay(3, None))
+        finally:
+            await consumer.close()
+            self._set_status(AgentStatus.STOPPED)
+
+    async def _poll_once(self, consumer: Consumer) -> None:
+        batch = await consumer.fetch(self._fetch_max, self._poll_timeout)
+        self.health.last_poll = time.time()
+        by_partition: dict[tuple[str, int], list[Message]] = defaultdict(list)
+        for message in batch:
+            by_partition[(message.topic, message.partition)].append(message)
+        # Partitions in parallel, each one in order: one request's events never overtake.
+        outcomes = await asyncio.gather(
+            *(self._drain(consumer, messages) for messages in by_partition.values()),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _drain(self, consumer: Consumer, messages: list[Message]) -> None:
+        for message in messages:
+            try:
+                outputs = await self._process(message)
+                await consumer.commit(message, outputs)
+            except BaseException:
+                # Nothing after an uncommitted message may be committed: redeliver from it.
+                await consumer.rewind(message)
+                raise
+            self._metrics.bus_consumed.labels(self.spec.group, message.topic).inc()
+
+    async def _process(self, message: Message) -> Sequence[OutgoingMessage]:
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(request_id=message.key):
+            try:
+                event = decode(message.value)
+            except ValidationError as exc:
+                return self._dead_letter(message, f"undecodable message: {_first_error(exc)}", 0)
+            outputs = await self._handle_with_retries(message, event)
+        self._metrics.agent_handling_time.labels(self.spec.name).observe(
+            time.perf_counter() - started
+        )
+        return outputs
+
+    async def _handle_with_retries(
+        self, message: Message, event: Event
+    ) -> Sequence[OutgoingMessage]:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                outputs = await self.spec.handle(event)
+            except PermanentError as exc:
+                self._metrics.agent_failed.labels(self.spec.name).inc()
+                return self._dead_letter(message, str(exc), attempt)
+            except Exception as exc:
+                self._metrics.agent_failed.labels(self.spec.name).inc()
+                reason = f"{type(exc).__name__}: {exc}"
+                self.health.last_error = reason
+                if attempt >= self._retry.max_attempts:
+                    return self._dead_letter(
+                        message, f"gave up after {attempt} attempts: {reason}", attempt
+                    )
+                hint = exc.retry_after if isinstance(exc, TransientError) else None
+                delay = self._retry.delay(attempt, hint)
+                log.warning(
+                    "handler_retry", agent=self.spec.name, attempt=attempt, delay=delay, error=reason
+                )
+                await asyncio.sleep(delay)
+                continue
+            self.health.handled += 1
+            self._metrics.agent_handled.labels(self.spec.name).inc()
+            return outputs
+
+    def _dead_letter(self, message: Message, reason: str, attempts: int) -> list[OutgoingMessage]:
+        self.health.dead_lettered += 1
+        dead_topic = f"{message.topic}.dlq"
+        self._metrics.agent_dead_letters.labels(self.spec.name, dead_topic).inc()
+        log.error("dead_lettered", agent=self.spec.name, topic=dead_topic, reason=reason)
+        headers = {
+            **message.headers,
+            "dlq-reason": reason[:2000],
+            "dlq-agent": self.spec.name,
+            "dlq-source-topic": message.topic,
+            "dlq-source-partition": str(message.partition),
+            "dlq-source-offset": str(message.offset),
+            "dlq-attempts": str(attempts),
+        }
+        outputs = [OutgoingMessage(dead_topic, message.key, message.value, headers)]
+        if self.spec.step is not None:
+            failed = StepChanged(
+                request_id=message.key,
+                step=self.spec.step,
+                status=StepStatus.FAILED,
+                error=f"{self.spec.step.value} failed: {reason}"[:2000],
+            )
+            outputs.append(
+                OutgoingMessage(Topic.STATUS_UPDATES.value, message.key, encode(failed))
+            )
+        return outputs
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    if not errors:
+        return str(exc)
+    first = errors[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return f"{where}: {first.get('msg', '')}" if where else str(first.get("msg", ""))

@@ -1,0 +1,61 @@
+"""The tracker agent (github-api-agent): files each draft exactly once.
+
+The tracker has no idempotency key, so the ledger in the state store is written before
+and after the create call. A ``pending`` entry found on redelivery means the outcome of an
+earlier create is unknown: the tracker is searched for the request's marker first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar
+
+from ai_pipeline.agents.messages import step_ran
+from ai_pipeline.domain.errors import PermanentError
+from ai_pipeline.domain.events import Event, IssueDrafted, Step, utcnow
+from ai_pipeline.domain.models import FiledIssue, IssueDraft
+from ai_pipeline.domain.request_state import RequestStatus
+from ai_pipeline.observability.metrics import Metrics
+from ai_pipeline.ports import FilingRecord, OutgoingMessage, StateStore, Tracker
+
+T = TypeVar("T")
+
+
+class TrackerAgent:
+    def __init__(self, tracker: Tracker, store: StateStore, metrics: Metrics):
+        self.tracker = tracker
+        self.store = store
+        self.metrics = metrics
+
+    async def handle(self, event: Event) -> Sequence[OutgoingMessage]:
+        if not isinstance(event, IssueDrafted):
+            raise PermanentError(f"tracker agent cannot handle {event.kind}")
+        state = await self.store.get(event.request_id)
+        if state is not None and state.status is RequestStatus.FAILED:
+            return []  # ended already (timed out, say): filing now would surprise everyone
+        started = utcnow()
+        issue = await self._file_once(event.request_id, event.draft)
+        data = {"issue_number": issue.number, "issue_url": issue.url, "tracker": self.tracker.name}
+        return step_ran(event.request_id, Step.GITHUB, started, utcnow(), data, issue=issue)
+
+    async def _file_once(self, request_id: str, draft: IssueDraft) -> FiledIssue:
+        record = await self.store.get_filing(request_id)
+        if record is not None and record.state == "filed" and record.issue is not None:
+            return record.issue
+        issue = None
+        if record is not None:
+            issue = await self._call("find_filed", self.tracker.find_filed(request_id))
+        if issue is None:
+            await self.store.put_filing(FilingRecord(request_id, "pending", None))
+            issue = await self._call("create_issue", self.tracker.create_issue(request_id, draft))
+        await self.store.put_filing(FilingRecord(request_id, "filed", issue))
+        return issue
+
+    async def _call(self, operation: str, call: Awaitable[T]) -> T:
+        try:
+            result = await call
+        except Exception:
+            self.metrics.tracker_calls.labels(self.tracker.name, operation, "error").inc()
+            raise
+        self.metrics.tracker_calls.labels(self.tracker.name, operation, "ok").inc()
+        return result

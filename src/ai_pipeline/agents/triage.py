@@ -1,0 +1,81 @@
+"""The triage agent: a submitted report in, a triage result out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ai_pipeline.domain.errors import PermanentError
+from ai_pipeline.domain.events import (
+    BugReportSubmitted,
+    Event,
+    ReportTriaged,
+    Step,
+    Topic,
+    utcnow,
+)
+from ai_pipeline.domain.models import DuplicateCandidate
+from ai_pipeline.agents.messages import step_ran, to_topic
+from ai_pipeline.observability.metrics import Metrics
+from ai_pipeline.ports import OutgoingMessage, StateStore
+from ai_pipeline.triage.duplicates import DuplicateIndex
+from ai_pipeline.triage.engine import TriageEngine
+
+
+class TriageAgent:
+    def __init__(
+        self, engine: TriageEngine, index: DuplicateIndex, store: StateStore, metrics: Metrics
+    ):
+        self.engine = engine
+        self.index = index
+        self.store = store
+        self.metrics = metrics
+
+    async def seed_index(self, limit: int) -> int:
+        """Fill the duplicate index with the newest stored reports, oldest first."""
+        rows = await self.store.recent_reports(limit)
+        for state, report in reversed(rows):
+            self.index.add(
+                report.id,
+                state.request_id,
+                report.title,
+                report.full_text(),
+                issue_number=state.github_issue_number,
+            )
+        return len(rows)
+
+    async def handle(self, event: Event) -> Sequence[OutgoingMessage]:
+        if not isinstance(event, BugReportSubmitted):
+            raise PermanentError(f"triage agent cannot handle {event.kind}")
+        started = utcnow()
+        report = event.report
+        text = report.full_text()
+        candidates = self.index.query(
+            text, k=5, exclude_bug_report_id=report.id, title=report.title
+        )
+        result = self.engine.triage(report, await self._with_issue_numbers(candidates))
+        self.index.add(report.id, event.request_id, report.title, text)
+        for field, value in result.confidence.items():
+            self.metrics.triage_confidence.labels(field).observe(value)
+        triaged = ReportTriaged(request_id=event.request_id, report=report, triage=result)
+        return [
+            *step_ran(
+                event.request_id, Step.TRIAGE, started, utcnow(), result.model_dump(mode="json")
+            ),
+            to_topic(Topic.TRIAGE_RESULTS, event.request_id, triaged),
+        ]
+
+    async def _with_issue_numbers(
+        self, candidates: list[DuplicateCandidate]
+    ) -> list[DuplicateCandidate]:
+        # Issues get numbers after triage; the store knows them now, the index may not.
+        enriched = []
+        for candidate in candidates:
+            if candidate.issue_number is None and candidate.request_id:
+                state = await self.store.get(candidate.request_id)
+                if state is not None and state.github_issue_number is not None:
+                    candidate = candidate.model_copy(
+                        update={"issue_number": state.github_issue_number}
+                    )
+                    self.index.set_issue_number(candidate.request_id or "", state.github_issue_number)
+            enriched.append(candidate)
+        return enriched

@@ -1,0 +1,49 @@
+"""The FastAPI application: routes, error envelope, metrics, and the pipeline's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from ai_pipeline import __version__
+from ai_pipeline.api import errors
+from ai_pipeline.api.middleware import ObserveRequests
+from ai_pipeline.api.routes import router
+from ai_pipeline.bootstrap import Container
+from ai_pipeline.service import Pipeline
+
+
+def create_app(container: Container, run_agents: bool = True) -> FastAPI:
+    pipeline = Pipeline(container, run_agents=run_agents)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await pipeline.start()
+        try:
+            yield
+        finally:
+            await pipeline.stop()
+
+    app = FastAPI(
+        title="AI Pipeline",
+        version=__version__,
+        description="Bug reports in; triaged, well-written tracker issues out.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    app.state.pipeline = pipeline
+    errors.install(app)
+    app.include_router(router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus(request: Request) -> Response:
+        await pipeline.export_lag()  # fresh at every scrape, not up to one interval old
+        registry = request.app.state.container.metrics.registry
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(ObserveRequests, metrics=container.metrics)
+    return app

@@ -1,0 +1,197 @@
+"""HTTP routes of ``/api/v1``: thin: parse, hand to the submission service, render."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from ai_pipeline.api.errors import ApiError, validation_details
+from ai_pipeline.submission import Submission
+from ai_pipeline.bootstrap import Container
+from ai_pipeline.domain.models import BugReport
+from ai_pipeline.domain.request_state import ACTIVE, RequestStatus
+from ai_pipeline.observability.health import health_document, metrics_document
+
+router = APIRouter(prefix="/api/v1")
+
+_REPORT_SCHEMA = BugReport.model_json_schema(ref_template="#/components/schemas/{model}")
+
+
+class StatusFilter(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ALL = "all"
+
+
+class Period(StrEnum):
+    HOUR = "1h"
+    DAY = "24h"
+    WEEK = "7d"
+    MONTH = "30d"
+
+
+_FILTERS = {
+    StatusFilter.ACTIVE: list(ACTIVE),
+    StatusFilter.COMPLETED: [RequestStatus.COMPLETED],
+    StatusFilter.FAILED: [RequestStatus.FAILED],
+    StatusFilter.ALL: list(RequestStatus),
+}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json",
+                    headers=headers)
+
+
+def container(request: Request) -> Container:
+    c: Container = request.app.state.container
+    return c
+
+
+async def read_json_body(request: Request, limit: int) -> bytes:
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise ApiError(415, "Content-Type must be application/json", code="INVALID_REQUEST")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"body larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_report(body: bytes) -> BugReport:
+    try:
+        return BugReport.model_validate_json(body)
+    except ValidationError as exc:
+        details = validation_details(exc)
+        if any(d["type"] == "json_invalid" for d in details):
+            raise ApiError(400, "body is not valid JSON", details=details) from None
+        if any(d["type"] == "model_type" and d["field"] is None for d in details):
+            raise ApiError(400, "body must be a JSON object", details=details) from None
+        raise ApiError(422, "the bug report is invalid", details=details) from None
+
+
+@router.post(
+    "/bug-reports",
+    status_code=201,
+    summary="Submit a bug report",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _REPORT_SCHEMA}},
+        }
+    },
+    responses={200: {"description": "Already submitted: the existing request"}},
+)
+async def submit_bug_report(request: Request) -> Response:
+    c = container(request)
+    report = parse_report(await read_json_body(request, c.settings.max_body_bytes))
+    key = request.headers.get("idempotency-key")
+    if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
+        raise ApiError(400, "Idempotency-Key must be 1 to 255 printable characters")
+    outcome = await Submission(c).submit(report, key)
+    state = outcome.state
+    base = f"/api/v1/requests/{state.request_id}"
+    body = {
+        "request_id": state.request_id,
+        "status": state.status.value,
+        "message": (
+            "Bug report accepted for processing"
+            if outcome.created
+            else "This report was already submitted; returning the existing request"
+        ),
+        "estimated_processing_time": outcome.estimate,
+        "links": {"status": f"{base}/status", "self": base},
+    }
+    return json_response(body, 201 if outcome.created else 200,
+                         {"Location": f"{base}/status"})
+
+
+@router.get("/requests/{request_id}/status", summary="A request's status")
+async def request_status(request: Request, request_id: str) -> Response:
+    state = await container(request).store.get(request_id)
+    if state is None:
+        raise ApiError(404, f"no request with id {request_id!r}", details={"request_id": request_id})
+    return json_response(state.public_view())
+
+
+@router.get("/requests/{request_id}", summary="A request (same as its status)")
+async def request_self(request: Request, request_id: str) -> Response:
+    return await request_status(request, request_id)
+
+
+@router.get("/requests", summary="List requests")
+async def list_requests(
+    request: Request,
+    status: StatusFilter = StatusFilter.ACTIVE,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    page = await container(request).store.list(_FILTERS[status], limit, offset)
+    return json_response(
+        {
+            "requests": [s.public_view() for s in page.requests],
+            "pagination": {
+                "total": page.total,
+                "limit": limit,
+                "offset": offset,
+                "has_more": offset + len(page.requests) < page.total,
+            },
+        }
+    )
+
+
+@router.get("/health", summary="Health of every component")
+async def health(request: Request) -> Response:
+    pipeline = request.app.state.pipeline
+    doc, code = await health_document(container(request), pipeline.started)
+    return json_response(doc, code)
+
+
+@router.get("/metrics", summary="Aggregate processing metrics over a period")
+async def metrics(request: Request, period: Period = Period.DAY) -> Response:
+    return json_response(await metrics_document(container(request), period.value))
+
+
+@router.get("/issues", summary="Issues filed on the built-in local tracker")
+async def list_issues(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    tracker = _local_tracker(request)
+    issues, total = tracker.list_issues(limit, offset)
+    return json_response(
+        {
+            "issues": [i.as_dict() for i in issues],
+            "pagination": {"total": total, "limit": limit, "offset": offset,
+                           "has_more": offset + len(issues) < total},
+        }
+    )
+
+
+@router.get("/issues/{number}", summary="One issue of the local tracker")
+async def get_issue(request: Request, number: int) -> Response:
+    issue = _local_tracker(request).get_issue(number)
+    if issue is None:
+        raise ApiError(404, f"no local issue #{number}", details={"number": number})
+    return json_response(issue.as_dict())
+
+
+def _local_tracker(request: Request) -> Any:
+    tracker = container(request).local_tracker
+    if tracker is None:
+        raise ApiError(404, "the local tracker is not in use: issues are filed on GitHub",
+                       code="INVALID_REQUEST")
+    return tracker

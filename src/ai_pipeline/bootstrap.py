@@ -1,0 +1,148 @@
+"""The one place the service is assembled: settings in, wired adapters and agents out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ai_pipeline import __version__
+from ai_pipeline.adapters.bus.sqlite import SqliteBus
+from ai_pipeline.adapters.sqlite_db import SqliteDatabase, path_from_url
+from ai_pipeline.adapters.state.sqlite import SqliteStateStore
+from ai_pipeline.adapters.trackers.local import LocalTracker
+from ai_pipeline.agents.coordinator import Coordinator
+from ai_pipeline.agents.runner import AgentRunner, AgentSpec, RetryPolicy
+from ai_pipeline.agents.ticket_creation import draft_issue
+from ai_pipeline.agents.tracker import TrackerAgent
+from ai_pipeline.agents.triage import TriageAgent
+from ai_pipeline.domain.events import Step, Topic
+from ai_pipeline.observability.metrics import Metrics
+from ai_pipeline.ports import Bus, StateStore, Tracker
+from ai_pipeline.settings import Settings
+from ai_pipeline.triage.artifact import Artifact, load_artifact
+from ai_pipeline.triage.duplicates import DuplicateIndex
+from ai_pipeline.triage.engine import TriageEngine
+from ai_pipeline.triage.local import LocalTriageEngine
+
+
+@dataclass
+class Container:
+    settings: Settings
+    metrics: Metrics
+    bus: Bus
+    store: StateStore
+    tracker: Tracker
+    local_tracker: LocalTracker | None
+    triage_agent: TriageAgent
+    coordinator: Coordinator
+    runners: list[AgentRunner] = field(default_factory=list)
+    databases: list[SqliteDatabase] = field(default_factory=list)
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    tracker: Tracker | None = None,
+    engine: TriageEngine | None = None,
+) -> Container:
+    metrics = metrics or Metrics()
+    databases: dict[Path, SqliteDatabase] = {}
+
+    def sqlite(url: str) -> SqliteDatabase:
+        path = path_from_url(url).resolve()
+        if path not in databases:
+            databases[path] = SqliteDatabase(path, synchronous=settings.sqlite_synchronous)
+        return databases[path]
+
+    bus = SqliteBus(sqlite(settings.bus), settings.partitions(), settings.bus_retention_seconds)
+    store = SqliteStateStore(sqlite(settings.state))
+    local_tracker = None
+    if tracker is None:
+        tracker, local_tracker = _tracker(settings, sqlite(settings.state))
+    elif isinstance(tracker, LocalTracker):
+        local_tracker = tracker
+    artifact = load_artifact(
+        Path(settings.triage_model_path) if settings.triage_model_path else None
+    )
+    engine = engine or _engine(settings, artifact)
+    index = DuplicateIndex.from_artifact(artifact)
+    triage = TriageAgent(engine, index, store, metrics)
+    coordinator = Coordinator(store, bus, metrics, settings.step_timeout_seconds)
+    tracker_agent = TrackerAgent(tracker, store, metrics)
+    retry = RetryPolicy(
+        max_attempts=settings.max_attempts,
+        base_delay=settings.retry_base_seconds,
+        max_delay=settings.retry_max_seconds,
+    )
+    specs = [
+        AgentSpec(
+            "coordinator_agent", "coordinator-agent-group", Topic.STATUS_UPDATES,
+            coordinator.handle, None,
+        ),
+        AgentSpec("triage_agent", "triage-agent-group", Topic.BUG_REPORTS, triage.handle, Step.TRIAGE),
+        AgentSpec(
+            "ticket_creation_agent", "ticket-creation-agent-group", Topic.TRIAGE_RESULTS,
+            draft_issue, Step.TICKET_CREATION,
+        ),
+        AgentSpec(
+            "github_api_agent", "github-api-agent-group", Topic.TICKET_CREATION,
+            tracker_agent.handle, Step.GITHUB,
+        ),
+    ]
+    runners = [
+        AgentRunner(spec, bus, metrics, retry, fetch_max=settings.fetch_max_records)
+        for spec in specs
+    ]
+    metrics.watch_tally(
+        "ai_pipeline_state_operations", "State-store operations.", ["backend", "operation"],
+        lambda: store.operations,
+    )
+    metrics.watch_tally(
+        "ai_pipeline_bus_messages_published", "Messages published, by topic.", ["topic"],
+        lambda: bus.published,
+    )
+    metrics.build_info.info(
+        {"version": __version__, "bus": "sqlite", "state": "sqlite", "tracker": tracker.name,
+         "triage_engine": engine.name}
+    )
+    return Container(
+        settings=settings,
+        metrics=metrics,
+        bus=bus,
+        store=store,
+        tracker=tracker,
+        local_tracker=local_tracker,
+        triage_agent=triage,
+        coordinator=coordinator,
+        runners=runners,
+        databases=list(databases.values()),
+    )
+
+
+def _tracker(settings: Settings, db: SqliteDatabase) -> tuple[Tracker, LocalTracker | None]:
+    if settings.tracker == "github":
+        from ai_pipeline.adapters.trackers.github import GitHubTracker
+
+        if settings.github_token is None or settings.github_repository is None:
+            raise ValueError(
+                "AI_PIPELINE_TRACKER=github needs AI_PIPELINE_GITHUB_TOKEN and"
+                " AI_PIPELINE_GITHUB_REPOSITORY"
+            )
+        return (
+            GitHubTracker(
+                settings.github_api_url,
+                settings.github_repository,
+                settings.github_token.get_secret_value(),
+                timeout=settings.github_timeout_seconds,
+            ),
+            None,
+        )
+    local = LocalTracker(db, settings.base_url)
+    return local, local
+
+
+def _engine(settings: Settings, artifact: Artifact) -> TriageEngine:
+    if settings.triage_engine == "llm":
+        raise ValueError("AI_PIPELINE_TRIAGE_ENGINE=llm is not available in this version yet")
+    return LocalTriageEngine(artifact)

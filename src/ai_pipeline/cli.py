@@ -1,0 +1,248 @@
+"""``ai-pipeline``: run the service and talk to it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ai_pipeline.settings import Settings
+
+app = typer.Typer(help="AI Pipeline: bug reports in, triaged issues out.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+UrlOption = Annotated[
+    str | None, typer.Option("--url", help="Service URL (default: from AI_PIPELINE_PORT)")
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print raw JSON")]
+
+
+def _url(url: str | None) -> str:
+    return (url or Settings().base_url).rstrip("/")
+
+
+def _call(method: str, url: str, **kwargs: Any) -> Any:
+    try:
+        response = httpx.request(method, url, timeout=30.0, **kwargs)
+    except httpx.HTTPError as exc:
+        err.print(f"[red]cannot reach {url}: {exc}[/red] (is `ai-pipeline serve` running?)")
+        raise typer.Exit(2) from None
+    body = response.json() if response.content else {}
+    if response.status_code >= 400:
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        err.print(f"[red]{response.status_code} {error.get('code', '')}: {error.get('message', '')}[/red]")
+        if error.get("details"):
+            err.print_json(data=error["details"])
+        raise typer.Exit(1)
+    return body
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default AI_PIPELINE_PORT or 8000)")] = None,
+) -> None:
+    """Run the API with every agent in this process (the embedded default)."""
+    import uvicorn
+
+    from ai_pipeline.api.app import create_app
+    from ai_pipeline.bootstrap import bootstrap
+    from ai_pipeline.observability.logging import configure_logging
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    configure_logging(settings.log_level, settings.log_json)
+    application = create_app(bootstrap(settings))
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+@app.command()
+def submit(
+    file: Annotated[Path | None, typer.Argument(help="A JSON bug report ('-' for stdin)")] = None,
+    id: Annotated[str | None, typer.Option("--id")] = None,
+    title: Annotated[str | None, typer.Option("--title")] = None,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    reporter: Annotated[str | None, typer.Option("--reporter")] = None,
+    steps: Annotated[list[str] | None, typer.Option("--step", help="Repeat per step")] = None,
+    expected: Annotated[str | None, typer.Option("--expected")] = None,
+    actual: Annotated[str | None, typer.Option("--actual")] = None,
+    environment: Annotated[str | None, typer.Option("--environment")] = None,
+    idempotency_key: Annotated[str | None, typer.Option("--idempotency-key")] = None,
+    url: UrlOption = None,
+    raw: JsonFlag = False,
+) -> None:
+    """Submit a bug report from a JSON file or from flags."""
+    report: dict[str, Any] = {}
+    if file is not None:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text()
+        report = json.loads(text)
+    flags = {
+        "id": id, "title": title, "description": description, "reporter": reporter,
+        "steps_to_reproduce": steps, "expected_behavior": expected,
+        "actual_behavior": actual, "environment": environment,
+    }
+    report.update({k: v for k, v in flags.items() if v})
+    if "id" not in report:
+        import uuid
+
+        report["id"] = f"cli-{uuid.uuid4().hex[:12]}"
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    body = _call("POST", f"{_url(url)}/api/v1/bug-reports", json=report, headers=headers)
+    if raw:
+        console.print_json(data=body)
+        return
+    console.print(f"[green]{body['message']}[/green]: request [bold]{body['request_id']}[/bold]")
+    console.print(f"follow it with: ai-pipeline status {body['request_id']}")
+
+
+@app.command()
+def status(
+    request_id: Annotated[str, typer.Argument()],
+    url: UrlOption = None,
+    raw: JsonFlag = False,
+) -> None:
+    """Show one request's status, step by step."""
+    body = _call("GET", f"{_url(url)}/api/v1/requests/{request_id}/status")
+    if raw:
+        console.print_json(data=body)
+        return
+    console.print(f"[bold]{body['request_id']}[/bold] ({body['bug_report_id']}): "
+                  f"[bold]{body['status']}[/bold], step {body['current_step']}")
+    table = Table("step", "status", "at")
+    for step, progress in body["progress"].items():
+        table.add_row(step, progress["status"], progress["timestamp"])
+    console.print(table)
+    triage = body["progress"].get("triage", {}).get("data")
+    if triage:
+        console.print(f"triage: {triage['type']}, priority {triage['priority']}, severity "
+                      f"{triage['severity']}, category {triage['category']}, labels "
+                      f"{', '.join(triage['labels'])}")
+    if body.get("github_issue_url"):
+        console.print(f"issue #{body['github_issue_number']}: {body['github_issue_url']}")
+    if body.get("error_message"):
+        console.print(f"[red]{body['error_message']}[/red]")
+
+
+@app.command()
+def requests(
+    state: Annotated[str, typer.Option("--status", help="active|completed|failed|all")] = "active",
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 50,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    url: UrlOption = None,
+    raw: JsonFlag = False,
+) -> None:
+    """List requests."""
+    params: dict[str, str | int] = {"status": state, "limit": limit, "offset": offset}
+    body = _call("GET", f"{_url(url)}/api/v1/requests", params=params)
+    if raw:
+        console.print_json(data=body)
+        return
+    table = Table("request", "report", "status", "step", "issue", "created")
+    for r in body["requests"]:
+        table.add_row(r["request_id"], r["bug_report_id"], r["status"], r["current_step"],
+                      str(r["github_issue_number"] or ""), r["created_at"])
+    console.print(table)
+    p = body["pagination"]
+    console.print(f"{len(body['requests'])} of {p['total']} (offset {p['offset']})")
+
+
+@app.command()
+def issues(
+    number: Annotated[int | None, typer.Argument(help="Show one issue in full")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 50,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    url: UrlOption = None,
+    raw: JsonFlag = False,
+) -> None:
+    """What the built-in local tracker holds."""
+    if number is not None:
+        body = _call("GET", f"{_url(url)}/api/v1/issues/{number}")
+        if raw:
+            console.print_json(data=body)
+            return
+        console.print(f"[bold]#{body['number']} {body['title']}[/bold]  "
+                      f"[cyan]{', '.join(body['labels'])}[/cyan]")
+        console.print(body["body"], markup=False, highlight=False)
+        return
+    body = _call("GET", f"{_url(url)}/api/v1/issues", params={"limit": limit, "offset": offset})
+    if raw:
+        console.print_json(data=body)
+        return
+    table = Table("#", "title", "labels", "request")
+    for i in body["issues"]:
+        table.add_row(str(i["number"]), i["title"], ", ".join(i["labels"]), i["request_id"])
+    console.print(table)
+    console.print(f"{len(body['issues'])} of {body['pagination']['total']}")
+
+
+@app.command("dead-letters")
+def dead_letters(
+    topic: Annotated[str | None, typer.Option(help="One dead-letter topic, e.g. bug-reports.dlq")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    raw: JsonFlag = False,
+) -> None:
+    """Messages that could not be processed, newest first, with the reason (reads the bus)."""
+    import asyncio
+
+    from ai_pipeline.bootstrap import bootstrap
+    from ai_pipeline.domain.events import Topic
+
+    topics = [topic] if topic else [t.dead_letter for t in Topic]
+
+    async def read() -> list[dict[str, Any]]:
+        c = bootstrap(Settings())
+        await c.bus.start()
+        try:
+            found = [m for t in topics for m in await c.bus.peek(t, limit)]
+        finally:
+            await c.bus.close()
+        return [
+            {"topic": m.topic, "key": m.key, "at": m.timestamp,
+             "reason": m.headers.get("dlq-reason"), "agent": m.headers.get("dlq-agent"),
+             "attempts": m.headers.get("dlq-attempts"),
+             "source": f"{m.headers.get('dlq-source-topic')}/{m.headers.get('dlq-source-partition')}"
+                       f"@{m.headers.get('dlq-source-offset')}"}
+            for m in sorted(found, key=lambda m: -m.timestamp)[:limit]
+        ]
+
+    rows = asyncio.run(read())
+    if raw:
+        console.print_json(data=rows)
+        return
+    table = Table("topic", "request", "agent", "attempts", "reason")
+    for r in rows:
+        table.add_row(r["topic"], r["key"], r["agent"] or "", r["attempts"] or "", r["reason"] or "")
+    console.print(table)
+    console.print(f"{len(rows)} dead letters shown")
+
+
+def _register_triage_commands() -> None:
+    from ai_pipeline.triage import commands
+
+    commands.register(app)
+
+
+_register_triage_commands()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+"""Failure kinds that decide what the agent runner does with a message."""
+
+from __future__ import annotations
+
+
+class PermanentError(Exception):
+    """Retrying cannot help (a validation error, a poison message): dead-letter at once."""
+
+
+class TransientError(Exception):
+    """Worth retrying later; ``retry_after`` is the server's hint in seconds, if any."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after

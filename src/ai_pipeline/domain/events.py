@@ -1,0 +1,102 @@
+"""Events that flow between agents, one type per topic, and their wire encoding."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from ai_pipeline.domain.models import BugReport, FiledIssue, IssueDraft, TriageResult
+
+
+class Topic(StrEnum):
+    BUG_REPORTS = "bug-reports"
+    TRIAGE_RESULTS = "triage-results"
+    TICKET_CREATION = "ticket-creation"
+    STATUS_UPDATES = "status-updates"
+
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.value}.dlq"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Step(StrEnum):
+    """Steps of a request, in the order they happen."""
+
+    SUBMITTED = "submitted"
+    TRIAGE = "triage"
+    TICKET_CREATION = "ticket_creation"
+    GITHUB = "github"
+
+    @property
+    def ordinal(self) -> int:
+        return list(Step).index(self)
+
+
+class StepStatus(StrEnum):
+    STARTED = "started"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class BugReportSubmitted(BaseModel):
+    kind: Literal["bug_report_submitted"] = "bug_report_submitted"
+    request_id: str
+    report: BugReport
+    submitted_at: datetime = Field(default_factory=utcnow)
+
+
+class ReportTriaged(BaseModel):
+    kind: Literal["report_triaged"] = "report_triaged"
+    request_id: str
+    report: BugReport
+    triage: TriageResult
+
+
+class IssueDrafted(BaseModel):
+    kind: Literal["issue_drafted"] = "issue_drafted"
+    request_id: str
+    bug_report_id: str
+    draft: IssueDraft
+    security_sensitive: bool = False
+
+
+class StepChanged(BaseModel):
+    """A request moved: the only event the coordinator folds into request state."""
+
+    kind: Literal["step_changed"] = "step_changed"
+    request_id: str
+    step: Step
+    status: StepStatus
+    at: datetime = Field(default_factory=utcnow)
+    data: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    issue: FiledIssue | None = None
+
+    @property
+    def rank(self) -> int:
+        """Position in the request's life; a smaller rank than the stored one is stale."""
+        order = {StepStatus.STARTED: 0, StepStatus.COMPLETED: 1, StepStatus.FAILED: 2}
+        return self.step.ordinal * 3 + order[self.status]
+
+
+Event = Annotated[
+    BugReportSubmitted | ReportTriaged | IssueDrafted | StepChanged,
+    Field(discriminator="kind"),
+]
+_EVENT = TypeAdapter[Event](Event)
+
+
+def encode(event: BaseModel) -> bytes:
+    return event.model_dump_json().encode()
+
+
+def decode(raw: bytes) -> Event:
+    """Parse a message value; raises pydantic.ValidationError on a poison message."""
+    return _EVENT.validate_json(raw)

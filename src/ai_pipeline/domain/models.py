@@ -1,0 +1,175 @@
+"""Pure domain models: what a bug report, a triage result and an issue draft are."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_TITLE = 300
+MAX_TEXT = 65_536
+MAX_ATTACHMENTS = 20
+MAX_ENV = 16_384
+MAX_JSON_BYTES = 16_384
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _check_json_bounds(value: dict[str, Any], name: str, max_depth: int) -> None:
+    if _depth(value) > max_depth:
+        raise ValueError(f"{name} nests deeper than {max_depth} levels")
+    if len(json.dumps(value, default=str)) > MAX_JSON_BYTES:
+        raise ValueError(f"{name} is larger than {MAX_JSON_BYTES} bytes as JSON")
+
+
+class IssueType(StrEnum):
+    BUG = "bug"
+    FEATURE = "feature"
+    QUESTION = "question"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class Severity(StrEnum):
+    MINOR = "minor"
+    MODERATE = "moderate"
+    MAJOR = "major"
+    BLOCKER = "blocker"
+
+
+class Attachment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=255)
+    url: str | None = Field(default=None, max_length=2048)
+    content_type: str | None = Field(default=None, max_length=255)
+    size_bytes: int | None = Field(default=None, ge=0)
+
+
+class BugReport(BaseModel):
+    """A report as a reporter submits it. Text fields are data, never instructions."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
+    title: str = Field(min_length=1, max_length=MAX_TITLE)
+    description: str = Field(min_length=1, max_length=MAX_TEXT)
+    reporter: str = Field(min_length=3, max_length=320)
+    environment: str | dict[str, Any] | None = None
+    steps_to_reproduce: str | list[str] | None = None
+    expected_behavior: str | None = Field(default=None, max_length=MAX_TEXT)
+    actual_behavior: str | None = Field(default=None, max_length=MAX_TEXT)
+    attachments: list[Attachment] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("reporter")
+    @classmethod
+    def _reporter_is_email(cls, value: str) -> str:
+        local, sep, domain = value.rpartition("@")
+        if not sep or not local or "." not in domain or " " in value:
+            raise ValueError("reporter must be an email address")
+        return value
+
+    @field_validator("environment")
+    @classmethod
+    def _environment_is_bounded(
+        cls, value: str | dict[str, Any] | None
+    ) -> str | dict[str, Any] | None:
+        if isinstance(value, dict):
+            _check_json_bounds(value, "environment", max_depth=3)
+        elif isinstance(value, str) and len(value) > MAX_ENV:
+            raise ValueError(f"at most {MAX_ENV} characters")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_is_bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_json_bounds(value, "metadata", max_depth=5)
+        return value
+
+    @field_validator("steps_to_reproduce")
+    @classmethod
+    def _steps_are_bounded(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and (len(value) > 100 or any(len(s) > 4096 for s in value)):
+            raise ValueError("at most 100 steps of 4096 characters each")
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise ValueError(f"at most {MAX_TEXT} characters")
+        return value
+
+    def steps_text(self) -> str:
+        if isinstance(self.steps_to_reproduce, list):
+            return "\n".join(f"{i}. {s}" for i, s in enumerate(self.steps_to_reproduce, 1))
+        return self.steps_to_reproduce or ""
+
+    def environment_text(self) -> str:
+        if isinstance(self.environment, dict):
+            return "\n".join(f"{k}: {v}" for k, v in self.environment.items())
+        return self.environment or ""
+
+    def full_text(self) -> str:
+        """Everything a model may read, title first."""
+        parts = [
+            self.title,
+            self.description,
+            self.steps_text(),
+            self.expected_behavior or "",
+            self.actual_behavior or "",
+            self.environment_text(),
+        ]
+        return "\n".join(p for p in parts if p)
+
+
+class DuplicateCandidate(BaseModel):
+    bug_report_id: str
+    request_id: str | None = None
+    issue_number: int | None = None
+    title: str = ""
+    similarity: float
+
+
+class AssigneeSuggestion(BaseModel):
+    assignee: str | None = None
+    team: str | None = None
+    reason: str
+
+
+class TriageResult(BaseModel):
+    type: IssueType
+    priority: Priority
+    severity: Severity
+    category: str
+    labels: list[str]
+    duplicate_candidates: list[DuplicateCandidate] = Field(default_factory=list)
+    duplicate_of: DuplicateCandidate | None = None
+    missing_information: list[str] = Field(default_factory=list)
+    security_sensitive: bool = False
+    assignee_suggestion: AssigneeSuggestion | None = None
+    confidence: dict[str, float] = Field(default_factory=dict)
+    engine: str = "local"
+
+
+class IssueDraft(BaseModel):
+    title: str
+    body: str
+    labels: list[str]
+    assignees: list[str] = Field(default_factory=list)
+
+
+class FiledIssue(BaseModel):
+    number: int
+    url: str
+    title: str = ""
+    created: bool = True  # False when reconciliation found an issue filed earlier

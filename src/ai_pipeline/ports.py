@@ -1,0 +1,164 @@
+"""Ports: what agents and the API need from the outside world, and nothing about how."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from ai_pipeline.domain.events import StepChanged
+from ai_pipeline.domain.models import BugReport, FiledIssue, IssueDraft
+from ai_pipeline.domain.request_state import RequestState, RequestStatus
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    topic: str
+    key: str
+    value: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    value: bytes
+    headers: dict[str, str]
+    timestamp: float
+
+
+class Consumer(Protocol):
+    """One member of a consumer group. Delivery is at-least-once."""
+
+    async def fetch(self, max_records: int, timeout: float) -> list[Message]:
+        """Messages past this member's position, in order per partition; [] on timeout."""
+        ...
+
+    async def commit(self, message: Message, outputs: Sequence[OutgoingMessage]) -> None:
+        """Durably publish ``outputs``, then mark ``message`` consumed by the group."""
+        ...
+
+    async def rewind(self, message: Message) -> None:
+        """Deliver ``message`` (and what follows it in its partition) again."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Bus(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Durably append; returns once every message is stored."""
+        ...
+
+    def consumer(self, group: str, topics: Sequence[str]) -> Consumer: ...
+
+    async def lag(self) -> dict[tuple[str, str], int]:
+        """Unconsumed messages per (group, topic)."""
+        ...
+
+    async def peek(self, topic: str, limit: int) -> list[Message]:
+        """The newest ``limit`` messages of ``topic``, newest first, without consuming."""
+        ...
+
+    async def prune(self) -> int:
+        """Drop consumed messages past retention; how many went."""
+        ...
+
+    async def ping(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Page:
+    requests: list[RequestState]
+    total: int
+
+
+@dataclass(frozen=True)
+class FilingRecord:
+    request_id: str
+    state: str  # "pending" before the create call, "filed" after it
+    issue: FiledIssue | None
+
+
+@dataclass
+class RequestStats:
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    # Samples (newest first, at most the store's sample limit) for percentiles.
+    processing_seconds: list[float] = field(default_factory=list)
+    step_seconds: dict[str, list[float]] = field(default_factory=dict)
+    step_failures: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def active(self) -> int:
+        return self.total - self.completed - self.failed
+
+
+class StateStore(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def create_request(
+        self,
+        state: RequestState,
+        report: BugReport,
+        idempotency_key: str | None,
+    ) -> tuple[RequestState, bool]:
+        """Insert unless the bug report id or idempotency key is known; (state, created)."""
+        ...
+
+    async def get(self, request_id: str) -> RequestState | None: ...
+
+    async def get_report(self, request_id: str) -> BugReport | None: ...
+
+    async def apply(self, event: StepChanged) -> RequestState | None:
+        """Fold ``event`` into the request atomically; the new state, or None if unchanged."""
+        ...
+
+    async def list(
+        self, statuses: Sequence[RequestStatus], limit: int, offset: int
+    ) -> Page: ...
+
+    async def stuck(self, older_than: datetime, limit: int) -> list[RequestState]:
+        """Active requests not updated since ``older_than``."""
+        ...
+
+    async def recent_reports(self, limit: int) -> list[tuple[RequestState, BugReport]]:
+        """Newest reports first, for seeding the duplicate index."""
+        ...
+
+    async def stats(self, since: datetime, sample_limit: int = 100_000) -> RequestStats:
+        """Aggregates over requests created since ``since``."""
+        ...
+
+    async def get_filing(self, request_id: str) -> FilingRecord | None: ...
+
+    async def put_filing(self, record: FilingRecord) -> None: ...
+
+    async def ping(self) -> dict[str, Any]: ...
+
+
+class Tracker(Protocol):
+    name: str
+
+    async def create_issue(self, request_id: str, draft: IssueDraft) -> FiledIssue:
+        """File ``draft``; the body already carries the request's hidden marker."""
+        ...
+
+    async def find_filed(self, request_id: str) -> FiledIssue | None:
+        """An issue filed earlier for ``request_id`` (marker search), for unknown outcomes."""
+        ...
+
+    async def ping(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...

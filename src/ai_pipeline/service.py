@@ -1,0 +1,70 @@
+"""Start and stop a wired pipeline: adapters, agent loops and housekeeping tasks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from ai_pipeline.bootstrap import Container
+from ai_pipeline.observability.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class Pipeline:
+    def __init__(self, container: Container, run_agents: bool = True):
+        self.c = container
+        self.run_agents = run_agents
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = False
+
+    async def start(self) -> None:
+        c = self.c
+        await c.bus.start()
+        await c.store.start()
+        if self.run_agents:
+            seeded = await c.triage_agent.seed_index(c.settings.duplicate_index_seed)
+            log.info("duplicate_index_seeded", reports=seeded)
+            for runner in c.runners:
+                runner.start()
+            self._every(c.settings.sweep_interval_seconds, self._sweep, "sweeper")
+        self._every(c.settings.lag_interval_seconds, self.export_lag, "lag")
+        self._every(3600.0, self._housekeeping, "housekeeping")
+        self.started = True
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for runner in self.c.runners:
+            await runner.stop()
+        await self.c.tracker.close()
+        for db in self.c.databases:
+            await db.close()
+        self.started = False
+
+    def _every(self, seconds: float, job: Callable[[], Awaitable[None]], name: str) -> None:
+        async def loop() -> None:
+            while True:
+                try:
+                    await job()
+                except Exception as exc:  # keep the loop; the next round may succeed
+                    log.error("background_job_failed", job=name, error=str(exc))
+                await asyncio.sleep(seconds)
+
+        self._tasks.append(asyncio.create_task(loop(), name=name))
+
+    async def _sweep(self) -> None:
+        failed = await self.c.coordinator.fail_stuck()
+        if failed:
+            log.warning("stuck_requests_failed", count=failed)
+
+    async def export_lag(self) -> None:
+        for (group, topic), lag in (await self.c.bus.lag()).items():
+            self.c.metrics.consumer_lag.labels(group, topic).set(lag)
+
+    async def _housekeeping(self) -> None:
+        pruned = await self.c.bus.prune()
+        if pruned:
+            log.info("bus_pruned", messages=pruned)

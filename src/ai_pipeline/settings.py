@@ -1,0 +1,82 @@
+"""Settings: ``AI_PIPELINE_*`` environment variables (a ``.env`` file is honoured)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ai_pipeline.domain.events import Topic
+
+DEFAULT_PARTITIONS = {
+    Topic.BUG_REPORTS.value: 6,
+    Topic.TRIAGE_RESULTS.value: 3,
+    Topic.TICKET_CREATION.value: 3,
+    Topic.STATUS_UPDATES.value: 3,
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AI_PIPELINE_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # Where things run.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str | None = None  # how users reach the service; defaults to host:port
+    bus: str = "sqlite:///data/ai-pipeline.db"
+    state: str = "sqlite:///data/ai-pipeline.db"
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
+
+    # Tracker.
+    tracker: Literal["local", "github"] = "local"
+    github_token: SecretStr | None = None
+    github_repository: str | None = None
+    github_api_url: str = "https://api.github.com"
+    github_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Triage.
+    triage_engine: Literal["local", "llm"] = "local"
+    triage_model_path: str | None = None  # a trained artifact directory; default: shipped
+    duplicate_index_seed: int = Field(default=50_000, ge=0)
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str | None = None
+
+    # Delivery.
+    max_attempts: int = Field(default=5, ge=1)
+    retry_base_seconds: float = Field(default=0.2, gt=0)
+    retry_max_seconds: float = Field(default=30.0, gt=0)
+    step_timeout_seconds: float = Field(default=300.0, gt=0)
+    sweep_interval_seconds: float = Field(default=10.0, gt=0)
+    lag_interval_seconds: float = Field(default=5.0, gt=0)
+    bus_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    fetch_max_records: int = Field(default=64, ge=1)
+    bug_reports_partitions: int = Field(default=6, ge=1)
+
+    # API.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("github_repository")
+    @classmethod
+    def _owner_slash_name(cls, value: str | None) -> str | None:
+        if value is not None and (value.count("/") != 1 or value.startswith("/")):
+            raise ValueError("must be owner/name")
+        return value
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in ("0.0.0.0", "127.0.0.1", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    def partitions(self) -> dict[str, int]:
+        counts = {**DEFAULT_PARTITIONS, Topic.BUG_REPORTS.value: self.bug_reports_partitions}
+        counts.update({f"{topic}.dlq": 1 for topic in list(counts)})
+        return counts

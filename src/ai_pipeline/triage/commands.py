@@ -1,0 +1,257 @@
+"""CLI: ``train`` and ``eval`` sub-commands for the local triage model.
+
+The service's CLI calls :func:`register` on its Typer app. Training code (scikit-learn,
+matplotlib) is imported inside the commands so the CLI itself starts fast.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ai_pipeline.triage.artifact import Artifact, ArtifactError, default_model_dir, load_artifact
+
+if TYPE_CHECKING:
+    from ai_pipeline.triage.train import ArtifactEvaluation
+
+DEFAULT_DATA_DIR = Path("../shared/data")
+USAGE_ERROR_EXIT_CODE = 2
+
+console = Console()
+
+
+class EvalTask(StrEnum):
+    TYPE = "type"
+    PRIORITY = "priority"
+    SEVERITY = "severity"
+    SECURITY = "security"
+    DUPLICATES = "duplicates"
+
+
+DataDirOption = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir",
+        help="Folder holding nlbse24/, gitbugs/ and farsec/ (relative to the current directory).",
+    ),
+]
+ModelDirOption = Annotated[
+    Path | None,
+    typer.Option("--model-dir", help="Artifact directory (default: the model in the package)."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``train`` and ``eval`` commands to ``app``."""
+    app.command("train", help="Train the triage models and save the artifact.")(train_command)
+    app.command("eval", help="Evaluate the saved artifact on the held-out split.")(eval_command)
+
+
+def train_command(
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Where to write the artifact (default: the package model)."),
+    ] = None,
+) -> None:
+    from rich.progress import Progress
+
+    from ai_pipeline.triage import train as training
+
+    require_data_dir(data_dir)
+    with Progress(console=console) as progress:
+        bar = progress.add_task("training", total=training.TRAIN_STEPS)
+        artifact = training.train(
+            data_dir, progress=lambda step: progress.update(bar, advance=1, description=step)
+        )
+    paths = training.save(artifact, out or default_model_dir())
+    console.print(scores_table(artifact))
+    total = sum(path.stat().st_size for path in paths)
+    console.print(f"artifact: {paths[0].parent} ({total / 1e6:.2f} MB)")
+
+
+def eval_command(
+    task: Annotated[EvalTask, typer.Option("--task", help="What to evaluate.")],
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    model_dir: ModelDirOption = None,
+    out_png: Annotated[
+        Path | None,
+        typer.Option("--out-png", help="Chart path (default: bench/results/eval-<task>.png)."),
+    ] = None,
+) -> None:
+    require_data_dir(data_dir)
+    artifact = _load_or_exit(model_dir)
+    png = out_png or Path("bench/results") / f"eval-{task.value}.png"
+    png.parent.mkdir(parents=True, exist_ok=True)
+    if task is EvalTask.DUPLICATES:
+        _eval_duplicates(artifact, data_dir, png)
+    else:
+        _eval_classifier(artifact, task.value, data_dir, png)
+    console.print(f"chart: {png}")
+
+
+def require_data_dir(data_dir: Path) -> None:
+    if not data_dir.is_dir():
+        console.print(
+            f"[red]error:[/red] data directory {data_dir} not found "
+            f"(resolved to {data_dir.resolve()}). Pass --data-dir pointing at the folder "
+            "holding nlbse24/, gitbugs/ and farsec/."
+        )
+        raise typer.Exit(code=USAGE_ERROR_EXIT_CODE)
+
+
+def _load_or_exit(model_dir: Path | None) -> Artifact:
+    try:
+        return load_artifact(model_dir)
+    except ArtifactError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=USAGE_ERROR_EXIT_CODE) from None
+
+
+# ---------------------------------------------------------------------------------- eval
+
+
+def _eval_classifier(artifact: Artifact, task: str, data_dir: Path, png: Path) -> None:
+    from ai_pipeline.triage.train import evaluate_artifact
+
+    evaluation = evaluate_artifact(artifact, task, data_dir)
+    _warn_if_data_changed(evaluation.data_matches_artifact)
+    console.print(_metrics_table(f"{task}: held-out metrics", evaluation.metrics))
+    console.print(_confusion_table(evaluation))
+    plot_confusion(evaluation, png)
+
+
+def _eval_duplicates(artifact: Artifact, data_dir: Path, png: Path) -> None:
+    from ai_pipeline.triage.train import evaluate_artifact_duplicates
+
+    recall, summary = evaluate_artifact_duplicates(artifact, data_dir)
+    _warn_if_data_changed(bool(summary.pop("data_matches_artifact")))
+    metrics = {f"recall@{k}": v for k, v in recall.items()} | summary
+    console.print(_metrics_table("duplicates: SeaMonkey", metrics))
+    plot_recall(recall, png)
+
+
+def _warn_if_data_changed(matches: bool) -> None:
+    if not matches:
+        console.print(
+            "[yellow]warning:[/yellow] data files differ from those the artifact was trained "
+            "on; the split and scores may not be comparable"
+        )
+
+
+def _metrics_table(title: str, metrics: dict[str, Any]) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
+    return table
+
+
+def _confusion_table(evaluation: ArtifactEvaluation) -> Table:
+    table = Table(title="confusion matrix (rows: truth, columns: predicted)")
+    table.add_column("")
+    for label in evaluation.labels:
+        table.add_column(label, justify="right")
+    for label, row in zip(evaluation.labels, evaluation.confusion, strict=True):
+        table.add_row(label, *(str(v) for v in row))
+    return table
+
+
+def plot_confusion(evaluation: ArtifactEvaluation, png: Path) -> None:
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(5, 4.5))
+    axes.imshow(evaluation.confusion, cmap="Blues")
+    ticks = range(len(evaluation.labels))
+    axes.set_xticks(ticks, evaluation.labels, rotation=30)
+    axes.set_yticks(ticks, evaluation.labels)
+    darkest = max(max(row) for row in evaluation.confusion) or 1
+    for i, row in enumerate(evaluation.confusion):
+        for j, value in enumerate(row):
+            colour = "white" if value > darkest / 2 else "black"  # readable on dark cells
+            axes.text(j, i, str(value), ha="center", va="center", color=colour)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("truth")
+    axes.set_title(f"{evaluation.task} (held-out)")
+    figure.tight_layout()
+    figure.savefig(png, dpi=100)
+    plt.close(figure)
+
+
+def plot_recall(recall: dict[int, float], png: Path) -> None:
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(5, 3.5))
+    ks = sorted(recall)
+    axes.plot(ks, [recall[k] for k in ks], marker="o")
+    axes.set_xticks(ks)
+    axes.set_ylim(0, 1)
+    axes.set_xlabel("k")
+    axes.set_ylabel("recall@k")
+    axes.set_title("duplicate search on SeaMonkey")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(png, dpi=100)
+    plt.close(figure)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# --------------------------------------------------------------------------------- train
+
+
+def scores_table(artifact: Artifact) -> Table:
+    """Validation scores of every task and of duplicate search, one row per figure."""
+    table = Table(title="validation scores (held-out split)")
+    table.add_column("task")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for task, metric, value in score_rows(artifact):
+        table.add_row(task, metric, f"{value:.4f}")
+    return table
+
+
+def score_rows(artifact: Artifact) -> list[tuple[str, str, float]]:
+    rows: list[tuple[str, str, float]] = []
+    for name, spec in sorted(artifact.classifiers.items()):
+        scores = spec.scores
+        if "macro_f1" in scores:
+            rows += [(name, "macro-F1", scores["macro_f1"]), (name, "accuracy", scores["accuracy"])]
+        for key, label in (
+            ("macro_f1_per_group", "macro-F1 per repo, mean (one model)"),
+            ("per_repository_models", "macro-F1 per repo, mean (NLBSE protocol)"),
+        ):
+            if key in scores:
+                rows.append((name, label, scores[key]["mean"]))
+        for variant in ("model", "model_and_rules"):
+            if variant in scores:
+                for metric in ("precision", "recall", "f1"):
+                    rows.append((name, f"{variant} {metric}", scores[variant][metric]))
+    dup = artifact.duplicates
+    recall = dup.scores.get("recall_at", {})
+    for k in sorted(recall, key=int):
+        rows.append(("duplicates", f"recall@{k}", recall[k]))
+    rows.append(("duplicates", "duplicate_of threshold", dup.threshold))
+    return rows
+
+
+def main() -> None:
+    """``python -m ai_pipeline.triage.commands train|eval ...`` without the service CLI."""
+    app = typer.Typer(no_args_is_help=True)
+    register(app)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""In-memory duplicate search over earlier reports: tf-idf cosine with the title weighted.
+
+A report's vector is ``normalise(w * title + (1 - w) * text)`` where both parts are
+l2-normalised tf-idf vectors (idf from the artifact), so a short title counts as much as a
+long body however long the body is. Cosine of two such vectors lies in [0, 1].
+
+Storage grows by appending: new rows go to a small pending block; full blocks are sealed into
+CSC chunks (column slices are posting lists, so a query touches only the rows sharing a
+term), and chunks of equal size are merged so their number stays logarithmic. All methods are
+synchronous, so within one asyncio event loop no two calls can interleave: no locks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp  # type: ignore[import-untyped, unused-ignore]
+
+from ai_pipeline.domain.models import DuplicateCandidate
+from ai_pipeline.triage.artifact import Artifact, FloatArray, load_artifact
+from ai_pipeline.triage.linear import SparseVector, TfidfFeatures, rows_to_csr
+
+DEFAULT_TITLE_WEIGHT = 0.5
+PENDING_ROWS = 256  # rows kept uncompressed before sealing; small keeps re-stacking cheap
+MERGE_FANOUT = 8  # this many chunks of one size merge into one chunk 8x larger
+
+
+@dataclass
+class _Entry:
+    bug_report_id: str
+    request_id: str | None
+    title: str
+    issue_number: int | None
+
+
+class DuplicateIndex:
+    def __init__(self, features: TfidfFeatures, title_weight: float = DEFAULT_TITLE_WEIGHT):
+        if not 0.0 <= title_weight <= 1.0:
+            raise ValueError("title_weight must be in [0, 1]")
+        self._features = features
+        self._title_weight = title_weight
+        self._entries: list[_Entry] = []
+        self._row_of_report: dict[str, int] = {}
+        self._rows_of_request: dict[str, list[int]] = {}
+        self._replaced_rows: list[int] = []  # rows superseded by a later add of the same id
+        self._chunks: list[sp.csc_matrix] = []  # sealed rows, in row order
+        self._pending: list[SparseVector] = []
+        self._pending_matrix: sp.csc_matrix | None = None  # cache, dropped on add
+
+    @classmethod
+    def from_artifact(cls, artifact: Artifact | None = None) -> DuplicateIndex:
+        artifact = artifact or load_artifact()
+        spec = artifact.duplicates
+        return cls(TfidfFeatures(spec.vectorizer), title_weight=spec.title_weight)
+
+    def __len__(self) -> int:
+        """Number of searchable reports (a re-added id counts once)."""
+        return len(self._row_of_report)
+
+    # ------------------------------------------------------------------------- writes
+
+    def add(
+        self,
+        bug_report_id: str,
+        request_id: str | None,
+        title: str,
+        text: str,
+        issue_number: int | None = None,
+    ) -> None:
+        """Index a report. Adding an id again replaces the earlier entry."""
+        vector = self.vector(title, text)  # before any mutation: a failure leaves no half entry
+        previous = self._row_of_report.get(bug_report_id)
+        if previous is not None:
+            self._replaced_rows.append(previous)
+        row = len(self._entries)
+        self._entries.append(_Entry(bug_report_id, request_id, title, issue_number))
+        self._row_of_report[bug_report_id] = row
+        if request_id is not None:
+            self._rows_of_request.setdefault(request_id, []).append(row)
+        self._pending.append(vector)
+        self._pending_matrix = None
+        if len(self._pending) >= PENDING_ROWS:
+            self._seal_pending()
+
+    def set_issue_number(self, request_id: str, number: int) -> bool:
+        """Record the tracker issue filed for a request; False when the request is unknown."""
+        rows = self._rows_of_request.get(request_id, [])
+        for row in rows:
+            self._entries[row].issue_number = number
+        return bool(rows)
+
+    # -------------------------------------------------------------------------- reads
+
+    def query(
+        self,
+        text: str,
+        k: int = 5,
+        exclude_bug_report_id: str | None = None,
+        title: str = "",
+    ) -> list[DuplicateCandidate]:
+        """The ``k`` most similar indexed reports, best first, similarity in [0, 1].
+
+        ``text`` is the report's full text; pass ``title`` too when known so the query is
+        weighted like the indexed reports are. Reports with no shared term are not returned.
+        """
+        if k <= 0 or not self._entries:
+            return []
+        scores = self.scores(self.vector(title, text))
+        self._mask_unsearchable(scores, exclude_bug_report_id)
+        return [self._candidate(row, float(scores[row])) for row in _top_rows(scores, k)]
+
+    def vector(self, title: str, text: str) -> SparseVector:
+        """The weighted, l2-normalised vector of a report (same for indexing and querying)."""
+        body = self._features.vector(text)
+        title_vector = self._features.vector(title) if title else None
+        if title_vector is None or title_vector.is_empty:
+            return body
+        return _weighted_sum(title_vector, body, self._title_weight)
+
+    def scores(self, query: SparseVector) -> FloatArray:
+        """Cosine similarity of ``query`` with every row ever added (dead rows included)."""
+        scores = np.zeros(len(self._entries), dtype=np.float64)
+        if query.is_empty:
+            return scores
+        start = 0
+        for chunk in [*self._chunks, self._pending_csc()]:
+            if chunk.shape[0]:
+                postings = chunk[:, query.indices]
+                scores[start : start + chunk.shape[0]] = postings @ query.values
+            start += chunk.shape[0]
+        return np.clip(scores, 0.0, 1.0, out=scores)
+
+    # ------------------------------------------------------------------------ helpers
+
+    def _mask_unsearchable(self, scores: FloatArray, exclude_bug_report_id: str | None) -> None:
+        scores[self._replaced_rows] = -1.0
+        excluded = self._row_of_report.get(exclude_bug_report_id or "")
+        if excluded is not None:
+            scores[excluded] = -1.0
+
+    def _candidate(self, row: int, similarity: float) -> DuplicateCandidate:
+        entry = self._entries[row]
+        return DuplicateCandidate(
+            bug_report_id=entry.bug_report_id,
+            request_id=entry.request_id,
+            issue_number=entry.issue_number,
+            title=entry.title,
+            similarity=similarity,
+        )
+
+    def _pending_csc(self) -> sp.csc_matrix:
+        if self._pending_matrix is None:
+            self._pending_matrix = rows_to_csr(self._pending, self._features.n_features).tocsc()
+        return self._pending_matrix
+
+    def _seal_pending(self) -> None:
+        self._chunks.append(self._pending_csc())
+        self._pending = []
+        self._pending_matrix = None
+        self._merge_equal_chunks()
+
+    def _merge_equal_chunks(self) -> None:
+        # Like an LSM tree: when the last MERGE_FANOUT chunks have one size, stack them.
+        while len(self._chunks) >= MERGE_FANOUT:
+            tail = self._chunks[-MERGE_FANOUT:]
+            if len({chunk.shape[0] for chunk in tail}) != 1:
+                return
+            merged = sp.vstack(tail, format="csc")
+            self._chunks[-MERGE_FANOUT:] = [merged]
+
+
+def _weighted_sum(title: SparseVector, body: SparseVector, weight: float) -> SparseVector:
+    indices = np.union1d(title.indices, body.indices).astype(np.int32)
+    values = np.zeros(indices.size, dtype=np.float64)
+    values[np.searchsorted(indices, title.indices)] += weight * title.values
+    values[np.searchsorted(indices, body.indices)] += (1.0 - weight) * body.values
+    norm = float(np.sqrt(np.dot(values, values)))
+    return SparseVector(indices, values / norm if norm > 0.0 else values)
+
+
+def _top_rows(scores: FloatArray, k: int) -> list[int]:
+    """Rows of the ``k`` best positive scores, best first (ties: earlier row first)."""
+    k = min(k, scores.size)
+    candidates = np.argpartition(-scores, k - 1)[:k] if k < scores.size else np.arange(scores.size)
+    ordered = sorted(candidates.tolist(), key=lambda row: (-scores[row], row))
+    return [row for row in ordered if scores[row] > 0.0]

@@ -1,0 +1,209 @@
+"""The offline triage engine: shipped linear models plus rules, numpy/scipy only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ai_pipeline.domain.models import (
+    BugReport,
+    DuplicateCandidate,
+    IssueType,
+    Priority,
+    Severity,
+    TriageResult,
+)
+from ai_pipeline.triage import rules
+from ai_pipeline.triage.artifact import Artifact, VectorizerSpec, load_artifact
+from ai_pipeline.triage.duplicates import DuplicateIndex
+from ai_pipeline.triage.features import MAX_CHARS, tokenize
+from ai_pipeline.triage.linear import (
+    LinearClassifier,
+    SparseVector,
+    TfidfFeatures,
+    terms_from_tokens,
+)
+
+CLASSIFIERS = ("type", "priority", "severity", "security")
+# Fields whose confidence is compared with a threshold to decide ``needs-triage``.
+THRESHOLDED_FIELDS = ("type", "priority", "severity", "category")
+
+
+@dataclass(frozen=True)
+class _Fields:
+    issue_type: IssueType
+    priority: Priority
+    severity: Severity
+    category: str
+    security_sensitive: bool
+    confidence: dict[str, float]
+
+
+class LocalTriageEngine:
+    """Implements ``TriageEngine``: pure and synchronous, no I/O after :meth:`load`."""
+
+    name: str = "local"
+
+    def __init__(self, artifact: Artifact) -> None:
+        self.artifact = artifact
+        features = _SharedFeatures()
+        self._classifiers = {
+            name: LinearClassifier(spec, features.get(spec.vectorizer))
+            for name, spec in artifact.classifiers.items()
+            if name in CLASSIFIERS
+        }
+        missing = set(CLASSIFIERS) - set(self._classifiers)
+        if missing:
+            raise ValueError(f"artifact lacks classifiers: {', '.join(sorted(missing))}")
+        self._security_threshold = artifact.classifier("security").thresholds["positive"]
+        self._duplicate_threshold = artifact.duplicates.threshold
+        self.thresholds: dict[str, float] = {
+            **{
+                name: artifact.classifier(name).thresholds["confidence"]
+                for name in ("type", "priority", "severity")
+            },
+            "category": rules.CATEGORY_CONFIDENCE_THRESHOLD,
+            "security": self._security_threshold,
+            "duplicate": self._duplicate_threshold,
+        }
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> LocalTriageEngine:
+        """Load the artifact at ``path``, by default the model shipped with the package."""
+        return cls(load_artifact(path))
+
+    def new_duplicate_index(self) -> DuplicateIndex:
+        """An empty duplicate index using this artifact's idf and title weight."""
+        return DuplicateIndex.from_artifact(self.artifact)
+
+    def triage(self, report: BugReport, candidates: list[DuplicateCandidate]) -> TriageResult:
+        # Models and rules read the same bounded prefix: the tail of a huge report is logs,
+        # and scanning 128k characters with the rule regexes would cost ~30 ms.
+        text = report.full_text()[:MAX_CHARS]
+        fields = self._decide_fields(report.title, text)
+        ranked = _usable_candidates(report, candidates)
+        duplicate_of = self._duplicate_of(ranked)
+        confidence = {**fields.confidence, "duplicate": _duplicate_confidence(ranked, duplicate_of)}
+        missing = rules.missing_information(report, fields.issue_type)
+        uncertain = [f for f in THRESHOLDED_FIELDS if confidence[f] < self.thresholds[f]]
+        labels = rules.compose_labels(
+            rules.LabelInputs(
+                issue_type=fields.issue_type,
+                priority=fields.priority,
+                severity=fields.severity,
+                category=fields.category,
+                security_sensitive=fields.security_sensitive,
+                missing_information=missing,
+                uncertain_fields=uncertain,
+                duplicate=duplicate_of is not None,
+            )
+        )
+        return TriageResult(
+            type=fields.issue_type,
+            priority=fields.priority,
+            severity=fields.severity,
+            category=fields.category,
+            labels=labels,
+            duplicate_candidates=ranked,
+            duplicate_of=duplicate_of,
+            missing_information=missing,
+            security_sensitive=fields.security_sensitive,
+            assignee_suggestion=None,  # routing is a later issue
+            confidence=confidence,
+            engine=self.name,
+        )
+
+    def _decide_fields(self, title: str, text: str) -> _Fields:
+        """Models and rules on the report text; the text is tokenised once for all of them."""
+        tokens = tokenize(text)
+        vectors = self._vectors(tokens)
+        issue_type, type_conf = self._predict("type", vectors)
+        priority, priority_conf = self._predict("priority", vectors)
+        severity, severity_conf = self._predict("severity", vectors)
+        category = rules.guess_category(title, text, tokens)
+        security = rules.decide_security(
+            text, self._security_probability(vectors), self._security_threshold
+        )
+        return _Fields(
+            issue_type=IssueType(issue_type),
+            priority=Priority(priority),
+            severity=Severity(severity),
+            category=category.category,
+            security_sensitive=security.sensitive,
+            confidence={
+                "type": type_conf,
+                "priority": priority_conf,
+                "severity": severity_conf,
+                "category": category.confidence,
+                "security": _round(security.confidence),
+            },
+        )
+
+    def _duplicate_of(self, ranked: list[DuplicateCandidate]) -> DuplicateCandidate | None:
+        """The best candidate when it is similar enough (threshold calibrated on SeaMonkey)."""
+        if ranked and ranked[0].similarity >= self._duplicate_threshold:
+            return ranked[0]
+        return None
+
+    def _vectors(self, tokens: list[str]) -> dict[int, SparseVector]:
+        """One tf-idf vector per distinct vectorizer (priority and severity share one)."""
+        vectors: dict[int, SparseVector] = {}
+        terms: dict[str, list[str]] = {}  # per analyzer: bigrams are built once
+        for classifier in self._classifiers.values():
+            features = classifier.features
+            if id(features) not in vectors:
+                if features.analyzer not in terms:
+                    terms[features.analyzer] = terms_from_tokens(features.analyzer, tokens)
+                vectors[id(features)] = features.vector_from_terms(terms[features.analyzer])
+        return vectors
+
+    def _predict(self, name: str, vectors: dict[int, SparseVector]) -> tuple[str, float]:
+        classifier = self._classifiers[name]
+        label, probability, _ = classifier.best(vectors[id(classifier.features)])
+        return label, _round(probability)
+
+    def _security_probability(self, vectors: dict[int, SparseVector]) -> float:
+        classifier = self._classifiers["security"]
+        proba = classifier.proba_vector(vectors[id(classifier.features)])
+        return float(proba[classifier.labels.index("security")])
+
+
+class _SharedFeatures:
+    """One ``TfidfFeatures`` per distinct vectorizer, so a report is vectorised once for
+    classifiers fitted on the same texts (priority and severity)."""
+
+    def __init__(self) -> None:
+        self._built: list[TfidfFeatures] = []
+
+    def get(self, spec: VectorizerSpec) -> TfidfFeatures:
+        for features in self._built:
+            if features.spec is spec or features.spec.same_as(spec):
+                return features
+        self._built.append(TfidfFeatures(spec))
+        return self._built[-1]
+
+
+def _usable_candidates(
+    report: BugReport, candidates: list[DuplicateCandidate]
+) -> list[DuplicateCandidate]:
+    """Candidates other than the report itself, best first."""
+    others = [c for c in candidates if c.bug_report_id != report.id]
+    return sorted(others, key=lambda c: -c.similarity)
+
+
+def _duplicate_confidence(
+    ranked: list[DuplicateCandidate], duplicate_of: DuplicateCandidate | None
+) -> float:
+    """How sure the duplicate decision is: the match's similarity when one is claimed,
+    otherwise how far the best candidate is from being a match."""
+    if duplicate_of is not None:
+        return _round(duplicate_of.similarity)
+    best = ranked[0].similarity if ranked else 0.0
+    return _round(1.0 - best)
+
+
+def _round(value: float) -> float:
+    # Confidences are displayed and logged; 4 decimals are plenty and keep payloads short.
+    return round(float(np.clip(value, 0.0, 1.0)), 4)

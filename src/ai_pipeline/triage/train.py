@@ -1,0 +1,649 @@
+"""Training and evaluation of the triage artifact (scikit-learn: train/eval time only).
+
+Three separate steps: :func:`fit` a task on its training split, :func:`evaluate` it on the
+held-out split, :func:`save` the resulting artifact. :func:`train` runs them for every task
+plus duplicate search. Everything is seeded and single-threaded, so the same data gives the
+same artifact bytes.
+
+Run: ``python -m ai_pipeline.triage.train --data-dir ../shared/data``
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ai_pipeline.triage import rules
+from ai_pipeline.triage.artifact import (
+    Artifact,
+    ClassifierSpec,
+    DuplicateSpec,
+    FloatArray,
+    VectorizerSpec,
+    default_model_dir,
+    save_artifact,
+)
+from ai_pipeline.triage.duplicates import DuplicateIndex
+from ai_pipeline.triage.linear import ANALYZERS, LinearClassifier, TfidfFeatures
+from ai_pipeline.triage.tasks import (
+    DUPLICATE_FILES,
+    TASKS,
+    DuplicateData,
+    Example,
+    Task,
+    get_task,
+    load_duplicate_data,
+)
+
+SEED = 42
+VALIDATION_FRACTION = 0.2
+CV_FOLDS = 5
+MAX_ITER = 5000
+DUPLICATE_MIN_DF = 2
+DUPLICATE_TITLE_WEIGHT = 0.5  # title and body count equally (grid 0.3/0.5/0.7 on SeaMonkey)
+RECALL_AT = (1, 5, 10)
+# Confidence thresholds are searched on a coarse grid: the data is too small for finer steps.
+CONFIDENCE_GRID = tuple(round(0.30 + 0.05 * i, 2) for i in range(14))  # 0.30 … 0.95
+DUPLICATE_THRESHOLD_GRID = tuple(round(0.40 + 0.05 * i, 2) for i in range(12))  # 0.40 … 0.95
+# A wrong ``duplicate_of`` hides a new problem, so precision weighs more than recall.
+DUPLICATE_F_BETA = 0.5
+# A missed security report is disclosed publicly, so recall weighs more than precision.
+SECURITY_F_BETA = 2.0
+
+Progress = Callable[[str], None]
+BoolArray = npt.NDArray[np.bool_]
+
+
+# ------------------------------------------------------------------------------ splitting
+
+
+@dataclass(frozen=True)
+class Split:
+    train: list[Example]
+    validation: list[Example]
+
+
+def split_examples(examples: Sequence[Example], seed: int = SEED) -> Split:
+    """Stratified (by group and label) held-out split; the same for training and ``eval``."""
+    from sklearn.model_selection import train_test_split  # type: ignore[import-untyped, unused-ignore]
+
+    strata = [f"{e.group}|{e.label}" for e in examples]
+    train_idx, val_idx = train_test_split(
+        np.arange(len(examples)),
+        test_size=VALIDATION_FRACTION,
+        random_state=seed,
+        stratify=strata,
+    )
+    return Split(
+        train=[examples[i] for i in sorted(train_idx)],
+        validation=[examples[i] for i in sorted(val_idx)],
+    )
+
+
+# ------------------------------------------------------------------------------------ fit
+
+
+@dataclass
+class FittedTask:
+    """A fitted scikit-learn pipeline with its calibrated thresholds."""
+
+    task: Task
+    pipeline: Any  # sklearn.pipeline.Pipeline(TfidfVectorizer, LogisticRegression)
+    thresholds: dict[str, float]
+    n_train: int
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(str(c) for c in self.pipeline[-1].classes_)
+
+    def predict_proba(self, texts: Sequence[str]) -> FloatArray:
+        proba: FloatArray = self.pipeline.predict_proba(list(texts))
+        return proba
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        return [str(label) for label in self.pipeline.predict(list(texts))]
+
+
+def make_pipeline(task: Task) -> Any:
+    """A fresh ``TfidfVectorizer`` + ``LogisticRegression`` with the task's settings."""
+    from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped, unused-ignore]
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped, unused-ignore]
+    from sklearn.pipeline import Pipeline  # type: ignore[import-untyped, unused-ignore]
+
+    settings = task.settings
+    vectorizer = TfidfVectorizer(
+        analyzer=ANALYZERS[settings.analyzer],
+        min_df=settings.min_df,
+        sublinear_tf=True,
+        norm="l2",
+        dtype=np.float64,
+    )
+    model = LogisticRegression(
+        C=settings.C,
+        class_weight=settings.class_weight,
+        max_iter=MAX_ITER,
+        random_state=SEED,
+    )
+    return Pipeline([("tfidf", vectorizer), ("model", model)])
+
+
+def fit(task: Task, train: Sequence[Example]) -> FittedTask:
+    """Fit the task's pipeline on ``train``; thresholds come from out-of-fold predictions."""
+    from sklearn.model_selection import (  # type: ignore[import-untyped, unused-ignore]
+        StratifiedKFold,
+        cross_val_predict,
+    )
+
+    texts = [e.text for e in train]
+    labels = [e.label for e in train]
+    folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=SEED)
+    with _single_thread():
+        oof = cross_val_predict(
+            make_pipeline(task), texts, labels, cv=folds, method="predict_proba"
+        )
+        pipeline = make_pipeline(task).fit(texts, labels)
+    classes = tuple(str(c) for c in pipeline[-1].classes_)
+    thresholds = calibrate_thresholds(task, labels, oof, classes)
+    return FittedTask(task, pipeline, thresholds, len(train))
+
+
+def _single_thread() -> Any:
+    # One BLAS thread: the box is shared, and reductions then sum in a fixed order.
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
+
+    return threadpool_limits(limits=1)
+
+
+def calibrate_thresholds(
+    task: Task, labels: Sequence[str], proba: FloatArray, classes: tuple[str, ...]
+) -> dict[str, float]:
+    if task.binary:
+        positive = np.array([label == task.labels[1] for label in labels])
+        score = proba[:, classes.index(task.labels[1])]
+        return {"positive": best_f_beta_threshold(positive, score, SECURITY_F_BETA)}
+    correct = np.array([classes[i] == y for i, y in zip(proba.argmax(axis=1), labels, strict=True)])
+    return {"confidence": confidence_threshold(proba.max(axis=1), correct, task.target_accuracy)}
+
+
+def confidence_threshold(confidence: FloatArray, correct: BoolArray, target: float) -> float:
+    """Lowest grid value at which predictions this confident are right ``target`` of the time.
+
+    Falls back to the grid value with the best such accuracy when the target is never met.
+    """
+    accuracies: dict[float, float] = {}
+    for threshold in CONFIDENCE_GRID:
+        kept = confidence >= threshold
+        if kept.sum() >= 10:  # fewer predictions than this say nothing
+            accuracies[threshold] = float(correct[kept].mean())
+    for threshold, accuracy in accuracies.items():
+        if accuracy >= target:
+            return threshold
+    return max(accuracies, key=lambda t: (accuracies[t], -t)) if accuracies else 0.5
+
+
+def best_f_beta_threshold(positive: BoolArray, score: FloatArray, beta: float) -> float:
+    """The probability threshold maximising F-beta (ties: the higher threshold)."""
+    candidates = np.unique(np.round(score, 4))
+    best_threshold, best_f = 0.5, -1.0
+    for threshold in candidates:
+        f = f_beta(positive, score >= threshold, beta)
+        if f >= best_f:
+            best_threshold, best_f = float(threshold), f
+    return best_threshold
+
+
+def f_beta(truth: BoolArray, predicted: BoolArray, beta: float) -> float:
+    tp = float(np.sum(truth & predicted))
+    precision = tp / max(float(predicted.sum()), 1.0)
+    recall = tp / max(float(truth.sum()), 1.0)
+    if precision + recall == 0.0:
+        return 0.0
+    return (1 + beta**2) * precision * recall / (beta**2 * precision + recall)
+
+
+# ------------------------------------------------------------------------------- evaluate
+
+
+def evaluate(fitted: FittedTask, validation: Sequence[Example]) -> dict[str, Any]:
+    """Held-out scores of a fitted task (JSON-ready)."""
+    if fitted.task.binary:
+        return _evaluate_binary(fitted, validation)
+    return _evaluate_multiclass(fitted, validation)
+
+
+def _evaluate_multiclass(fitted: FittedTask, validation: Sequence[Example]) -> dict[str, Any]:
+    from sklearn.metrics import accuracy_score, f1_score  # type: ignore[import-untyped, unused-ignore]
+
+    truth = [e.label for e in validation]
+    predicted = fitted.predict([e.text for e in validation])
+    labels = list(fitted.task.labels)
+    per_label = f1_score(truth, predicted, labels=labels, average=None, zero_division=0)
+    scores: dict[str, Any] = {
+        "n_train": fitted.n_train,
+        "n_validation": len(validation),
+        "macro_f1": _r(f1_score(truth, predicted, labels=labels, average="macro")),
+        "accuracy": _r(accuracy_score(truth, predicted)),
+        "f1_per_label": {label: _r(v) for label, v in zip(labels, per_label, strict=True)},
+        "majority_baseline_accuracy": _r(_majority_share(truth)),
+    }
+    if len({e.group for e in validation}) > 1:
+        scores["macro_f1_per_group"] = _macro_f1_per_group(validation, predicted, labels)
+    return scores
+
+
+def _evaluate_binary(fitted: FittedTask, validation: Sequence[Example]) -> dict[str, Any]:
+    from sklearn.metrics import (  # type: ignore[import-untyped, unused-ignore]
+        average_precision_score,
+        roc_auc_score,
+    )
+
+    positive_label = fitted.task.labels[1]
+    truth = np.array([e.label == positive_label for e in validation])
+    column = fitted.classes.index(positive_label)
+    proba = fitted.predict_proba([e.text for e in validation])[:, column]
+    threshold = fitted.thresholds["positive"]
+    by_model = proba >= threshold
+    with_rules = np.array(
+        [
+            rules.decide_security(e.text, float(p), threshold).sensitive
+            for e, p in zip(validation, proba, strict=True)
+        ]
+    )
+    keywords_only = np.array([bool(rules.strong_security_terms(e.text)) for e in validation])
+    return {
+        "n_train": fitted.n_train,
+        "n_validation": len(validation),
+        "n_positive_validation": int(truth.sum()),
+        "roc_auc": _r(roc_auc_score(truth, proba)),
+        "average_precision": _r(average_precision_score(truth, proba)),
+        "model": _binary_scores(truth, by_model),
+        "model_and_rules": _binary_scores(truth, with_rules),
+        "strong_keywords_only": _binary_scores(truth, keywords_only),
+    }
+
+
+def _binary_scores(truth: BoolArray, predicted: BoolArray) -> dict[str, Any]:
+    tp = int(np.sum(truth & predicted))
+    precision = tp / max(int(predicted.sum()), 1)
+    recall = tp / max(int(truth.sum()), 1)
+    return {
+        "precision": _r(precision),
+        "recall": _r(recall),
+        "f1": _r(f_beta(truth, predicted, 1.0)),
+        "flagged": int(predicted.sum()),
+    }
+
+
+def _macro_f1_per_group(
+    validation: Sequence[Example], predicted: Sequence[str], labels: list[str]
+) -> dict[str, float]:
+    from sklearn.metrics import f1_score  # type: ignore[import-untyped, unused-ignore]
+
+    scores = {}
+    for group in sorted({e.group for e in validation}):
+        rows = [i for i, e in enumerate(validation) if e.group == group]
+        truth = [validation[i].label for i in rows]
+        scores[group] = _r(
+            f1_score(truth, [predicted[i] for i in rows], labels=labels, average="macro")
+        )
+    scores["mean"] = _r(float(np.mean(list(scores.values()))))
+    return scores
+
+
+def evaluate_per_group_models(task: Task, split: Split) -> dict[str, float]:
+    """The NLBSE'24 protocol: one classifier per repository, macro-F1 per repository,
+    averaged. Trained on the repository's training rows, scored on its held-out rows."""
+    from sklearn.metrics import f1_score  # type: ignore[import-untyped, unused-ignore]
+
+    scores = {}
+    for group in sorted({e.group for e in split.train}):
+        train = [e for e in split.train if e.group == group]
+        validation = [e for e in split.validation if e.group == group]
+        with _single_thread():
+            pipeline = make_pipeline(task).fit([e.text for e in train], [e.label for e in train])
+        predicted = pipeline.predict([e.text for e in validation])
+        truth = [e.label for e in validation]
+        scores[group] = _r(f1_score(truth, predicted, labels=list(task.labels), average="macro"))
+    scores["mean"] = _r(float(np.mean(list(scores.values()))))
+    return scores
+
+
+def _majority_share(labels: Sequence[str]) -> float:
+    _, counts = np.unique(np.array(labels), return_counts=True)
+    return float(counts.max() / counts.sum())
+
+
+def _r(value: float) -> float:
+    """Scores are reported, not used for predictions: 4 decimals keep the manifest readable."""
+    return round(float(value), 4)
+
+
+# ------------------------------------------------------------------------------ to artifact
+
+
+def vectorizer_spec(vectorizer: Any, analyzer: str) -> VectorizerSpec:
+    """The artifact form of a fitted ``TfidfVectorizer`` (vocabulary in column order)."""
+    vocabulary = vectorizer.vocabulary_
+    terms = sorted(vocabulary, key=vocabulary.__getitem__)
+    return VectorizerSpec(
+        analyzer="bigram" if analyzer == "bigram" else "unigram",
+        vocabulary=tuple(terms),
+        idf=np.asarray(vectorizer.idf_, dtype=np.float64),
+        sublinear_tf=bool(vectorizer.sublinear_tf),
+    )
+
+
+def classifier_spec(fitted: FittedTask, scores: dict[str, Any]) -> ClassifierSpec:
+    vectorizer, model = fitted.pipeline[0], fitted.pipeline[-1]
+    return ClassifierSpec(
+        name=fitted.task.name,
+        labels=fitted.classes,
+        vectorizer=vectorizer_spec(vectorizer, fitted.task.settings.analyzer),
+        coef=np.asarray(model.coef_, dtype=np.float32),
+        intercept=np.asarray(model.intercept_, dtype=np.float32),
+        link="sigmoid" if len(fitted.classes) == 2 else "softmax",
+        thresholds=fitted.thresholds,
+        scores=scores,
+    )
+
+
+# ----------------------------------------------------------------------------- duplicates
+
+
+def fit_duplicate_vectorizer(texts: Sequence[str]) -> VectorizerSpec:
+    """Unigram idf over unlabelled report texts (no labels are used)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped, unused-ignore]
+
+    vectorizer = TfidfVectorizer(
+        analyzer=ANALYZERS["unigram"], min_df=DUPLICATE_MIN_DF, sublinear_tf=True
+    ).fit(texts)
+    return vectorizer_spec(vectorizer, "unigram")
+
+
+@dataclass(frozen=True)
+class DuplicateRun:
+    """Top-1 similarity of every report against all others, and which were right."""
+
+    recall: dict[int, float]
+    top_similarity: FloatArray  # per report
+    top_is_duplicate: BoolArray  # per report
+    has_duplicate: BoolArray  # per report: a labelled duplicate is in the index
+
+
+def run_duplicate_search(
+    spec: VectorizerSpec,
+    data: DuplicateData,
+    title_weight: float = DUPLICATE_TITLE_WEIGHT,
+    recall_at: Sequence[int] = RECALL_AT,
+) -> DuplicateRun:
+    """Index every report, query each one against the rest, as the service would."""
+    index = DuplicateIndex(TfidfFeatures(spec), title_weight=title_weight)
+    for report in data.reports:
+        index.add(report.id, None, report.title, report.text)
+    hits = dict.fromkeys(recall_at, 0)
+    top_similarity, top_is_duplicate, has_duplicate = [], [], []
+    for report in data.reports:
+        found = index.query(
+            report.text, k=max(recall_at), exclude_bug_report_id=report.id, title=report.title
+        )
+        gold = data.duplicates.get(report.id, frozenset())
+        ranked = [candidate.bug_report_id for candidate in found]
+        top_similarity.append(found[0].similarity if found else 0.0)
+        top_is_duplicate.append(bool(ranked) and ranked[0] in gold)
+        has_duplicate.append(bool(gold))
+        for k in recall_at:
+            hits[k] += bool(gold.intersection(ranked[:k]))
+    queries = max(len(data.duplicates), 1)
+    return DuplicateRun(
+        recall={k: _r(hits[k] / queries) for k in recall_at},
+        top_similarity=np.array(top_similarity),
+        top_is_duplicate=np.array(top_is_duplicate, dtype=np.bool_),
+        has_duplicate=np.array(has_duplicate, dtype=np.bool_),
+    )
+
+
+def calibrate_duplicate_threshold(run: DuplicateRun) -> tuple[float, dict[str, Any]]:
+    """Threshold for ``duplicate_of`` maximising F0.5 over reports with a labelled duplicate.
+
+    Only those reports are used: SeaMonkey's duplicate labels are far from complete (many
+    near-identical pairs are unlabelled), so precision over all reports would be meaningless.
+    """
+    labelled = run.has_duplicate
+    correct = run.top_is_duplicate[labelled]
+    similarity = run.top_similarity[labelled]
+    best, best_f = DUPLICATE_THRESHOLD_GRID[-1], -1.0
+    for threshold in DUPLICATE_THRESHOLD_GRID:
+        f = f_beta(correct, similarity >= threshold, DUPLICATE_F_BETA)
+        if f > best_f:
+            best, best_f = threshold, f
+    flagged = similarity >= best
+    details = {
+        "threshold_f0_5": _r(best_f),
+        "threshold_precision": _r(float(correct[flagged].mean()) if flagged.any() else 0.0),
+        "threshold_recall": _r(float((correct & flagged).sum() / max(int(labelled.sum()), 1))),
+        # Share of *all* reports whose best match passes: what the service would flag.
+        "flag_rate_all_reports": _r(float((run.top_similarity >= best).mean())),
+    }
+    return best, details
+
+
+def evaluate_duplicates(
+    corpus: Sequence[str], data: DuplicateData
+) -> tuple[VectorizerSpec, float, dict[str, Any]]:
+    """Fit the duplicate idf, measure recall@k on SeaMonkey, calibrate the threshold.
+
+    Also reports recall with idf fitted *without* SeaMonkey's text, the fairer estimate for
+    a tracker whose reports the idf has never seen.
+    """
+    spec = fit_duplicate_vectorizer([*corpus, *(r.text for r in data.reports)])
+    run = run_duplicate_search(spec, data)
+    threshold, details = calibrate_duplicate_threshold(run)
+    unseen = run_duplicate_search(fit_duplicate_vectorizer(corpus), data)
+    scores = {
+        "dataset": "gitbugs/seamonkey",
+        "n_reports": len(data.reports),
+        "n_queries": len(data.duplicates),
+        "title_weight": DUPLICATE_TITLE_WEIGHT,
+        "recall_at": {str(k): v for k, v in run.recall.items()},
+        "recall_at_idf_without_seamonkey": {str(k): v for k, v in unseen.recall.items()},
+        **details,
+    }
+    return spec, threshold, scores
+
+
+# ------------------------------------------------------------------ evaluate an artifact
+
+
+@dataclass(frozen=True)
+class ArtifactEvaluation:
+    """Held-out results of a saved artifact, computed with the service's inference code."""
+
+    task: str
+    labels: list[str]  # row/column order of ``confusion``
+    confusion: list[list[int]]  # rows: truth, columns: prediction
+    metrics: dict[str, Any]
+    data_matches_artifact: bool
+
+
+def evaluate_artifact(artifact: Artifact, task_name: str, data_dir: Path) -> ArtifactEvaluation:
+    """Score a saved classifier on the same held-out split training used (same seed)."""
+    from sklearn.metrics import confusion_matrix  # type: ignore[import-untyped, unused-ignore]
+
+    task = get_task(task_name)
+    validation = split_examples(task.examples(data_dir)).validation
+    classifier = LinearClassifier(artifact.classifier(task_name))
+    texts = [e.text for e in validation]
+    truth = [e.label for e in validation]
+    if task.binary:
+        predicted, metrics = _security_decisions(classifier, texts, truth, task)
+    else:
+        predicted = classifier.predict_texts(texts)
+        metrics = _multiclass_metrics(truth, predicted, list(task.labels))
+    labels = list(task.labels)
+    confusion = confusion_matrix(truth, predicted, labels=labels)
+    return ArtifactEvaluation(
+        task=task_name,
+        labels=labels,
+        confusion=[[int(v) for v in row] for row in confusion],
+        metrics=metrics,
+        data_matches_artifact=data_matches(artifact, data_dir, task.data_files),
+    )
+
+
+def _multiclass_metrics(
+    truth: Sequence[str], predicted: Sequence[str], labels: list[str]
+) -> dict[str, Any]:
+    from sklearn.metrics import accuracy_score, f1_score  # type: ignore[import-untyped, unused-ignore]
+
+    per_label = f1_score(truth, predicted, labels=labels, average=None, zero_division=0)
+    return {
+        "n_validation": len(truth),
+        "macro_f1": _r(f1_score(truth, predicted, labels=labels, average="macro")),
+        "accuracy": _r(accuracy_score(truth, predicted)),
+        **{f"f1 {label}": _r(v) for label, v in zip(labels, per_label, strict=True)},
+    }
+
+
+def _security_decisions(
+    classifier: LinearClassifier, texts: list[str], truth: list[str], task: Task
+) -> tuple[list[str], dict[str, Any]]:
+    """The engine's decision (model and keyword rules) per text, plus model-only scores."""
+    positive, negative = task.labels[1], task.labels[0]
+    threshold = classifier.spec.thresholds["positive"]
+    column = classifier.labels.index(positive)
+    proba = classifier.predict_proba(classifier.features.transform(texts))[:, column]
+    decided = [
+        rules.decide_security(t, float(p), threshold).sensitive
+        for t, p in zip(texts, proba, strict=True)
+    ]
+    actual = np.array([label == positive for label in truth], dtype=np.bool_)
+    metrics = {
+        "n_validation": len(truth),
+        "n_positive": int(actual.sum()),
+        "threshold": threshold,
+        **{f"model {k}": v for k, v in _binary_scores(actual, proba >= threshold).items()},
+        **{
+            f"model+rules {k}": v
+            for k, v in _binary_scores(actual, np.array(decided, dtype=np.bool_)).items()
+        },
+    }
+    return [positive if d else negative for d in decided], metrics
+
+
+def evaluate_artifact_duplicates(
+    artifact: Artifact, data_dir: Path, depth: int = 10
+) -> tuple[dict[int, float], dict[str, Any]]:
+    """Recall@1..depth of the artifact's duplicate search on SeaMonkey, and summary figures."""
+    spec = artifact.duplicates
+    run = run_duplicate_search(
+        spec.vectorizer,
+        load_duplicate_data(data_dir),
+        title_weight=spec.title_weight,
+        recall_at=range(1, depth + 1),
+    )
+    flagged = run.top_similarity >= spec.threshold
+    summary = {
+        "threshold": spec.threshold,
+        "flag_rate_all_reports": _r(float(flagged.mean())),
+        "data_matches_artifact": data_matches(artifact, data_dir, DUPLICATE_FILES),
+    }
+    return run.recall, summary
+
+
+def data_matches(artifact: Artifact, data_dir: Path, files: Sequence[str]) -> bool:
+    """Whether ``files`` hash as they did when the artifact was trained."""
+    recorded = artifact.metadata.get("data_sha256", {})
+    return all(recorded.get(f) == sha256_file(data_dir / f) for f in files)
+
+
+# ---------------------------------------------------------------------------------- train
+
+
+def train(data_dir: Path, progress: Progress | None = None) -> Artifact:
+    """Fit and evaluate every task and duplicate search; return the artifact (not saved)."""
+    report = progress or (lambda _step: None)
+    classifiers: dict[str, ClassifierSpec] = {}
+    corpus: dict[str, str] = {}  # text by identity, so shared sources count once for idf
+    for name in sorted(TASKS):
+        task = get_task(name)
+        examples = task.examples(data_dir)
+        corpus.update((e.text, e.text) for e in examples)
+        split = split_examples(examples)
+        fitted = fit(task, split.train)
+        scores = evaluate(fitted, split.validation)
+        if name == "type":
+            scores["per_repository_models"] = evaluate_per_group_models(task, split)
+        classifiers[name] = classifier_spec(fitted, scores)
+        report(f"task {name}")
+    spec, threshold, scores = evaluate_duplicates(sorted(corpus), load_duplicate_data(data_dir))
+    duplicates = DuplicateSpec(spec, DUPLICATE_TITLE_WEIGHT, threshold, scores)
+    report("duplicates")
+    return Artifact(classifiers, duplicates, training_metadata(data_dir))
+
+
+TRAIN_STEPS = len(TASKS) + 1  # one progress report per task, one for duplicates
+
+
+def training_metadata(data_dir: Path) -> dict[str, Any]:
+    """Where the model came from. No dates or absolute paths: they would break determinism."""
+    import scipy  # type: ignore[import-untyped, unused-ignore]
+    import sklearn  # type: ignore[import-untyped, unused-ignore]
+
+    files = sorted({f for cls in TASKS.values() for f in cls.data_files} | set(DUPLICATE_FILES))
+    return {
+        "data_sha256": {f: sha256_file(data_dir / f) for f in files},
+        "seed": SEED,
+        "validation_fraction": VALIDATION_FRACTION,
+        "cv_folds": CV_FOLDS,
+        "model": "tf-idf (sublinear tf, l2) + logistic regression",
+        "settings": {
+            name: {
+                "analyzer": cls.settings.analyzer,
+                "min_df": cls.settings.min_df,
+                "C": cls.settings.C,
+                "class_weight": cls.settings.class_weight,
+                "target_accuracy": cls.target_accuracy,
+            }
+            for name, cls in sorted(TASKS.items())
+        },
+        "versions": {
+            "python": platform.python_version().rsplit(".", 1)[0],
+            "numpy": np.__version__,
+            "scipy": scipy.__version__,
+            "scikit-learn": sklearn.__version__,
+        },
+    }
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save(artifact: Artifact, out_dir: Path) -> list[Path]:
+    """Write the artifact (JSON + npz, no pickle) into ``out_dir``."""
+    return save_artifact(artifact, out_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Train the local triage model.")
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--out", type=Path, default=default_model_dir())
+    args = parser.parse_args(argv)
+    for path in save(train(args.data_dir, progress=print), args.out):
+        print(f"wrote {path} ({path.stat().st_size} bytes)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Builders for test data."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from ai_pipeline.domain.models import BugReport
+
+_ids = itertools.count(1)
+
+
+def report_dict(**overrides: Any) -> dict[str, Any]:
+    n = next(_ids)
+    body: dict[str, Any] = {
+        "id": f"BUG-{n}",
+        "title": f"Editor crashes when saving file number {n}",
+        "description": "Saving a large file makes the editor crash with a segmentation fault.",
+        "reporter": "reporter@example.com",
+        "steps_to_reproduce": ["Open a 2 GB file", "Press Ctrl+S"],
+        "expected_behavior": "The file is saved",
+        "actual_behavior": "Segmentation fault (core dumped)",
+        "environment": {"os": "Ubuntu 24.04", "version": "2.3.1"},
+    }
+    body.update(overrides)
+    return body
+
+
+def report(**overrides: Any) -> BugReport:
+    return BugReport.model_validate(report_dict(**overrides))

@@ -1,0 +1,92 @@
+"""The assembled service in-process: real adapters, faults injected into them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ai_pipeline.adapters.trackers.github import GitHubTracker
+from ai_pipeline.api.app import create_app
+from ai_pipeline.bootstrap import Container, bootstrap
+from tests.conftest import make_settings
+from tests.factories import report_dict
+from tests.fakes.github_server import run_fake_github
+
+
+def serve(container: Container) -> TestClient:
+    return TestClient(create_app(container), raise_server_exceptions=False)
+
+
+def wait_for(client: TestClient, rid: str, status: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        doc: dict[str, Any] = client.get(f"/api/v1/requests/{rid}/status").json()
+        if doc["status"] == status:
+            return doc
+        time.sleep(0.05)
+    raise TimeoutError(f"{rid} never became {status}")
+
+
+@pytest.fixture
+def container(tmp_path: Path) -> Container:
+    return bootstrap(make_settings(f"sqlite:///{tmp_path / 'p.db'}"))
+
+
+def test_an_internal_failure_answers_500_in_the_envelope(container: Container) -> None:
+    with serve(container) as client:
+        rid = client.post("/api/v1/bug-reports", json=report_dict()).json()["request_id"]
+        assert client.portal is not None
+        for db in container.databases:
+            client.portal.call(db.close)  # the store goes away under the running service
+        response = client.get(f"/api/v1/requests/{rid}/status")
+        assert response.status_code == 500
+        error = response.json()["error"]
+        assert error["code"] == "INTERNAL_ERROR" and "Traceback" not in response.text
+
+
+def test_a_stopped_agent_shows_in_health(container: Container) -> None:
+    with serve(container) as client:
+        assert client.get("/api/v1/health").json()["status"] == "healthy"
+        triage = next(r for r in container.runners if r.spec.name == "triage_agent")
+        assert client.portal is not None
+        client.portal.call(triage.stop)
+        doc = client.get("/api/v1/health").json()
+        assert doc["status"] == "degraded"
+        assert doc["components"]["triage_agent"]["status"] == "unhealthy"
+        assert doc["components"]["coordinator_agent"]["status"] == "healthy"
+
+
+def test_a_request_stuck_longer_than_the_timeout_ends_failed_with_a_reason(
+    tmp_path: Path,
+) -> None:
+    token = "ghp_" + "stuck0token" * 4
+    with run_fake_github(token=token) as gh:
+        gh.delay_next(seconds=60, times=1, method="POST")  # the tracker never answers in time
+        settings = make_settings(f"sqlite:///{tmp_path / 'p.db'}", step_timeout_seconds=1.0)
+        tracker = GitHubTracker(gh.url, gh.repository, token, timeout=30)
+        with serve(bootstrap(settings, tracker=tracker)) as client:
+            rid = client.post("/api/v1/bug-reports", json=report_dict()).json()["request_id"]
+            doc = wait_for(client, rid, "failed")
+            assert "timed out" in doc["error_message"] and "github" in doc["error_message"]
+
+
+@pytest.fixture
+def many(container: Container) -> Iterator[TestClient]:
+    with serve(container) as client:
+        yield client
+
+
+def test_metrics_count_accepted_and_failed_requests(many: TestClient) -> None:
+    rid = many.post("/api/v1/bug-reports", json=report_dict()).json()["request_id"]
+    wait_for(many, rid, "completed")
+    text = many.get("/metrics").text
+    assert "ai_pipeline_requests_total 1.0" in text
+    assert "ai_pipeline_requests_completed_total 1.0" in text
+    doc = many.get("/api/v1/metrics", params={"period": "1h"}).json()
+    assert doc["requests"]["completed"] == 1
+    assert doc["agents"]["triage_agent"]["success"] == 1

@@ -1,0 +1,113 @@
+"""Run the real ``ai-pipeline serve`` as a subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ServiceProcess:
+    def __init__(self, workdir: Path, env: dict[str, str] | None = None):
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db = workdir / "pipeline.db"
+        self.log_path = workdir / f"service-{self.port}.log"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AI_PIPELINE_")},
+            "AI_PIPELINE_PORT": str(self.port),
+            "AI_PIPELINE_BUS": f"sqlite:///{self.db}",
+            "AI_PIPELINE_STATE": f"sqlite:///{self.db}",
+            "AI_PIPELINE_RETRY_BASE_SECONDS": "0.05",
+            "AI_PIPELINE_RETRY_MAX_SECONDS": "0.5",
+            **(env or {}),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> ServiceProcess:
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ai_pipeline.cli", "serve", "--port", str(self.port)],
+                cwd=self.workdir,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.wait_healthy(timeout)
+        return self
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"service exited early:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"service not healthy in {timeout}s:\n{self.log()[-3000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as when the machine loses the process."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+            self.proc = None
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+    def __enter__(self) -> ServiceProcess:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def wait_until_terminal(
+    client: httpx.Client, request_ids: list[str], timeout: float = 120.0
+) -> dict[str, dict[str, Any]]:
+    """Poll every request until it is completed or failed; returns the final documents."""
+    deadline = time.monotonic() + timeout
+    final: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        for rid in [r for r in request_ids if r not in final]:
+            doc = client.get(f"/api/v1/requests/{rid}/status").json()
+            if doc["status"] in ("completed", "failed"):
+                final[rid] = doc
+        if len(final) == len(request_ids):
+            return final
+        time.sleep(0.1)
+    missing = [r for r in request_ids if r not in final]
+    raise TimeoutError(f"{len(missing)} requests not finished, e.g. {missing[:3]}")

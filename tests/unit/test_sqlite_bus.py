@@ -1,0 +1,158 @@
+"""Semantics of the embedded bus: order per key, offsets, redelivery, groups, lag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ai_pipeline.adapters.bus.sqlite import SqliteBus, partition_for
+from ai_pipeline.adapters.sqlite_db import SqliteDatabase
+from ai_pipeline.ports import OutgoingMessage
+
+pytestmark = pytest.mark.anyio
+
+
+def new_bus(path: Path, partitions: int = 3) -> SqliteBus:
+    return SqliteBus(SqliteDatabase(path), {"t": partitions, "out": 1, "t.dlq": 1})
+
+
+def msg(key: str, value: str, topic: str = "t") -> OutgoingMessage:
+    return OutgoingMessage(topic, key, value.encode())
+
+
+async def drain(bus: SqliteBus, group: str, topic: str = "t") -> list[str]:
+    consumer = bus.consumer(group, [topic])
+    got = []
+    while batch := await consumer.fetch(100, 0.05):
+        for m in batch:
+            got.append(m.value.decode())
+            await consumer.commit(m, [])
+    return got
+
+
+async def test_messages_of_one_key_arrive_in_publish_order(tmp_path: Path) -> None:
+    bus = new_bus(tmp_path / "b.db")
+    await bus.start()
+    await bus.publish([msg(f"k{i % 4}", f"{i % 4}:{i}") for i in range(40)])
+    got = await drain(bus, "g")
+    assert len(got) == 40
+    for key in "0123":
+        seq = [int(v.split(":")[1]) for v in got if v.startswith(f"{key}:")]
+        assert seq == sorted(seq)
+    await bus.close()
+
+
+async def test_same_key_always_lands_on_the_same_partition() -> None:
+    assert len({partition_for("request-42", 6) for _ in range(10)}) == 1
+    assert len({partition_for(f"r{i}", 6) for i in range(200)}) == 6
+
+
+async def test_uncommitted_messages_are_redelivered_after_restart(tmp_path: Path) -> None:
+    path = tmp_path / "b.db"
+    bus = new_bus(path)
+    await bus.start()
+    await bus.publish([msg("a", "1"), msg("a", "2"), msg("a", "3")])
+    consumer = bus.consumer("g", ["t"])
+    batch = await consumer.fetch(10, 0.1)
+    await consumer.commit(batch[0], [])  # "1" done, "2" and "3" handled but not committed
+    await bus.close()
+
+    reopened = new_bus(path)
+    await reopened.start()
+    assert await drain(reopened, "g") == ["2", "3"]
+    await reopened.close()
+
+
+async def test_commit_publishes_outputs_atomically_with_the_offset(tmp_path: Path) -> None:
+    bus = new_bus(tmp_path / "b.db")
+    await bus.start()
+    await bus.publish([msg("a", "in")])
+    consumer = bus.consumer("g", ["t"])
+    (m,) = await consumer.fetch(10, 0.1)
+    await consumer.commit(m, [msg("a", "derived", topic="out")])
+    assert await drain(bus, "g2", "out") == ["derived"]
+    assert await consumer.fetch(10, 0.05) == []
+    await bus.close()
+
+
+async def test_groups_consume_independently(tmp_path: Path) -> None:
+    bus = new_bus(tmp_path / "b.db")
+    await bus.start()
+    await bus.publish([msg("a", "x"), msg("b", "y")])
+    assert sorted(await drain(bus, "g1")) == ["x", "y"]
+    assert sorted(await drain(bus, "g2")) == ["x", "y"]
+    assert await drain(bus, "g1") == []
+    await bus.close()
+
+
+async def test_rewind_delivers_a_message_again(tmp_path: Path) -> None:
+    bus = new_bus(tmp_path / "b.db")
+    await bus.start()
+    await bus.publish([msg("a", "1"), msg("a", "2")])
+    consumer = bus.consumer("g", ["t"])
+    first = await consumer.fetch(10, 0.1)
+    await consumer.rewind(first[0])
+    again = await consumer.fetch(10, 0.1)
+    assert [m.value for m in again] == [b"1", b"2"]
+    await bus.close()
+
+
+async def test_lag_counts_what_each_group_has_not_committed(tmp_path: Path) -> None:
+    bus = new_bus(tmp_path / "b.db")
+    await bus.start()
+    consumer = bus.consumer("g", ["t"])
+    assert await consumer.fetch(10, 0.01) == []  # registers the group
+    await bus.publish([msg(f"k{i}", str(i)) for i in range(7)])
+    assert (await bus.lag())[("g", "t")] == 7
+    batch = await consumer.fetch(3, 0.1)
+    for m in batch:
+        await consumer.commit(m, [])
+    assert (await bus.lag())[("g", "t")] == 7 - len(batch)
+    await bus.close()
+
+
+async def test_partitions_can_grow_but_never_shrink(tmp_path: Path) -> None:
+    path = tmp_path / "b.db"
+    bus = new_bus(path, partitions=2)
+    await bus.start()
+    await bus.close()
+    grown = new_bus(path, partitions=5)
+    await grown.start()
+    assert grown.partitions("t") == 5
+    await grown.close()
+    shrunk = new_bus(path, partitions=1)
+    await shrunk.start()
+    assert shrunk.partitions("t") == 5
+    await shrunk.close()
+
+
+async def test_fetch_waits_for_a_publish_instead_of_sleeping(tmp_path: Path) -> None:
+    import asyncio
+
+    bus = new_bus(tmp_path / "b.db")
+    await bus.start()
+    consumer = bus.consumer("g", ["t"])
+    await consumer.fetch(1, 0.01)
+    waiting = asyncio.create_task(consumer.fetch(10, 30.0))
+    await asyncio.sleep(0.05)
+    await bus.publish([msg("a", "wake")])
+    batch = await asyncio.wait_for(waiting, 10.0)
+    assert [m.value for m in batch] == [b"wake"]
+    await bus.close()
+
+
+async def test_prune_drops_only_consumed_messages_past_retention(tmp_path: Path) -> None:
+    import time
+
+    bus = new_bus(tmp_path / "b.db")
+    await bus.start()
+    consumer = bus.consumer("g", ["t"])
+    await consumer.fetch(1, 0.01)
+    await bus.publish([msg("a", "1"), msg("a", "2")])
+    (first, _second) = await consumer.fetch(10, 0.1)
+    await consumer.commit(first, [])
+    assert await bus.prune(now=time.time() + bus.retention_seconds + 1) == 1
+    await consumer.rewind(first)
+    assert [m.value for m in await consumer.fetch(10, 0.1)] == [b"2"]
+    await bus.close()

@@ -1,0 +1,130 @@
+"""The embedded state store: idempotent creation, atomic folding, listing, the ledger."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from ai_pipeline.adapters.sqlite_db import SqliteDatabase
+from ai_pipeline.adapters.state.sqlite import SqliteStateStore
+from ai_pipeline.domain.events import Step, StepChanged, StepStatus, utcnow
+from ai_pipeline.domain.models import FiledIssue
+from ai_pipeline.domain.request_state import ACTIVE, RequestStatus, new_request
+from ai_pipeline.ports import FilingRecord
+from tests.factories import report
+
+pytestmark = pytest.mark.anyio
+
+
+async def new_store(path: Path) -> SqliteStateStore:
+    store = SqliteStateStore(SqliteDatabase(path))
+    await store.start()
+    return store
+
+
+async def test_a_bug_report_id_creates_one_request_only(tmp_path: Path) -> None:
+    store = await new_store(tmp_path / "s.db")
+    r = report()
+    first, created = await store.create_request(new_request("r1", r.id, utcnow()), r, None)
+    again, created_again = await store.create_request(new_request("r2", r.id, utcnow()), r, None)
+    assert created and not created_again
+    assert again.request_id == first.request_id == "r1"
+    await store.close()
+
+
+async def test_an_idempotency_key_returns_the_first_request(tmp_path: Path) -> None:
+    store = await new_store(tmp_path / "s.db")
+    a, b = report(), report()
+    await store.create_request(new_request("r1", a.id, utcnow()), a, "key-1")
+    state, created = await store.create_request(new_request("r2", b.id, utcnow()), b, "key-1")
+    assert not created and state.request_id == "r1"
+    await store.close()
+
+
+async def test_concurrent_duplicates_in_one_group_commit_create_one_request(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    store = await new_store(tmp_path / "s.db")
+    r = report()
+    results = await asyncio.gather(
+        *(store.create_request(new_request(f"r{i}", r.id, utcnow()), r, None) for i in range(20))
+    )
+    assert sum(created for _, created in results) == 1
+    assert len({state.request_id for state, _ in results}) == 1
+    await store.close()
+
+
+async def test_stale_and_replayed_events_never_move_a_request_backwards(tmp_path: Path) -> None:
+    store = await new_store(tmp_path / "s.db")
+    r = report()
+    await store.create_request(new_request("r1", r.id, utcnow()), r, None)
+    done = StepChanged(request_id="r1", step=Step.TICKET_CREATION, status=StepStatus.COMPLETED)
+    assert (await store.apply(done)) is not None
+    late = StepChanged(request_id="r1", step=Step.TRIAGE, status=StepStatus.STARTED)
+    assert await store.apply(late) is None
+    assert await store.apply(done) is None
+    state = await store.get("r1")
+    assert state is not None and state.current_step is Step.TICKET_CREATION
+    await store.close()
+
+
+async def test_listing_filters_by_status_and_paginates(tmp_path: Path) -> None:
+    store = await new_store(tmp_path / "s.db")
+    for i in range(5):
+        r = report()
+        await store.create_request(new_request(f"r{i}", r.id, utcnow()), r, None)
+    await store.apply(
+        StepChanged(request_id="r0", step=Step.TRIAGE, status=StepStatus.FAILED, error="boom")
+    )
+    active = await store.list(list(ACTIVE), limit=3, offset=0)
+    assert active.total == 4 and len(active.requests) == 3
+    rest = await store.list(list(ACTIVE), limit=3, offset=3)
+    assert len(rest.requests) == 1
+    failed = await store.list([RequestStatus.FAILED], limit=10, offset=0)
+    assert [s.request_id for s in failed.requests] == ["r0"]
+    assert failed.requests[0].error_message == "boom"
+    await store.close()
+
+
+async def test_stuck_lists_only_active_requests_without_recent_progress(tmp_path: Path) -> None:
+    store = await new_store(tmp_path / "s.db")
+    old, fresh = report(), report()
+    await store.create_request(
+        new_request("old", old.id, utcnow() - timedelta(minutes=10)), old, None
+    )
+    await store.create_request(new_request("fresh", fresh.id, utcnow()), fresh, None)
+    stuck = await store.stuck(utcnow() - timedelta(minutes=5), limit=10)
+    assert [s.request_id for s in stuck] == ["old"]
+    await store.close()
+
+
+async def test_the_filing_ledger_remembers_pending_and_filed(tmp_path: Path) -> None:
+    store = await new_store(tmp_path / "s.db")
+    assert await store.get_filing("r1") is None
+    await store.put_filing(FilingRecord("r1", "pending", None))
+    record = await store.get_filing("r1")
+    assert record is not None and record.state == "pending"
+    issue = FiledIssue(number=7, url="http://x/7")
+    await store.put_filing(FilingRecord("r1", "filed", issue))
+    record = await store.get_filing("r1")
+    assert record is not None and record.issue == issue
+    await store.close()
+
+
+async def test_stats_count_outcomes_and_step_durations(tmp_path: Path) -> None:
+    store = await new_store(tmp_path / "s.db")
+    r = report()
+    start = utcnow()
+    await store.create_request(new_request("r1", r.id, start), r, None)
+    for step in (Step.TRIAGE, Step.TICKET_CREATION, Step.GITHUB):
+        await store.apply(StepChanged(request_id="r1", step=step, status=StepStatus.STARTED))
+        await store.apply(StepChanged(request_id="r1", step=step, status=StepStatus.COMPLETED))
+    stats = await store.stats(start - timedelta(seconds=1))
+    assert (stats.total, stats.completed, stats.failed) == (1, 1, 0)
+    assert len(stats.processing_seconds) == 1
+    assert len(stats.step_seconds["triage"]) == 1
+    await store.close()

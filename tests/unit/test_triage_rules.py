@@ -1,0 +1,251 @@
+"""Rules: category keywords, missing information, security keywords, label composition."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ai_pipeline.domain.models import BugReport, IssueType, Priority, Severity
+from ai_pipeline.triage import rules
+
+
+def report(**fields: Any) -> BugReport:
+    values: dict[str, Any] = {
+        "id": "r-1",
+        "title": "Something is wrong",
+        "description": "It does not work.",
+        "reporter": "someone@example.com",
+    }
+    values.update(fields)
+    return BugReport(**values)
+
+
+# ----------------------------------------------------------------------------- category
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "category"),
+    [
+        ("App crashes on start", "Segmentation fault (core dumped) after launch", "crash"),
+        ("NullPointerException in parser", "stack trace attached", "crash"),
+        (
+            "Page takes forever to load",
+            "very slow, high cpu usage and a memory leak",
+            "performance",
+        ),
+        ("Button misaligned in dark mode", "the layout and font are broken", "ui"),
+        ("REST API returns wrong status code", "the endpoint returns json without id", "api"),
+        ("Cannot log in with SSO", "oauth login fails, password reset too", "authentication"),
+        ("Typo in README", "the documentation has a typo", "documentation"),
+        ("Build fails with cmake 3.28", "compile error in linker step", "build"),
+        ("Connection refused behind proxy", "dns lookups and socket timeout", "network"),
+        ("Data loss after migration", "database rows corrupted", "data"),
+        ("Stored XSS vulnerability", "an attacker can inject script", "security"),
+    ],
+)
+def test_category_from_keywords(title: str, text: str, category: str) -> None:
+    guess = rules.guess_category(title, text)
+    assert guess.category == category
+    assert guess.confidence >= rules.CATEGORY_CONFIDENCE_THRESHOLD
+
+
+def test_no_keyword_means_other() -> None:
+    guess = rules.guess_category("Colour of the sky", "It is blue")
+    assert guess == rules.CategoryGuess(rules.OTHER, 0.5)
+
+
+def test_tied_categories_fall_below_threshold() -> None:
+    guess = rules.guess_category("x", "crash and slow")
+    assert guess.confidence < rules.CATEGORY_CONFIDENCE_THRESHOLD
+
+
+def test_category_set_is_fixed() -> None:
+    assert set(rules.CATEGORIES) == {
+        "crash",
+        "security",
+        "authentication",
+        "performance",
+        "ui",
+        "api",
+        "network",
+        "data",
+        "build",
+        "documentation",
+        "other",
+    }
+
+
+# -------------------------------------------------------------------- missing information
+
+
+def test_bare_bug_report_misses_everything() -> None:
+    assert rules.missing_information(report()) == [
+        "steps_to_reproduce",
+        "expected_behavior",
+        "actual_behavior",
+        "environment",
+    ]
+
+
+def test_structured_fields_count_as_present() -> None:
+    full = report(
+        steps_to_reproduce=["open app", "click save"],
+        expected_behavior="saved",
+        actual_behavior="error",
+        environment={"os": "Linux"},
+    )
+    assert rules.missing_information(full) == []
+
+
+def test_blank_structured_fields_count_as_missing() -> None:
+    blank = report(steps_to_reproduce=["", "  "], expected_behavior="n/a", environment={"os": ""})
+    assert rules.missing_information(blank) == [
+        "steps_to_reproduce",
+        "expected_behavior",
+        "actual_behavior",
+        "environment",
+    ]
+
+
+def test_sections_inside_the_description_are_recognised() -> None:
+    description = (
+        "The export breaks.\n\n"
+        "Steps to reproduce:\n1. open a file\n2. export\n\n"
+        "**Expected behavior:** a PDF\n"
+        "### Actual result\nnothing happens\n"
+        "Environment: Firefox 120 on Ubuntu 22.04\n"
+    )
+    assert rules.missing_information(report(description=description)) == []
+
+
+def test_empty_sections_in_the_description_do_not_count() -> None:
+    description = "Broken.\nExpected:\nActual:\n_No response_\nSteps to reproduce:\n"
+    assert rules.missing_information(report(description=description)) == [
+        "steps_to_reproduce",
+        "expected_behavior",
+        "actual_behavior",
+        "environment",
+    ]
+
+
+def test_inline_environment_and_numbered_steps_count() -> None:
+    description = "On Windows 11 it fails.\n1. open\n2. click\nExpected: ok\nActual: fail"
+    assert rules.missing_information(report(description=description)) == []
+
+
+def test_feature_requests_and_questions_need_no_repro() -> None:
+    assert rules.missing_information(report(), IssueType.FEATURE) == []
+    assert rules.missing_information(report(), IssueType.QUESTION) == []
+
+
+# ------------------------------------------------------------------------------ security
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Fixes CVE-2023-12345 in the parser",
+        "Reflected XSS in the search box",
+        "SQL injection via the id parameter",
+        "CSRF token is not checked",
+        "RCE through template upload",
+        "privilege escalation for guest users",
+        "the API leaks the password in logs",
+        "password leak in debug output",
+        "path traversal lets you read /etc/passwd",
+        "authentication bypass with an empty token",
+    ],
+)
+def test_strong_keywords_make_a_report_sensitive(text: str) -> None:
+    assert rules.strong_security_terms(text)
+    decision = rules.decide_security(text, model_probability=0.0, threshold=0.3)
+    assert decision.sensitive
+    assert decision.reason == "keyword"
+    assert decision.confidence >= rules.STRONG_RULE_CONFIDENCE
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The save button does nothing",
+        "Please go to Stack Overflow for questions",  # not a buffer overflow
+        "<!-- Report security vulnerabilities privately --> The menu is misaligned",
+        "Unexpected token in JSON at position 0",
+    ],
+)
+def test_ordinary_reports_are_not_sensitive(text: str) -> None:
+    assert not rules.strong_security_terms(text)
+    assert not rules.decide_security(text, model_probability=0.01, threshold=0.3).sensitive
+
+
+def test_model_score_above_threshold_is_sensitive() -> None:
+    decision = rules.decide_security("Odd behaviour", model_probability=0.4, threshold=0.3)
+    assert decision.sensitive
+    assert decision.reason == "model"
+    assert decision.confidence == 0.4
+
+
+def test_weak_hint_lowers_the_bar() -> None:
+    text = "Password field accepts anything"
+    assert rules.decide_security(text, model_probability=0.2, threshold=0.3).reason == "model+hint"
+    assert not rules.decide_security(text, model_probability=0.1, threshold=0.3).sensitive
+    assert not rules.decide_security("Field accepts anything", 0.2, 0.3).sensitive
+
+
+def test_not_sensitive_confidence_is_one_minus_probability() -> None:
+    decision = rules.decide_security("Nothing", model_probability=0.1, threshold=0.3)
+    assert decision == rules.SecurityDecision(False, 0.9, "none")
+
+
+# -------------------------------------------------------------------------------- labels
+
+
+def label_inputs(**overrides: Any) -> rules.LabelInputs:
+    values: dict[str, Any] = {
+        "issue_type": IssueType.BUG,
+        "priority": Priority.HIGH,
+        "severity": Severity.MAJOR,
+        "category": "crash",
+        "security_sensitive": False,
+        "missing_information": [],
+        "uncertain_fields": [],
+        "duplicate": False,
+    }
+    values.update(overrides)
+    return rules.LabelInputs(**values)
+
+
+def test_labels_for_a_clear_bug() -> None:
+    assert rules.compose_labels(label_inputs()) == [
+        "bug",
+        "priority: high",
+        "severity: major",
+        "area: crash",
+    ]
+
+
+def test_labels_with_every_flag() -> None:
+    labels = rules.compose_labels(
+        label_inputs(
+            issue_type=IssueType.FEATURE,
+            category="other",
+            security_sensitive=True,
+            missing_information=["environment"],
+            uncertain_fields=["priority"],
+            duplicate=True,
+        )
+    )
+    assert labels == [
+        "enhancement",
+        "priority: high",
+        "severity: major",
+        "security",
+        "needs-info",
+        "needs-triage",
+        "possible-duplicate",
+    ]
+
+
+def test_question_label() -> None:
+    assert rules.compose_labels(label_inputs(issue_type=IssueType.QUESTION))[0] == "question"

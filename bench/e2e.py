@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from tests.service import ServiceProcess
 
 
@@ -30,8 +29,9 @@ async def _open_loop(url: str, rate: float, seconds: float) -> tuple[list[str], 
     ids: list[str] = []
     post_ms: list[float] = []
     run = time.time_ns()
-    async with httpx.AsyncClient(base_url=url, timeout=30,
-                                 limits=httpx.Limits(max_connections=64)) as client:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=30, limits=httpx.Limits(max_connections=64)
+    ) as client:
 
         async def one(i: int) -> None:
             body = {
@@ -40,7 +40,8 @@ async def _open_loop(url: str, rate: float, seconds: float) -> tuple[list[str], 
                 "description": "Exporting any report to PDF crashes the app with a stack trace.",
                 "reporter": "bench@example.com",
                 "steps_to_reproduce": ["Open a report", "Export as PDF"],
-                "expected_behavior": "A PDF file", "actual_behavior": "NullPointerException",
+                "expected_behavior": "A PDF file",
+                "actual_behavior": "NullPointerException",
             }
             started = time.perf_counter()
             response = await client.post("/api/v1/bug-reports", json=body)
@@ -104,6 +105,9 @@ def run(rate: float, seconds: float) -> dict[str, Any]:
         "samples": {"processing_seconds": times, "post_ms": post_ms},
     }
     p = result["processing_seconds"]
-    print(f"  p50 {p['p50'] * 1000:.0f} ms, p95 {p['p95'] * 1000:.0f} ms, "
-          f"p99 {p['p99'] * 1000:.0f} ms; peak RSS {peak:.0f} MB", flush=True)
+    print(
+        f"  p50 {p['p50'] * 1000:.0f} ms, p95 {p['p95'] * 1000:.0f} ms, "
+        f"p99 {p['p99'] * 1000:.0f} ms; peak RSS {peak:.0f} MB",
+        flush=True,
+    )
     return result

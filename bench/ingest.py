@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from tests.service import ServiceProcess, free_port
 
 HERE = Path(__file__).parent
@@ -22,9 +21,21 @@ SCRIPT = HERE / "post_report.lua"
 def wrk(url: str, duration: float, connections: int, run_id: str) -> dict[str, Any]:
     """One wrk run (one thread: the other core is the server's)."""
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration:.0f}s", "--timeout", "10s",
-         "-s", str(SCRIPT), url],
-        capture_output=True, text=True, check=True, env={"BENCH_RUN_ID": run_id, "PATH": "/usr/bin:/bin"},
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration:.0f}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(SCRIPT),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"BENCH_RUN_ID": run_id, "PATH": "/usr/bin:/bin"},
     )
     found = re.search(r"^WRK_JSON (.*)$", out.stdout, re.M)
     if found is None:
@@ -43,9 +54,21 @@ def _measure(url: str, duration: float, connections: int, label: str) -> dict[st
 def ceiling(duration: float, connections: int) -> dict[str, Any]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.noop_app:app", "--port", str(port),
-         "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
-         "--no-access-log"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.noop_app:app",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
         cwd=HERE.parent,
     )
     try:

@@ -18,8 +18,12 @@ def latency_png(figures: dict[str, Any], path: Path) -> Path:
         qs = ["p50", "p75", "p90", "p95", "p99", "p99_9"]
         for name, label in (("ceiling", "no-op FastAPI ceiling"), ("service", "ai-pipeline")):
             run = figures["ingest"][name]
-            ax.plot(qs, [run["latency_ms"][q] for q in qs], marker="o",
-                    label=f"{label} ({run['rps']:.0f} req/s)")
+            ax.plot(
+                qs,
+                [run["latency_ms"][q] for q in qs],
+                marker="o",
+                label=f"{label} ({run['rps']:.0f} req/s)",
+            )
         ax.axhline(30, color="red", linestyle=":", label="p99 target 30 ms")
         ax.set_title("Ingest latency by percentile (wrk)")
         ax.set_ylabel("ms")

@@ -77,17 +77,28 @@ def bootstrap(
     )
     specs = [
         AgentSpec(
-            "coordinator_agent", "coordinator-agent-group", Topic.STATUS_UPDATES,
-            coordinator.handle, None,
-        ),
-        AgentSpec("triage_agent", "triage-agent-group", Topic.BUG_REPORTS, triage.handle, Step.TRIAGE),
-        AgentSpec(
-            "ticket_creation_agent", "ticket-creation-agent-group", Topic.TRIAGE_RESULTS,
-            draft_issue, Step.TICKET_CREATION,
+            "coordinator_agent",
+            "coordinator-agent-group",
+            Topic.STATUS_UPDATES,
+            coordinator.handle,
+            None,
         ),
         AgentSpec(
-            "github_api_agent", "github-api-agent-group", Topic.TICKET_CREATION,
-            tracker_agent.handle, Step.GITHUB,
+            "triage_agent", "triage-agent-group", Topic.BUG_REPORTS, triage.handle, Step.TRIAGE
+        ),
+        AgentSpec(
+            "ticket_creation_agent",
+            "ticket-creation-agent-group",
+            Topic.TRIAGE_RESULTS,
+            draft_issue,
+            Step.TICKET_CREATION,
+        ),
+        AgentSpec(
+            "github_api_agent",
+            "github-api-agent-group",
+            Topic.TICKET_CREATION,
+            tracker_agent.handle,
+            Step.GITHUB,
         ),
     ]
     runners = [
@@ -95,16 +106,25 @@ def bootstrap(
         for spec in specs
     ]
     metrics.watch_tally(
-        "ai_pipeline_state_operations", "State-store operations.", ["backend", "operation"],
+        "ai_pipeline_state_operations",
+        "State-store operations.",
+        ["backend", "operation"],
         lambda: store.operations,
     )
     metrics.watch_tally(
-        "ai_pipeline_bus_messages_published", "Messages published, by topic.", ["topic"],
+        "ai_pipeline_bus_messages_published",
+        "Messages published, by topic.",
+        ["topic"],
         lambda: bus.published,
     )
     metrics.build_info.info(
-        {"version": __version__, "bus": "sqlite", "state": "sqlite", "tracker": tracker.name,
-         "triage_engine": engine.name}
+        {
+            "version": __version__,
+            "bus": "sqlite",
+            "state": "sqlite",
+            "tracker": tracker.name,
+            "triage_engine": engine.name,
+        }
     )
     return Container(
         settings=settings,

@@ -37,7 +37,9 @@ def _call(method: str, url: str, **kwargs: Any) -> Any:
     body = response.json() if response.content else {}
     if response.status_code >= 400:
         error = body.get("error", {}) if isinstance(body, dict) else {}
-        err.print(f"[red]{response.status_code} {error.get('code', '')}: {error.get('message', '')}[/red]")
+        err.print(
+            f"[red]{response.status_code} {error.get('code', '')}: {error.get('message', '')}[/red]"
+        )
         if error.get("details"):
             err.print_json(data=error["details"])
         raise typer.Exit(1)
@@ -47,7 +49,9 @@ def _call(method: str, url: str, **kwargs: Any) -> Any:
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default AI_PIPELINE_PORT or 8000)")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default AI_PIPELINE_PORT or 8000)")
+    ] = None,
 ) -> None:
     """Run the API with every agent in this process (the embedded default)."""
     import uvicorn
@@ -92,9 +96,14 @@ def submit(
         text = sys.stdin.read() if str(file) == "-" else file.read_text()
         report = json.loads(text)
     flags = {
-        "id": id, "title": title, "description": description, "reporter": reporter,
-        "steps_to_reproduce": steps, "expected_behavior": expected,
-        "actual_behavior": actual, "environment": environment,
+        "id": id,
+        "title": title,
+        "description": description,
+        "reporter": reporter,
+        "steps_to_reproduce": steps,
+        "expected_behavior": expected,
+        "actual_behavior": actual,
+        "environment": environment,
     }
     report.update({k: v for k, v in flags.items() if v})
     if "id" not in report:
@@ -121,17 +130,21 @@ def status(
     if raw:
         console.print_json(data=body)
         return
-    console.print(f"[bold]{body['request_id']}[/bold] ({body['bug_report_id']}): "
-                  f"[bold]{body['status']}[/bold], step {body['current_step']}")
+    console.print(
+        f"[bold]{body['request_id']}[/bold] ({body['bug_report_id']}): "
+        f"[bold]{body['status']}[/bold], step {body['current_step']}"
+    )
     table = Table("step", "status", "at")
     for step, progress in body["progress"].items():
         table.add_row(step, progress["status"], progress["timestamp"])
     console.print(table)
     triage = body["progress"].get("triage", {}).get("data")
     if triage:
-        console.print(f"triage: {triage['type']}, priority {triage['priority']}, severity "
-                      f"{triage['severity']}, category {triage['category']}, labels "
-                      f"{', '.join(triage['labels'])}")
+        console.print(
+            f"triage: {triage['type']}, priority {triage['priority']}, severity "
+            f"{triage['severity']}, category {triage['category']}, labels "
+            f"{', '.join(triage['labels'])}"
+        )
     if body.get("github_issue_url"):
         console.print(f"issue #{body['github_issue_number']}: {body['github_issue_url']}")
     if body.get("error_message"):
@@ -154,8 +167,14 @@ def requests(
         return
     table = Table("request", "report", "status", "step", "issue", "created")
     for r in body["requests"]:
-        table.add_row(r["request_id"], r["bug_report_id"], r["status"], r["current_step"],
-                      str(r["github_issue_number"] or ""), r["created_at"])
+        table.add_row(
+            r["request_id"],
+            r["bug_report_id"],
+            r["status"],
+            r["current_step"],
+            str(r["github_issue_number"] or ""),
+            r["created_at"],
+        )
     console.print(table)
     p = body["pagination"]
     console.print(f"{len(body['requests'])} of {p['total']} (offset {p['offset']})")
@@ -175,8 +194,10 @@ def issues(
         if raw:
             console.print_json(data=body)
             return
-        console.print(f"[bold]#{body['number']} {body['title']}[/bold]  "
-                      f"[cyan]{', '.join(body['labels'])}[/cyan]")
+        console.print(
+            f"[bold]#{body['number']} {body['title']}[/bold]  "
+            f"[cyan]{', '.join(body['labels'])}[/cyan]"
+        )
         console.print(body["body"], markup=False, highlight=False)
         return
     body = _call("GET", f"{_url(url)}/api/v1/issues", params={"limit": limit, "offset": offset})
@@ -192,7 +213,9 @@ def issues(
 
 @app.command("dead-letters")
 def dead_letters(
-    topic: Annotated[str | None, typer.Option(help="One dead-letter topic, e.g. bug-reports.dlq")] = None,
+    topic: Annotated[
+        str | None, typer.Option(help="One dead-letter topic, e.g. bug-reports.dlq")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
     raw: JsonFlag = False,
 ) -> None:
@@ -212,11 +235,19 @@ def dead_letters(
         finally:
             await c.bus.close()
         return [
-            {"topic": m.topic, "key": m.key, "at": m.timestamp,
-             "reason": m.headers.get("dlq-reason"), "agent": m.headers.get("dlq-agent"),
-             "attempts": m.headers.get("dlq-attempts"),
-             "source": f"{m.headers.get('dlq-source-topic')}/{m.headers.get('dlq-source-partition')}"
-                       f"@{m.headers.get('dlq-source-offset')}"}
+            {
+                "topic": m.topic,
+                "key": m.key,
+                "at": m.timestamp,
+                "reason": m.headers.get("dlq-reason"),
+                "agent": m.headers.get("dlq-agent"),
+                "attempts": m.headers.get("dlq-attempts"),
+                "source": "{}/{}@{}".format(
+                    m.headers.get("dlq-source-topic"),
+                    m.headers.get("dlq-source-partition"),
+                    m.headers.get("dlq-source-offset"),
+                ),
+            }
             for m in sorted(found, key=lambda m: -m.timestamp)[:limit]
         ]
 
@@ -226,7 +257,9 @@ def dead_letters(
         return
     table = Table("topic", "request", "agent", "attempts", "reason")
     for r in rows:
-        table.add_row(r["topic"], r["key"], r["agent"] or "", r["attempts"] or "", r["reason"] or "")
+        table.add_row(
+            r["topic"], r["key"], r["agent"] or "", r["attempts"] or "", r["reason"] or ""
+        )
     console.print(table)
     console.print(f"{len(rows)} dead letters shown")
 

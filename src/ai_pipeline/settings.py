@@ -73,7 +73,8 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = "localhost" if self.host in ("0.0.0.0", "127.0.0.1", "::") else self.host
+        wildcard = self.host in ("0.0.0.0", "127.0.0.1", "::")  # noqa: S104 (a comparison)
+        host = "localhost" if wildcard else self.host
         return f"http://{host}:{self.port}"
 
     def partitions(self) -> dict[str, int]:

@@ -5,10 +5,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from ai_pipeline.bootstrap import Container
-from ai_pipeline.domain.events import BugReportSubmitted, Step, StepChanged, StepStatus, Topic
-from ai_pipeline.domain.events import utcnow
 from ai_pipeline.agents.messages import to_topic
+from ai_pipeline.bootstrap import Container
+from ai_pipeline.domain.events import (
+    BugReportSubmitted,
+    Step,
+    StepChanged,
+    StepStatus,
+    Topic,
+    utcnow,
+)
 from ai_pipeline.domain.models import BugReport
 from ai_pipeline.domain.request_state import RequestState, RequestStatus, new_request
 

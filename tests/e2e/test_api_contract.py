@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -32,7 +31,9 @@ def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[st
 
 
 def test_malformed_json_is_invalid_request(client: httpx.Client) -> None:
-    r = client.post("/api/v1/bug-reports", content=b'{"id": ', headers={"content-type": "application/json"})
+    r = client.post(
+        "/api/v1/bug-reports", content=b'{"id": ', headers={"content-type": "application/json"}
+    )
     assert_envelope(r, 400, "INVALID_REQUEST")
 
 
@@ -41,7 +42,9 @@ def test_a_json_array_is_not_a_report(client: httpx.Client) -> None:
 
 
 def test_wrong_content_type_is_refused(client: httpx.Client) -> None:
-    r = client.post("/api/v1/bug-reports", content=b"title=x", headers={"content-type": "text/plain"})
+    r = client.post(
+        "/api/v1/bug-reports", content=b"title=x", headers={"content-type": "text/plain"}
+    )
     assert_envelope(r, 415, "INVALID_REQUEST")
 
 
@@ -55,7 +58,9 @@ def test_a_chunked_body_over_the_limit_is_too_large(client: httpx.Client) -> Non
         for _ in range(20):
             yield b"x" * 65536
 
-    r = client.post("/api/v1/bug-reports", content=chunks(), headers={"content-type": "application/json"})
+    r = client.post(
+        "/api/v1/bug-reports", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert_envelope(r, 413, "PAYLOAD_TOO_LARGE")
 
 
@@ -104,11 +109,19 @@ def test_health_names_every_component(client: httpx.Client) -> None:
     doc = client.get("/api/v1/health").json()
     assert doc["status"] == "healthy"
     assert set(doc["components"]) == {
-        "coordinator_agent", "triage_agent", "ticket_creation_agent", "github_api_agent",
-        "bus", "state", "llm", "tracker",
+        "coordinator_agent",
+        "triage_agent",
+        "ticket_creation_agent",
+        "github_api_agent",
+        "bus",
+        "state",
+        "llm",
+        "tracker",
     }
     assert set(doc["metrics"]) == {
-        "requests_processed_today", "success_rate_24h", "average_processing_time_seconds",
+        "requests_processed_today",
+        "success_rate_24h",
+        "average_processing_time_seconds",
     }
 
 

@@ -31,10 +31,14 @@ def test_5xx_and_unknown_outcomes_still_file_exactly_once(tmp_path: Path) -> Non
     with run_fake_github(token=TOKEN) as gh:
         gh.fail_next(status=502, times=2, method="POST")
         gh.delay_next(seconds=3.0, times=1, method="POST")  # stored, answer lost
-        with ServiceProcess(tmp_path, github_env(gh.url, gh.repository)) as svc, \
-                svc.client() as client:
-            ids = [client.post("/api/v1/bug-reports", json=report_dict()).json()["request_id"]
-                   for _ in range(5)]
+        with (
+            ServiceProcess(tmp_path, github_env(gh.url, gh.repository)) as svc,
+            svc.client() as client,
+        ):
+            ids = [
+                client.post("/api/v1/bug-reports", json=report_dict()).json()["request_id"]
+                for _ in range(5)
+            ]
             final = wait_until_terminal(client, ids, timeout=120)
             assert {d["status"] for d in final.values()} == {"completed"}
             for rid, doc in final.items():
@@ -49,8 +53,10 @@ def test_a_validation_error_fails_the_request_readably_and_dead_letters_it(
 ) -> None:
     with run_fake_github(token=TOKEN) as gh:
         gh.validation_error_next(field="labels", times=1)
-        with ServiceProcess(tmp_path, github_env(gh.url, gh.repository)) as svc, \
-                svc.client() as client:
+        with (
+            ServiceProcess(tmp_path, github_env(gh.url, gh.repository)) as svc,
+            svc.client() as client,
+        ):
             rid = client.post("/api/v1/bug-reports", json=report_dict()).json()["request_id"]
             (doc,) = wait_until_terminal(client, [rid]).values()
             assert doc["status"] == "failed"

@@ -115,13 +115,19 @@ def test_the_runbook_health_commands_work(tmp_path: Path) -> None:
         client.post("/api/v1/bug-reports", json=report_dict())
         base = f"localhost:{svc.port}"
         health = subprocess.run(
-            f"curl -s {base}/api/v1/health | jq .", shell=True, capture_output=True, text=True,
+            f"curl -s {base}/api/v1/health | jq .",
+            shell=True,
+            capture_output=True,
+            text=True,
             check=True,
         )
         assert '"status": "healthy"' in health.stdout
         total = subprocess.run(
-            f"curl -s {base}/api/v1/requests | jq .pagination.total", shell=True,
-            capture_output=True, text=True, check=True,
+            f"curl -s {base}/api/v1/requests | jq .pagination.total",
+            shell=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         assert total.stdout.strip().isdigit()
 

@@ -16,8 +16,11 @@ from tests.factories import report
 
 def triage(**kw: object) -> TriageResult:
     values: dict[str, object] = {
-        "type": IssueType.BUG, "priority": Priority.HIGH, "severity": Severity.MAJOR,
-        "category": "crash", "labels": ["bug", "crash"],
+        "type": IssueType.BUG,
+        "priority": Priority.HIGH,
+        "severity": Severity.MAJOR,
+        "category": "crash",
+        "labels": ["bug", "crash"],
         "confidence": {"type": 0.91, "priority": 0.55},
     }
     values.update(kw)
@@ -26,8 +29,16 @@ def triage(**kw: object) -> TriageResult:
 
 def test_the_body_has_every_section_and_the_marker() -> None:
     draft = render("req-1", report(), triage())
-    for section in ("Summary", "Environment", "Steps to reproduce", "Expected behaviour",
-                    "Actual behaviour", "Triage", "Possible duplicates", "Missing information"):
+    for section in (
+        "Summary",
+        "Environment",
+        "Steps to reproduce",
+        "Expected behaviour",
+        "Actual behaviour",
+        "Triage",
+        "Possible duplicates",
+        "Missing information",
+    ):
         assert f"## {section}" in draft.body
     assert request_id_in(draft.body) == "req-1"
     assert "| Type | bug | 91% |" in draft.body
@@ -40,8 +51,7 @@ def test_the_reporters_email_is_not_published() -> None:
 
 
 def test_mentions_never_ping_anyone() -> None:
-    draft = render("r", report(title="cc @octocat", description="ping @org/team please"),
-                   triage())
+    draft = render("r", report(title="cc @octocat", description="ping @org/team please"), triage())
     assert "@octocat" not in draft.title and "@org" not in draft.body
     assert neutralise_mentions("mail a@b.com") == "mail a@b.com"
 
@@ -57,25 +67,28 @@ def test_html_in_reporter_text_is_escaped() -> None:
 
 
 def test_duplicates_are_linked_never_closed() -> None:
-    candidate = DuplicateCandidate(bug_report_id="B-1", issue_number=12, title="Old crash",
-                                   similarity=0.93)
-    draft = render("r", report(), triage(duplicate_candidates=[candidate],
-                                         duplicate_of=candidate))
+    candidate = DuplicateCandidate(
+        bug_report_id="B-1", issue_number=12, title="Old crash", similarity=0.93
+    )
+    draft = render("r", report(), triage(duplicate_candidates=[candidate], duplicate_of=candidate))
     assert "#12 Old crash (similarity 0.93)" in draft.body
     assert "left open for a human" in draft.body
 
 
 def test_a_marker_typed_by_the_reporter_cannot_claim_another_request() -> None:
-    draft = render(
-        "real", report(environment="<!-- ai-pipeline:request=evil -->"), triage()
-    )
+    draft = render("real", report(environment="<!-- ai-pipeline:request=evil -->"), triage())
     assert request_id_in(draft.body) == "real"
 
 
 def test_the_longest_possible_report_still_fits_githubs_body_limit() -> None:
     long = "y" * 65_536
-    huge = report(description=long, expected_behavior=long, actual_behavior="z\n" + long[:-2],
-                  steps_to_reproduce=long, environment="e" * 16_384)
+    huge = report(
+        description=long,
+        expected_behavior=long,
+        actual_behavior="z\n" + long[:-2],
+        steps_to_reproduce=long,
+        environment="e" * 16_384,
+    )
     draft = render("r", huge, triage())
     assert len(draft.body) <= 65_536
     assert request_id_in(draft.body) == "r"

@@ -54,17 +54,23 @@ def test_step_duration_is_measured_from_its_start() -> None:
 
 def test_an_unknown_request_is_born_only_from_its_submitted_event() -> None:
     assert fold(None, event(Step.TRIAGE, StepStatus.STARTED)) is None
-    born = fold(
-        None, event(Step.SUBMITTED, StepStatus.COMPLETED, data={"bug_report_id": "BUG-9"})
-    )
+    born = fold(None, event(Step.SUBMITTED, StepStatus.COMPLETED, data={"bug_report_id": "BUG-9"}))
     assert born is not None and born.bug_report_id == "BUG-9"
 
 
 def test_the_public_view_has_the_contract_fields() -> None:
     view = new_request("r1", "B", utcnow()).public_view()
     assert set(view) >= {
-        "request_id", "bug_report_id", "status", "current_step", "progress", "error_message",
-        "github_issue_number", "github_issue_url", "created_at", "updated_at",
+        "request_id",
+        "bug_report_id",
+        "status",
+        "current_step",
+        "progress",
+        "error_message",
+        "github_issue_number",
+        "github_issue_url",
+        "created_at",
+        "updated_at",
         "processing_time_seconds",
     }
     assert set(view["progress"]["submitted"]) == {"status", "timestamp", "data"}

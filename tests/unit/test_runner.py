@@ -68,10 +68,12 @@ class Behaviour:
 async def start(tmp_path: Path, behaviour: Behaviour) -> tuple[SqliteBus, AgentRunner]:
     bus = SqliteBus(SqliteDatabase(tmp_path / "b.db"), TOPICS)
     await bus.start()
-    spec = AgentSpec("triage_agent", "triage-agent-group", Topic.BUG_REPORTS, behaviour.handle,
-                     Step.TRIAGE)
-    runner = AgentRunner(spec, bus, Metrics(), RetryPolicy(max_attempts=3, base_delay=0.01),
-                         poll_timeout=0.1)
+    spec = AgentSpec(
+        "triage_agent", "triage-agent-group", Topic.BUG_REPORTS, behaviour.handle, Step.TRIAGE
+    )
+    runner = AgentRunner(
+        spec, bus, Metrics(), RetryPolicy(max_attempts=3, base_delay=0.01), poll_timeout=0.1
+    )
     runner.start()
     return bus, runner
 

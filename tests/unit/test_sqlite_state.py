@@ -80,11 +80,11 @@ async def test_listing_filters_by_status_and_paginates(tmp_path: Path) -> None:
     await store.apply(
         StepChanged(request_id="r0", step=Step.TRIAGE, status=StepStatus.FAILED, error="boom")
     )
-    active = await store.list(list(ACTIVE), limit=3, offset=0)
+    active = await store.list_requests(list(ACTIVE), limit=3, offset=0)
     assert active.total == 4 and len(active.requests) == 3
-    rest = await store.list(list(ACTIVE), limit=3, offset=3)
+    rest = await store.list_requests(list(ACTIVE), limit=3, offset=3)
     assert len(rest.requests) == 1
-    failed = await store.list([RequestStatus.FAILED], limit=10, offset=0)
+    failed = await store.list_requests([RequestStatus.FAILED], limit=10, offset=0)
     assert [s.request_id for s in failed.requests] == ["r0"]
     assert failed.requests[0].error_message == "boom"
     await store.close()

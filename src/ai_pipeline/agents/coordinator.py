@@ -6,11 +6,10 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 
-from ai_pipeline.domain.errors import PermanentError
-from ai_pipeline.domain.events import Event, Step, StepChanged, StepStatus, utcnow
-from ai_pipeline.domain.request_state import RequestState, RequestStatus
 from ai_pipeline.agents.messages import to_topic
-from ai_pipeline.domain.events import Topic
+from ai_pipeline.domain.errors import PermanentError
+from ai_pipeline.domain.events import Event, Step, StepChanged, StepStatus, Topic, utcnow
+from ai_pipeline.domain.request_state import RequestState, RequestStatus
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.ports import Bus, OutgoingMessage, StateStore
 

@@ -104,9 +104,7 @@ class AgentRunner:
 
     def _set_status(self, status: AgentStatus) -> None:
         self.health.status = status
-        self._metrics.agent_up.labels(self.spec.name).set(
-            0 if status is AgentStatus.STOPPED else 1
-        )
+        self._metrics.agent_up.labels(self.spec.name).set(0 if status is AgentStatus.STOPPED else 1)
 
     async def _run(self) -> None:
         consumer = self._bus.consumer(self.spec.group, [self.spec.topic.value])
@@ -187,7 +185,11 @@ class AgentRunner:
                 hint = exc.retry_after if isinstance(exc, TransientError) else None
                 delay = self._retry.delay(attempt, hint)
                 log.warning(
-                    "handler_retry", agent=self.spec.name, attempt=attempt, delay=delay, error=reason
+                    "handler_retry",
+                    agent=self.spec.name,
+                    attempt=attempt,
+                    delay=delay,
+                    error=reason,
                 )
                 await asyncio.sleep(delay)
                 continue
@@ -217,9 +219,7 @@ class AgentRunner:
                 status=StepStatus.FAILED,
                 error=f"{self.spec.step.value} failed: {reason}"[:2000],
             )
-            outputs.append(
-                OutgoingMessage(Topic.STATUS_UPDATES.value, message.key, encode(failed))
-            )
+            outputs.append(OutgoingMessage(Topic.STATUS_UPDATES.value, message.key, encode(failed)))
         return outputs
 
 

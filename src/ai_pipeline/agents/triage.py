@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ai_pipeline.agents.messages import step_ran, to_topic
 from ai_pipeline.domain.errors import PermanentError
 from ai_pipeline.domain.events import (
     BugReportSubmitted,
@@ -14,7 +15,6 @@ from ai_pipeline.domain.events import (
     utcnow,
 )
 from ai_pipeline.domain.models import DuplicateCandidate
-from ai_pipeline.agents.messages import step_ran, to_topic
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.ports import OutgoingMessage, StateStore
 from ai_pipeline.triage.duplicates import DuplicateIndex
@@ -33,7 +33,7 @@ class TriageAgent:
     async def seed_index(self, limit: int) -> int:
         """Fill the duplicate index with the newest stored reports, oldest first."""
         rows = await self.store.recent_reports(limit)
-        for state, report in reversed(rows):
+        for state, report in rows[::-1]:
             self.index.add(
                 report.id,
                 state.request_id,
@@ -76,6 +76,8 @@ class TriageAgent:
                     candidate = candidate.model_copy(
                         update={"issue_number": state.github_issue_number}
                     )
-                    self.index.set_issue_number(candidate.request_id or "", state.github_issue_number)
+                    self.index.set_issue_number(
+                        candidate.request_id or "", state.github_issue_number
+                    )
             enriched.append(candidate)
         return enriched

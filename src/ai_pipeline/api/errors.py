@@ -73,8 +73,13 @@ def validation_details(exc: ValidationError | RequestValidationError) -> list[di
     details = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p != "body"]
-        details.append({"field": ".".join(loc) or None, "message": err.get("msg", ""),
-                        "type": err.get("type", "")})
+        details.append(
+            {
+                "field": ".".join(loc) or None,
+                "message": err.get("msg", ""),
+                "type": err.get("type", ""),
+            }
+        )
     return details
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ai_pipeline.observability.metrics import Metrics
@@ -55,7 +53,7 @@ def _incoming_id(scope: Scope) -> str | None:
     return None
 
 
-def _route_template(scope: dict[str, Any]) -> str:
+def _route_template(scope: Scope) -> str:
     # The template, not the raw path: ids in paths would explode label cardinality.
     route = scope.get("route")
     path = getattr(route, "path", None)

@@ -11,11 +11,11 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from ai_pipeline.api.errors import ApiError, validation_details
-from ai_pipeline.submission import Submission
 from ai_pipeline.bootstrap import Container
 from ai_pipeline.domain.models import BugReport
 from ai_pipeline.domain.request_state import ACTIVE, RequestStatus
 from ai_pipeline.observability.health import health_document, metrics_document
+from ai_pipeline.submission import Submission
 
 router = APIRouter(prefix="/api/v1")
 
@@ -45,8 +45,9 @@ _FILTERS = {
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json",
-                    headers=headers)
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 def container(request: Request) -> Container:
@@ -114,15 +115,16 @@ async def submit_bug_report(request: Request) -> Response:
         "estimated_processing_time": outcome.estimate,
         "links": {"status": f"{base}/status", "self": base},
     }
-    return json_response(body, 201 if outcome.created else 200,
-                         {"Location": f"{base}/status"})
+    return json_response(body, 201 if outcome.created else 200, {"Location": f"{base}/status"})
 
 
 @router.get("/requests/{request_id}/status", summary="A request's status")
 async def request_status(request: Request, request_id: str) -> Response:
     state = await container(request).store.get(request_id)
     if state is None:
-        raise ApiError(404, f"no request with id {request_id!r}", details={"request_id": request_id})
+        raise ApiError(
+            404, f"no request with id {request_id!r}", details={"request_id": request_id}
+        )
     return json_response(state.public_view())
 
 
@@ -138,7 +140,7 @@ async def list_requests(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    page = await container(request).store.list(_FILTERS[status], limit, offset)
+    page = await container(request).store.list_requests(_FILTERS[status], limit, offset)
     return json_response(
         {
             "requests": [s.public_view() for s in page.requests],
@@ -175,8 +177,12 @@ async def list_issues(
     return json_response(
         {
             "issues": [i.as_dict() for i in issues],
-            "pagination": {"total": total, "limit": limit, "offset": offset,
-                           "has_more": offset + len(issues) < total},
+            "pagination": {
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+                "has_more": offset + len(issues) < total,
+            },
         }
     )
 
@@ -192,6 +198,9 @@ async def get_issue(request: Request, number: int) -> Response:
 def _local_tracker(request: Request) -> Any:
     tracker = container(request).local_tracker
     if tracker is None:
-        raise ApiError(404, "the local tracker is not in use: issues are filed on GitHub",
-                       code="INVALID_REQUEST")
+        raise ApiError(
+            404,
+            "the local tracker is not in use: issues are filed on GitHub",
+            code="INVALID_REQUEST",
+        )
     return tracker

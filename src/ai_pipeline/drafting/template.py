@@ -113,11 +113,17 @@ def _percent(value: float | None) -> str:
 def _duplicates(triage: TriageResult) -> str:
     lines = []
     for candidate in triage.duplicate_candidates:
-        where = f"#{candidate.issue_number}" if candidate.issue_number else f"`{candidate.bug_report_id}`"
+        where = (
+            f"#{candidate.issue_number}"
+            if candidate.issue_number
+            else f"`{candidate.bug_report_id}`"
+        )
         title = f" {prose(candidate.title)}" if candidate.title else ""
         lines.append(f"- {where}{title} (similarity {candidate.similarity:.2f})")
     if triage.duplicate_of is not None:
-        lines.insert(0, "Likely a duplicate of the first one below; left open for a human to decide.")
+        lines.insert(
+            0, "Likely a duplicate of the first one below; left open for a human to decide."
+        )
     return "\n".join(lines) or "None found."
 
 

@@ -12,10 +12,17 @@ from ai_pipeline.agents.runner import AgentRunner, AgentStatus
 from ai_pipeline.bootstrap import Container
 from ai_pipeline.ports import RequestStats
 
-PERIODS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
-           "30d": timedelta(days=30)}
-STEP_AGENTS = {"triage": "triage_agent", "ticket_creation": "ticket_creation_agent",
-               "github": "github_api_agent"}
+PERIODS = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(days=1),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+STEP_AGENTS = {
+    "triage": "triage_agent",
+    "ticket_creation": "ticket_creation_agent",
+    "github": "github_api_agent",
+}
 AGENT_NAMES = ("coordinator_agent", "triage_agent", "ticket_creation_agent", "github_api_agent")
 
 

@@ -80,7 +80,8 @@ class SqliteBus:
         for name, partitions in self._wanted_topics.items():
             conn.execute(
                 "INSERT INTO bus_topics (name, partitions) VALUES (?, ?)"
-                " ON CONFLICT(name) DO UPDATE SET partitions = max(partitions, excluded.partitions)",
+                " ON CONFLICT(name)"
+                " DO UPDATE SET partitions = max(partitions, excluded.partitions)",
                 (name, partitions),
             )
 
@@ -164,8 +165,15 @@ class SqliteBus:
             (topic, limit),
         )
         return [
-            Message(topic, r["partition"], r["offset"], r["key"], r["value"],
-                    json.loads(r["headers"]), r["ts"])
+            Message(
+                topic,
+                r["partition"],
+                r["offset"],
+                r["key"],
+                r["value"],
+                json.loads(r["headers"]),
+                r["ts"],
+            )
             for r in rows
         ]
 

@@ -113,8 +113,8 @@ class SqliteStateStore:
 
         return await self.db.write(op)
 
-    async def list(self, statuses: Sequence[RequestStatus], limit: int, offset: int) -> Page:
-        self.operations["sqlite|list"] += 1
+    async def list_requests(self, statuses: Sequence[RequestStatus], limit: int, offset: int) -> Page:
+        self.operations["sqlite|list_requests"] += 1
         marks = ",".join("?" for _ in statuses)
         values = [s.value for s in statuses]
         (total,) = self.db.read(f"SELECT count(*) FROM requests WHERE status IN ({marks})", values)[

@@ -90,7 +90,9 @@ class LocalTracker:
         if not rows:
             return None
         number = int(rows[0]["number"])
-        return FiledIssue(number=number, url=self.url(number), title=rows[0]["title"], created=False)
+        return FiledIssue(
+            number=number, url=self.url(number), title=rows[0]["title"], created=False
+        )
 
     def url(self, number: int) -> str:
         return f"{self.base_url}/api/v1/issues/{number}"

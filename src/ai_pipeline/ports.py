@@ -125,7 +125,9 @@ class StateStore(Protocol):
         """Fold ``event`` into the request atomically; the new state, or None if unchanged."""
         ...
 
-    async def list_requests(self, statuses: Sequence[RequestStatus], limit: int, offset: int) -> Page: ...
+    async def list_requests(
+        self, statuses: Sequence[RequestStatus], limit: int, offset: int
+    ) -> Page: ...
 
     async def stuck(self, older_than: datetime, limit: int) -> list[RequestState]:
         """Active requests not updated since ``older_than``."""

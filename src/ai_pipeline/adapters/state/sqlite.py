@@ -113,7 +113,9 @@ class SqliteStateStore:
 
         return await self.db.write(op)
 
-    async def list_requests(self, statuses: Sequence[RequestStatus], limit: int, offset: int) -> Page:
+    async def list_requests(
+        self, statuses: Sequence[RequestStatus], limit: int, offset: int
+    ) -> Page:
         self.operations["sqlite|list_requests"] += 1
         marks = ",".join("?" for _ in statuses)
         values = [s.value for s in statuses]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ai_pipeline.observability.metrics import Metrics

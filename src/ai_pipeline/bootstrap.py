@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +57,8 @@ def bootstrap(
         return databases[path]
 
     bus = SqliteBus(sqlite(settings.bus), settings.partitions(), settings.bus_retention_seconds)
-    store = SqliteStateStore(sqlite(settings.state))
+    state_db = sqlite(settings.state)
+    store = SqliteStateStore(state_db, bus, same_file_bus=bus if bus.db is state_db else None)
     local_tracker = None
     if tracker is None:
         tracker, local_tracker = _tracker(settings, sqlite(settings.state))
@@ -116,6 +118,18 @@ def bootstrap(
         "Messages published, by topic.",
         ["topic"],
         lambda: bus.published,
+    )
+    metrics.watch_tally(
+        "ai_pipeline_sqlite_commits",
+        "Group commits of the embedded database (writes per commit = writes / commits).",
+        ["file"],
+        lambda: Counter({str(db.path): db.commits for db in databases.values()}),
+    )
+    metrics.watch_tally(
+        "ai_pipeline_sqlite_writes",
+        "Writes folded into group commits.",
+        ["file"],
+        lambda: Counter({str(db.path): db.writes for db in databases.values()}),
     )
     metrics.build_info.info(
         {

@@ -113,8 +113,13 @@ class StateStore(Protocol):
         state: RequestState,
         report: BugReport,
         idempotency_key: str | None,
+        outbox: Sequence[OutgoingMessage] = (),
     ) -> tuple[RequestState, bool]:
-        """Insert unless the bug report id or idempotency key is known; (state, created)."""
+        """Insert unless the bug report id or idempotency key is known; (state, created).
+
+        ``outbox`` is published only when the request is created: in the same transaction
+        where the bus shares the store's database, right after the insert otherwise.
+        """
         ...
 
     async def get(self, request_id: str) -> RequestState | None: ...

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from ai_pipeline.agents.messages import to_topic
@@ -15,8 +14,10 @@ from ai_pipeline.domain.events import (
     Topic,
     utcnow,
 )
+from ai_pipeline.domain.ids import new_request_id
 from ai_pipeline.domain.models import BugReport
 from ai_pipeline.domain.request_state import RequestState, RequestStatus, new_request
+from ai_pipeline.ports import OutgoingMessage
 
 
 @dataclass(frozen=True)
@@ -32,19 +33,20 @@ class Submission:
 
     async def submit(self, report: BugReport, idempotency_key: str | None) -> Outcome:
         now = utcnow()
-        fresh = new_request(str(uuid.uuid4()), report.id, now)
-        state, created = await self.c.store.create_request(fresh, report, idempotency_key)
+        fresh = new_request(new_request_id(), report.id, now)
+        state, created = await self.c.store.create_request(
+            fresh, report, idempotency_key, outbox=self._first_messages(fresh, report)
+        )
         if created:
             self.c.metrics.requests_total.inc()
-            await self._publish(state, report)
         elif state.status is RequestStatus.SUBMITTED:
-            # The first attempt may have died between recording and publishing: publish
-            # again. Every handler is idempotent, so a second copy changes nothing.
+            # Where the store cannot publish atomically, the first attempt may have died
+            # between recording and publishing: publish again. Handlers are idempotent.
             stored = await self.c.store.get_report(state.request_id)
-            await self._publish(state, stored or report)
+            await self.c.bus.publish(self._first_messages(state, stored or report))
         return Outcome(state, created, self._estimate())
 
-    async def _publish(self, state: RequestState, report: BugReport) -> None:
+    def _first_messages(self, state: RequestState, report: BugReport) -> list[OutgoingMessage]:
         submitted = StepChanged(
             request_id=state.request_id,
             step=Step.SUBMITTED,
@@ -55,12 +57,10 @@ class Submission:
         event = BugReportSubmitted(
             request_id=state.request_id, report=report, submitted_at=state.created_at
         )
-        await self.c.bus.publish(
-            [
-                to_topic(Topic.BUG_REPORTS, state.request_id, event),
-                to_topic(Topic.STATUS_UPDATES, state.request_id, submitted),
-            ]
-        )
+        return [
+            to_topic(Topic.BUG_REPORTS, state.request_id, event),
+            to_topic(Topic.STATUS_UPDATES, state.request_id, submitted),
+        ]
 
     def _estimate(self) -> str:
         seconds = self.c.coordinator.typical_processing_seconds

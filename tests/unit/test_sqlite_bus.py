@@ -156,3 +156,42 @@ async def test_prune_drops_only_consumed_messages_past_retention(tmp_path: Path)
     await consumer.rewind(first)
     assert [m.value for m in await consumer.fetch(10, 0.1)] == [b"2"]
     await bus.close()
+
+
+async def test_a_failing_write_does_not_undo_the_others_in_its_group_commit(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import sqlite3
+
+    db = SqliteDatabase(tmp_path / "g.db")
+    db.add_schema("CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY);")
+    await db.start()
+
+    def insert(key: str) -> object:
+        return lambda conn: conn.execute("INSERT INTO t VALUES (?)", (key,))
+
+    outcomes = await asyncio.gather(
+        db.write(insert("a")),
+        db.write(insert("a")),
+        db.write(insert("b")),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], sqlite3.IntegrityError)
+    assert [r[0] for r in db.read("SELECT k FROM t ORDER BY k")] == ["a", "b"]
+    await db.close()
+
+
+async def test_full_synchronous_mode_commits_on_a_thread_and_is_durable(tmp_path: Path) -> None:
+    import asyncio
+
+    path = tmp_path / "full.db"
+    bus = SqliteBus(SqliteDatabase(path, synchronous="FULL"), {"t": 2})
+    await bus.start()
+    await asyncio.gather(*(bus.publish([msg(f"k{i}", str(i))]) for i in range(50)))
+    assert bus.db.commits < 50  # writes arriving during a commit joined the next one
+    await bus.close()
+    reopened = new_bus(path)
+    await reopened.start()
+    assert len(await drain(reopened, "g")) == 50
+    await reopened.close()

@@ -7,21 +7,49 @@ from pathlib import Path
 
 import pytest
 
+from ai_pipeline.adapters.bus.sqlite import SqliteBus
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase
 from ai_pipeline.adapters.state.sqlite import SqliteStateStore
 from ai_pipeline.domain.events import Step, StepChanged, StepStatus, utcnow
 from ai_pipeline.domain.models import FiledIssue
 from ai_pipeline.domain.request_state import ACTIVE, RequestStatus, new_request
-from ai_pipeline.ports import FilingRecord
+from ai_pipeline.ports import FilingRecord, OutgoingMessage
 from tests.factories import report
 
 pytestmark = pytest.mark.anyio
 
 
 async def new_store(path: Path) -> SqliteStateStore:
-    store = SqliteStateStore(SqliteDatabase(path))
+    db = SqliteDatabase(path)
+    bus = SqliteBus(db, {"t": 2})
+    store = SqliteStateStore(db, bus, same_file_bus=bus)
+    await bus.start()
     await store.start()
     return store
+
+
+async def test_the_outbox_is_published_with_a_new_request_only(tmp_path: Path) -> None:
+    store = await new_store(tmp_path / "s.db")
+    r = report()
+    outbox = [OutgoingMessage("t", "r1", b"first")]
+    await store.create_request(new_request("r1", r.id, utcnow()), r, None, outbox=outbox)
+    await store.create_request(new_request("r2", r.id, utcnow()), r, None, outbox=outbox)
+    consumer = store._bus.consumer("g", ["t"])
+    assert [m.value for m in await consumer.fetch(10, 0.1)] == [b"first"]
+    await store.close()
+
+
+async def test_a_store_on_another_file_publishes_after_the_insert(tmp_path: Path) -> None:
+    bus = SqliteBus(SqliteDatabase(tmp_path / "bus.db"), {"t": 1})
+    store = SqliteStateStore(SqliteDatabase(tmp_path / "state.db"), bus)
+    await bus.start()
+    await store.start()
+    r = report()
+    outbox = [OutgoingMessage("t", "r1", b"first")]
+    await store.create_request(new_request("r1", r.id, utcnow()), r, None, outbox=outbox)
+    assert [m.value for m in await bus.consumer("g", ["t"]).fetch(10, 0.1)] == [b"first"]
+    await store.close()
+    await bus.close()
 
 
 async def test_a_bug_report_id_creates_one_request_only(tmp_path: Path) -> None:

@@ -1,9 +1,13 @@
 """One SQLite file (WAL) shared by the embedded bus, state store and local tracker.
 
-Writes are group-committed: every write submitted while a transaction is in flight joins
-the next one, so a burst of N requests costs a handful of commits, not N. The write
-transaction runs on one dedicated thread (SQLite allows one writer anyway); reads run on
-the caller's thread against a second connection, which WAL lets proceed during a write.
+Writes are group-committed: every write submitted during one turn of the event loop joins
+one transaction, so a burst of N requests costs a handful of commits, not N.
+
+Where a commit waits for the disk (``synchronous=FULL``/``EXTRA``), the transaction runs on a
+dedicated thread so the event loop keeps serving. With ``NORMAL`` (the default: in WAL mode
+a commit survives a killed process without an fsync) it runs on the loop itself: a batch
+takes microseconds, and a thread hop would cost more than the work. Checkpoints, which do
+fsync, never run inside a commit: a background thread folds the WAL back periodically.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 WriteOp = Callable[[sqlite3.Connection], Any]
+Outcome = tuple[bool, Any]
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+CHECKPOINT_EVERY_SECONDS = 1.0
 
 
 def path_from_url(url: str) -> Path:
@@ -35,24 +41,22 @@ class SqliteDatabase:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
         self.path = path
         self._synchronous = synchronous.upper()
+        self._commit_on_thread = self._synchronous in ("FULL", "EXTRA")
         self._busy_timeout_ms = busy_timeout_ms
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._executor: ThreadPoolExecutor | None = None
         self._pending: list[tuple[WriteOp, asyncio.Future[Any]]] = []
-        self._wake: asyncio.Event | None = None
-        self._flusher: asyncio.Task[None] | None = None
+        self._flush_scheduled = False
+        self._in_flight: asyncio.Task[None] | None = None
+        self._checkpointer: asyncio.Task[None] | None = None
         self._schemas: list[str] = []
-        self._after_commit: list[Callable[[], None]] = []
         self._read_lock = threading.Lock()
         self.commits = 0
+        self.writes = 0
 
     def add_schema(self, ddl: str) -> None:
         self._schemas.append(ddl)
-
-    def on_commit(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on the event loop after every committed write batch."""
-        self._after_commit.append(callback)
 
     @property
     def started(self) -> bool:
@@ -64,11 +68,12 @@ class SqliteDatabase:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = self._connect()
         self._writer.execute("PRAGMA journal_mode=WAL")
+        self._writer.execute("PRAGMA wal_autocheckpoint=0")
         for ddl in self._schemas:
             self._writer.executescript(ddl)
         self._reader = self._connect()
-        self._wake = asyncio.Event()
-        self._flusher = asyncio.create_task(self._flush_forever(), name="sqlite-flusher")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._checkpointer = asyncio.create_task(self._checkpoint_forever(), name="checkpoint")
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -78,12 +83,14 @@ class SqliteDatabase:
         return conn
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
-            self._flusher = None
-        if self._pending:
-            await self._flush_once()
+        if self._writer is None:
+            return
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            await asyncio.gather(self._checkpointer, return_exceptions=True)
+        while self._pending or self._in_flight is not None:
+            await self._flush()
+        assert self._executor is not None
         self._executor.shutdown(wait=True)
         for conn in (self._writer, self._reader):
             if conn is not None:
@@ -91,12 +98,15 @@ class SqliteDatabase:
         self._writer = self._reader = None
 
     async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``op`` inside the next group commit; returns once it is durable."""
-        if self._wake is None:
+        """Run ``op`` inside the next group commit; returns once it is committed."""
+        if self._writer is None:
             raise RuntimeError("database not started")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
         self._pending.append((op, future))
-        self._wake.set()
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._schedule_flush)
         return await future
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
@@ -105,30 +115,46 @@ class SqliteDatabase:
         with self._read_lock:
             return self._reader.execute(sql, params).fetchall()
 
-    async def _flush_forever(self) -> None:
-        assert self._wake is not None
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await self._flush_once()
+    def _schedule_flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._commit_on_thread:
+            self._settle(*self._take_batch_and_run())
+        elif self._in_flight is None:
+            self._in_flight = asyncio.ensure_future(self._flush_on_thread())
 
-    async def _flush_once(self) -> None:
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
+    async def _flush(self) -> None:
+        if self._in_flight is not None:
+            await self._in_flight
+        elif self._pending:
+            self._schedule_flush()
+            if self._in_flight is not None:
+                await self._in_flight
+
+    async def _flush_on_thread(self) -> None:
+        # Writes arriving while a commit waits for the disk form the next batch.
         loop = asyncio.get_running_loop()
         try:
-            outcomes = await loop.run_in_executor(
-                self._executor, self._run_batch, [op for op, _ in batch]
-            )
-        except BaseException as exc:  # the commit itself failed: nothing in the batch stuck
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError())
-            if not isinstance(exc, Exception):
-                raise
-            return
+            while self._pending:
+                batch, self._pending = self._pending, []
+                assert self._executor is not None
+                outcomes = await loop.run_in_executor(
+                    self._executor, self._run, [op for op, _ in batch]
+                )
+                self._settle(batch, outcomes)
+        finally:
+            self._in_flight = None
+
+    def _take_batch_and_run(
+        self,
+    ) -> tuple[list[tuple[WriteOp, asyncio.Future[Any]]], list[Outcome]]:
+        batch, self._pending = self._pending, []
+        return batch, self._run([op for op, _ in batch])
+
+    def _settle(
+        self, batch: list[tuple[WriteOp, asyncio.Future[Any]]], outcomes: list[Outcome]
+    ) -> None:
         self.commits += 1
+        self.writes += len(batch)
         for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
             if future.done():
                 continue
@@ -136,27 +162,45 @@ class SqliteDatabase:
                 future.set_result(value)
             else:
                 future.set_exception(value)
-        for callback in self._after_commit:
-            callback()
 
-    def _run_batch(self, ops: list[WriteOp]) -> list[tuple[bool, Any]]:
+    def _run(self, ops: list[WriteOp]) -> list[Outcome]:
+        """All ops in one transaction; if one fails, each alone so the rest still commit."""
+        try:
+            return [(True, value) for value in self._transaction(ops)]
+        except Exception:
+            if len(ops) == 1:
+                return [self._alone(ops[0])]
+            return [self._alone(op) for op in ops]
+
+    def _alone(self, op: WriteOp) -> Outcome:
+        try:
+            return True, self._transaction([op])[0]
+        except Exception as exc:
+            return False, exc
+
+    def _transaction(self, ops: list[WriteOp]) -> list[Any]:
         conn = self._writer
         assert conn is not None
-        outcomes: list[tuple[bool, Any]] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for op in ops:
-                # A savepoint per op: one failing op must not undo its neighbours' work.
-                conn.execute("SAVEPOINT op")
-                try:
-                    outcomes.append((True, op(conn)))
-                    conn.execute("RELEASE op")
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    outcomes.append((False, exc))
+            values = [op(conn) for op in ops]
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return outcomes
+        return values
+
+    async def _checkpoint_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_SECONDS)
+            assert self._executor is not None
+            await loop.run_in_executor(self._executor, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        # Its own connection: a PASSIVE checkpoint never blocks the writer.
+        conn = self._connect()
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()

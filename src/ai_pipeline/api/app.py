@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from ai_pipeline import __version__
 from ai_pipeline.api import errors
+from ai_pipeline.api.ingest import IngestFastPath
 from ai_pipeline.api.middleware import ObserveRequests
 from ai_pipeline.api.routes import router
 from ai_pipeline.bootstrap import Container
@@ -45,5 +46,7 @@ def create_app(container: Container, run_agents: bool = True) -> FastAPI:
         registry = request.app.state.container.metrics.registry
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    # Added first, so it sits inside ObserveRequests and its requests are measured too.
+    app.add_middleware(IngestFastPath, container=container)
     app.add_middleware(ObserveRequests, metrics=container.metrics)
     return app

@@ -51,18 +51,22 @@ def correlation_id(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def envelope(error: ApiError, request: Request) -> Response:
+def envelope_bytes(error: ApiError, correlation: str | None) -> bytes:
     body = {
         "error": {
             "code": error.code,
             "message": error.message,
             "details": error.details,
             "timestamp": datetime.now(UTC).isoformat(),
-            "request_id": correlation_id(request),
+            "request_id": correlation,
         }
     }
+    return orjson.dumps(body)
+
+
+def envelope(error: ApiError, request: Request) -> Response:
     return Response(
-        orjson.dumps(body),
+        envelope_bytes(error, correlation_id(request)),
         status_code=error.status,
         media_type="application/json",
         headers=error.headers,

@@ -7,15 +7,14 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from pydantic import ValidationError
 from starlette.responses import Response
 
-from ai_pipeline.api.errors import ApiError, validation_details
+from ai_pipeline.api.errors import ApiError
+from ai_pipeline.api.ingest import accept, check_headers
 from ai_pipeline.bootstrap import Container
 from ai_pipeline.domain.models import BugReport
 from ai_pipeline.domain.request_state import ACTIVE, RequestStatus
 from ai_pipeline.observability.health import health_document, metrics_document
-from ai_pipeline.submission import Submission
 
 router = APIRouter(prefix="/api/v1")
 
@@ -55,34 +54,6 @@ def container(request: Request) -> Container:
     return c
 
 
-async def read_json_body(request: Request, limit: int) -> bytes:
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise ApiError(415, "Content-Type must be application/json", code="INVALID_REQUEST")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"body larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def parse_report(body: bytes) -> BugReport:
-    try:
-        return BugReport.model_validate_json(body)
-    except ValidationError as exc:
-        details = validation_details(exc)
-        if any(d["type"] == "json_invalid" for d in details):
-            raise ApiError(400, "body is not valid JSON", details=details) from None
-        if any(d["type"] == "model_type" and d["field"] is None for d in details):
-            raise ApiError(400, "body must be a JSON object", details=details) from None
-        raise ApiError(422, "the bug report is invalid", details=details) from None
-
-
 @router.post(
     "/bug-reports",
     status_code=201,
@@ -96,26 +67,15 @@ def parse_report(body: bytes) -> BugReport:
     responses={200: {"description": "Already submitted: the existing request"}},
 )
 async def submit_bug_report(request: Request) -> Response:
+    """Served by ``api.ingest.IngestFastPath``; this route documents it and shares its code."""
     c = container(request)
-    report = parse_report(await read_json_body(request, c.settings.max_body_bytes))
-    key = request.headers.get("idempotency-key")
-    if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
-        raise ApiError(400, "Idempotency-Key must be 1 to 255 printable characters")
-    outcome = await Submission(c).submit(report, key)
-    state = outcome.state
-    base = f"/api/v1/requests/{state.request_id}"
-    body = {
-        "request_id": state.request_id,
-        "status": state.status.value,
-        "message": (
-            "Bug report accepted for processing"
-            if outcome.created
-            else "This report was already submitted; returning the existing request"
-        ),
-        "estimated_processing_time": outcome.estimate,
-        "links": {"status": f"{base}/status", "self": base},
-    }
-    return json_response(body, 201 if outcome.created else 200, {"Location": f"{base}/status"})
+    limit = c.settings.max_body_bytes
+    check_headers(request.headers.get("content-type"), request.headers.get("content-length"), limit)
+    body = await request.body()
+    if len(body) > limit:
+        raise ApiError(413, f"body larger than {limit} bytes")
+    status, payload, headers = await accept(c, body, request.headers.get("idempotency-key"))
+    return Response(payload, status_code=status, media_type="application/json", headers=headers)
 
 
 @router.get("/requests/{request_id}/status", summary="A request's status")

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS bus_groups (
 ) WITHOUT ROWID;
 """
 
+INSERT_SQL = "INSERT INTO bus_messages VALUES (?, ?, ?, ?, ?, ?, ?)"
 FETCH_SQL = (
     "SELECT offset, key, value, headers, ts FROM bus_messages"
     " WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?"
@@ -66,6 +67,7 @@ class SqliteBus:
         self._waiters: dict[str, asyncio.Event] = {}
         self.retention_seconds = retention_seconds
         self.published: Counter[str] = Counter()
+        self.offsets = OffsetCounter()
         db.add_schema(SCHEMA)
 
     async def start(self) -> None:
@@ -96,7 +98,14 @@ class SqliteBus:
 
     async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         rows = self._rows(messages)
-        await self.db.write(lambda conn: _append(conn, rows))
+        await self.db.write(lambda conn: self.offsets.append(conn, rows))
+        self.committed(messages)
+
+    def stage(self, conn: sqlite3.Connection, messages: Sequence[OutgoingMessage]) -> None:
+        """Append inside a transaction someone else commits; call ``committed`` after."""
+        self.offsets.append(conn, self._rows(messages))
+
+    def committed(self, messages: Sequence[OutgoingMessage]) -> None:
         self._notify({m.topic for m in messages})
 
     def _rows(self, messages: Sequence[OutgoingMessage]) -> list[tuple[Any, ...]]:
@@ -193,17 +202,37 @@ class SqliteBus:
         }
 
 
-def _append(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    for topic, partition, key, value, headers, ts in rows:
-        (next_offset,) = conn.execute(
+class OffsetCounter:
+    """Next offset per partition, remembered so an append costs one INSERT, not two.
+
+    A stale value (another process appended, a transaction rolled back) is harmless: the
+    primary key refuses a taken offset, and the counter then re-reads the partition's end.
+    """
+
+    def __init__(self) -> None:
+        self._next: dict[tuple[str, int], int] = {}
+
+    def append(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+        for topic, partition, key, value, headers, ts in rows:
+            slot = (topic, partition)
+            offset = self._next.get(slot)
+            if offset is None:
+                offset = self._end(conn, topic, partition)
+            try:
+                conn.execute(INSERT_SQL, (topic, partition, offset, key, value, headers, ts))
+            except sqlite3.IntegrityError:
+                offset = self._end(conn, topic, partition)
+                conn.execute(INSERT_SQL, (topic, partition, offset, key, value, headers, ts))
+            self._next[slot] = offset + 1
+
+    @staticmethod
+    def _end(conn: sqlite3.Connection, topic: str, partition: int) -> int:
+        (end,) = conn.execute(
             "SELECT coalesce(max(offset) + 1, 0) FROM bus_messages"
             " WHERE topic = ? AND partition = ?",
             (topic, partition),
         ).fetchone()
-        conn.execute(
-            "INSERT INTO bus_messages VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (topic, partition, next_offset, key, value, headers, ts),
-        )
+        return int(end)
 
 
 def _prune(conn: sqlite3.Connection, cutoff: float) -> int:
@@ -283,8 +312,10 @@ class SqliteConsumer:
         rows = self._bus._rows(outputs)
         group = self.group
 
+        offsets = self._bus.offsets
+
         def op(conn: sqlite3.Connection) -> None:
-            _append(conn, rows)
+            offsets.append(conn, rows)
             conn.execute(
                 "INSERT INTO bus_offsets (grp, topic, partition, next_offset) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT(grp, topic, partition)"
@@ -293,7 +324,7 @@ class SqliteConsumer:
             )
 
         await self._bus.db.write(op)
-        self._bus._notify({m.topic for m in outputs})
+        self._bus.committed(outputs)
 
     async def rewind(self, message: Message) -> None:
         self._positions[(message.topic, message.partition)] = message.offset

@@ -9,17 +9,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from ai_pipeline.adapters.bus.sqlite import SqliteBus
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase
 from ai_pipeline.domain.events import Step, StepChanged
 from ai_pipeline.domain.models import BugReport, FiledIssue
 from ai_pipeline.domain.request_state import RequestState, RequestStatus, fold
-from ai_pipeline.ports import FilingRecord, Page, RequestStats
+from ai_pipeline.ports import Bus, FilingRecord, OutgoingMessage, Page, RequestStats
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY,
     bug_report_id TEXT NOT NULL UNIQUE,
-    idempotency_key TEXT UNIQUE,
+    idempotency_key TEXT,
     status TEXT NOT NULL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
@@ -27,6 +28,9 @@ CREATE TABLE IF NOT EXISTS requests (
     state TEXT NOT NULL,
     report TEXT
 );
+-- Partial: most reports come without a key, and they need no index entry.
+CREATE UNIQUE INDEX IF NOT EXISTS requests_by_idempotency_key
+    ON requests (idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS requests_by_status ON requests (status, created_at);
 CREATE INDEX IF NOT EXISTS requests_by_created ON requests (created_at);
 CREATE TABLE IF NOT EXISTS filings (
@@ -41,8 +45,14 @@ STEPS_WITH_AGENTS = (Step.TRIAGE, Step.TICKET_CREATION, Step.GITHUB)
 
 
 class SqliteStateStore:
-    def __init__(self, db: SqliteDatabase):
+    def __init__(self, db: SqliteDatabase, bus: Bus, same_file_bus: SqliteBus | None = None):
+        """``same_file_bus``: the bus when it lives in ``db`` too, so a new request and its
+        first messages commit together; otherwise they are published after the insert."""
+        if same_file_bus is not None and same_file_bus.db is not db:
+            raise ValueError("same_file_bus must use the store's database")
         self.db = db
+        self._bus = bus
+        self._same_file_bus = same_file_bus
         self.operations: Counter[str] = Counter()
         db.add_schema(SCHEMA)
 
@@ -53,7 +63,11 @@ class SqliteStateStore:
         await self.db.close()
 
     async def create_request(
-        self, state: RequestState, report: BugReport, idempotency_key: str | None
+        self,
+        state: RequestState,
+        report: BugReport,
+        idempotency_key: str | None,
+        outbox: Sequence[OutgoingMessage] = (),
     ) -> tuple[RequestState, bool]:
         self.operations["sqlite|create_request"] += 1
         state_json = state.model_dump_json()
@@ -61,10 +75,12 @@ class SqliteStateStore:
 
         def op(conn: sqlite3.Connection) -> tuple[str, bool]:
             row = conn.execute(
-                "SELECT state FROM requests WHERE bug_report_id = ?"
-                " OR (? IS NOT NULL AND idempotency_key = ?) LIMIT 1",
-                (state.bug_report_id, idempotency_key, idempotency_key),
+                "SELECT state FROM requests WHERE bug_report_id = ?", (state.bug_report_id,)
             ).fetchone()
+            if row is None and idempotency_key is not None:
+                row = conn.execute(
+                    "SELECT state FROM requests WHERE idempotency_key = ?", (idempotency_key,)
+                ).fetchone()
             if row is not None:
                 return str(row[0]), False
             conn.execute(
@@ -81,10 +97,18 @@ class SqliteStateStore:
                     report_json,
                 ),
             )
+            if staging is not None:
+                staging.stage(conn, outbox)
             return state_json, True
 
+        staging = self._same_file_bus
         stored, created = await self.db.write(op)
-        return RequestState.model_validate_json(stored), created
+        if created and outbox:
+            if staging is None:
+                await self._bus.publish(outbox)
+            else:
+                staging.committed(outbox)
+        return (state if created else RequestState.model_validate_json(stored)), created
 
     async def get(self, request_id: str) -> RequestState | None:
         self.operations["sqlite|get"] += 1

@@ -122,9 +122,12 @@ def run(duration: float, connections: int) -> dict[str, Any]:
         "ceiling": top,
         "service": ours,
         "ratio": ours["rps"] / top["rps"],
+        # wrk stops with up to one request per connection in flight: those are stored
+        # (the server finished them) but never counted as answered.
         "durability": {
             "accepted": accepted,
             "stored": after["stored"],
-            "ok": after["stored"] == accepted,
+            "in_flight_at_stop_max": 2 * connections,
+            "ok": accepted <= after["stored"] <= accepted + 2 * connections,
         },
     }

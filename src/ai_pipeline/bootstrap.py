@@ -12,6 +12,7 @@ from ai_pipeline.adapters.sqlite_db import SqliteDatabase, path_from_url
 from ai_pipeline.adapters.state.sqlite import SqliteStateStore
 from ai_pipeline.adapters.trackers.local import LocalTracker
 from ai_pipeline.agents.coordinator import Coordinator
+from ai_pipeline.agents.priority import IngestPriority
 from ai_pipeline.agents.runner import AgentRunner, AgentSpec, RetryPolicy
 from ai_pipeline.agents.ticket_creation import draft_issue
 from ai_pipeline.agents.tracker import TrackerAgent
@@ -36,6 +37,7 @@ class Container:
     local_tracker: LocalTracker | None
     triage_agent: TriageAgent
     coordinator: Coordinator
+    ingest_priority: IngestPriority
     runners: list[AgentRunner] = field(default_factory=list)
     databases: list[SqliteDatabase] = field(default_factory=list)
 
@@ -103,8 +105,9 @@ def bootstrap(
             Step.GITHUB,
         ),
     ]
+    priority = IngestPriority(share=settings.agent_share_under_load)
     runners = [
-        AgentRunner(spec, bus, metrics, retry, fetch_max=settings.fetch_max_records)
+        AgentRunner(spec, bus, metrics, retry, settings.fetch_max_records, priority=priority)
         for spec in specs
     ]
     metrics.watch_tally(
@@ -149,6 +152,7 @@ def bootstrap(
         local_tracker=local_tracker,
         triage_agent=triage,
         coordinator=coordinator,
+        ingest_priority=priority,
         runners=runners,
         databases=list(databases.values()),
     )

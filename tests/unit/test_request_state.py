@@ -74,3 +74,12 @@ def test_the_public_view_has_the_contract_fields() -> None:
         "processing_time_seconds",
     }
     assert set(view["progress"]["submitted"]) == {"status", "timestamp", "data"}
+
+
+def test_a_step_reported_once_over_still_has_its_duration() -> None:
+    t0 = utcnow()
+    done = apply(
+        new_request("r1", "B", t0),
+        event(Step.TRIAGE, StepStatus.COMPLETED, at=t0 + timedelta(seconds=2), started_at=t0),
+    )
+    assert done is not None and done.progress["triage"].duration_seconds == 2.0

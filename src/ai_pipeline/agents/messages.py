@@ -24,16 +24,18 @@ def step_ran(
     data: dict[str, Any],
     issue: FiledIssue | None = None,
 ) -> list[OutgoingMessage]:
-    """The started and completed events of a step that ran from ``started`` to ``finished``."""
-    events = [
-        StepChanged(request_id=request_id, step=step, status=StepStatus.STARTED, at=started),
-        StepChanged(
-            request_id=request_id,
-            step=step,
-            status=StepStatus.COMPLETED,
-            at=finished,
-            data=data,
-            issue=issue,
-        ),
-    ]
-    return [to_topic(Topic.STATUS_UPDATES, request_id, e) for e in events]
+    """The one event of a step that ran from ``started`` to ``finished``.
+
+    Quick steps are reported once, when over; a separate "started" event would double the
+    coordinator's writes and tell nobody anything in the milliseconds it is current.
+    """
+    event = StepChanged(
+        request_id=request_id,
+        step=step,
+        status=StepStatus.COMPLETED,
+        at=finished,
+        started_at=started,
+        data=data,
+        issue=issue,
+    )
+    return [to_topic(Topic.STATUS_UPDATES, request_id, event)]

@@ -17,6 +17,7 @@ from enum import StrEnum
 import structlog
 from pydantic import ValidationError
 
+from ai_pipeline.agents.priority import CostEstimate, IngestPriority
 from ai_pipeline.domain.errors import PermanentError, TransientError
 from ai_pipeline.domain.events import Event, Step, StepChanged, StepStatus, Topic, decode, encode
 from ai_pipeline.observability.logging import get_logger
@@ -78,6 +79,7 @@ class AgentRunner:
         retry: RetryPolicy,
         fetch_max: int = 64,
         poll_timeout: float = 1.0,
+        priority: IngestPriority | None = None,
     ):
         self.spec = spec
         self._bus = bus
@@ -85,6 +87,9 @@ class AgentRunner:
         self._retry = retry
         self._fetch_max = fetch_max
         self._poll_timeout = poll_timeout
+        self._priority = priority or IngestPriority(share=1.0)
+        self._fetch_cost = CostEstimate()
+        self._message_cost = CostEstimate()
         self.health = AgentHealth()
         self._task: asyncio.Task[None] | None = None
 
@@ -125,7 +130,12 @@ class AgentRunner:
             self._set_status(AgentStatus.STOPPED)
 
     async def _poll_once(self, consumer: Consumer) -> None:
+        await self._priority.turn()
+        started, busy = time.perf_counter(), self._priority.api_busy
         batch = await consumer.fetch(self._fetch_max, self._poll_timeout)
+        if batch:  # reading a batch is agent work too; an empty wait is not
+            elapsed = time.perf_counter() - started
+            self._priority.spent(self._fetch_cost.charge(elapsed, busy or self._priority.api_busy))
         self.health.last_poll = time.time()
         by_partition: dict[tuple[str, int], list[Message]] = defaultdict(list)
         for message in batch:
@@ -141,6 +151,8 @@ class AgentRunner:
 
     async def _drain(self, consumer: Consumer, messages: list[Message]) -> None:
         for message in messages:
+            await self._priority.turn()
+            started, busy = time.perf_counter(), self._priority.api_busy
             try:
                 outputs = await self._process(message)
                 await consumer.commit(message, outputs)
@@ -148,6 +160,9 @@ class AgentRunner:
                 # Nothing after an uncommitted message may be committed: redeliver from it.
                 await consumer.rewind(message)
                 raise
+            elapsed = time.perf_counter() - started
+            busy = busy or self._priority.api_busy
+            self._priority.spent(self._message_cost.charge(elapsed, busy))
             self._metrics.bus_consumed.labels(self.spec.group, message.topic).inc()
 
     async def _process(self, message: Message) -> Sequence[OutgoingMessage]:

@@ -49,11 +49,10 @@ class TriageAgent:
         started = utcnow()
         report = event.report
         text = report.full_text()
-        candidates = self.index.query(
-            text, k=5, exclude_bug_report_id=report.id, title=report.title
-        )
+        vector = self.index.vector(report.title, text)
+        candidates = self.index.search(vector, k=5, exclude_bug_report_id=report.id)
         result = self.engine.triage(report, await self._with_issue_numbers(candidates))
-        self.index.add(report.id, event.request_id, report.title, text)
+        self.index.add(report.id, event.request_id, report.title, text, vector=vector)
         for field, value in result.confidence.items():
             self.metrics.triage_confidence.labels(field).observe(value)
         triaged = ReportTriaged(request_id=event.request_id, report=report, triage=result)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from ai_pipeline import __version__
 from ai_pipeline.api import errors
@@ -18,7 +19,15 @@ from ai_pipeline.bootstrap import Container
 from ai_pipeline.service import Pipeline
 
 
-def create_app(container: Container, run_agents: bool = True) -> FastAPI:
+def create_app(container: Container, run_agents: bool = True) -> ASGIApp:
+    """The service's ASGI application: FastAPI for every route, wrapped in two raw-ASGI
+    layers (metrics, and the ingest fast path) that the hot path never leaves."""
+    app = _fastapi_app(container, run_agents)
+    fast = IngestFastPath(app, container)
+    return ObserveRequests(fast, container.metrics, container.ingest_priority)
+
+
+def _fastapi_app(container: Container, run_agents: bool) -> FastAPI:
     pipeline = Pipeline(container, run_agents=run_agents)
 
     @asynccontextmanager
@@ -46,7 +55,4 @@ def create_app(container: Container, run_agents: bool = True) -> FastAPI:
         registry = request.app.state.container.metrics.registry
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    # Added first, so it sits inside ObserveRequests and its requests are measured too.
-    app.add_middleware(IngestFastPath, container=container)
-    app.add_middleware(ObserveRequests, metrics=container.metrics)
     return app

@@ -29,6 +29,9 @@ CODES = {
 }
 
 
+INTERNAL_MESSAGE = "internal error; the failure was logged"
+
+
 class ApiError(Exception):
     def __init__(
         self,
@@ -106,7 +109,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
         log.error("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
-        return envelope(ApiError(500, "internal error; the failure was logged"), request)
+        return envelope(ApiError(500, INTERNAL_MESSAGE), request)
 
 
 def _from_http(exc: StarletteHTTPException, request: Request) -> ApiError:

@@ -14,11 +14,13 @@ import orjson
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ai_pipeline.api.errors import ApiError, envelope_bytes, validation_details
+from ai_pipeline.api.errors import INTERNAL_MESSAGE, ApiError, envelope_bytes, validation_details
 from ai_pipeline.bootstrap import Container
 from ai_pipeline.domain.models import BugReport
+from ai_pipeline.observability.logging import get_logger
 from ai_pipeline.submission import Submission
 
+log = get_logger(__name__)
 PATH = "/api/v1/bug-reports"
 ROUTE = SimpleNamespace(path=PATH)  # what the metrics middleware labels the request with
 
@@ -89,9 +91,16 @@ class IngestFastPath:
                 self.container, body, headers.get("idempotency-key")
             )
         except ApiError as error:
-            correlation = scope.get("state", {}).get("correlation_id")
-            status, payload, extra = error.status, envelope_bytes(error, correlation), error.headers
+            status, payload, extra = _failure(scope, error)
+        except Exception as exc:  # outside FastAPI: no server-error middleware catches it
+            log.error("unhandled_error", path=PATH, error_type=type(exc).__name__)
+            status, payload, extra = _failure(scope, ApiError(500, INTERNAL_MESSAGE))
         await _respond(send, status, payload, extra)
+
+
+def _failure(scope: Scope, error: ApiError) -> tuple[int, bytes, dict[str, str]]:
+    correlation = scope.get("state", {}).get("correlation_id")
+    return error.status, envelope_bytes(error, correlation), error.headers
 
 
 def _headers(scope: Scope) -> dict[str, str]:

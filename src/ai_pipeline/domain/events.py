@@ -36,7 +36,10 @@ class Step(StrEnum):
 
     @property
     def ordinal(self) -> int:
-        return list(Step).index(self)
+        return _STEP_ORDINALS[self]
+
+
+_STEP_ORDINALS = {step: i for i, step in enumerate(Step)}
 
 
 class StepStatus(StrEnum):
@@ -75,6 +78,8 @@ class StepChanged(BaseModel):
     step: Step
     status: StepStatus
     at: datetime = Field(default_factory=utcnow)
+    # When a step is reported once it is over, when it began: its duration is measured.
+    started_at: datetime | None = None
     data: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
     issue: FiledIssue | None = None
@@ -82,8 +87,14 @@ class StepChanged(BaseModel):
     @property
     def rank(self) -> int:
         """Position in the request's life; a smaller rank than the stored one is stale."""
-        order = {StepStatus.STARTED: 0, StepStatus.COMPLETED: 1, StepStatus.FAILED: 2}
-        return self.step.ordinal * 3 + order[self.status]
+        return rank(self.step, self.status)
+
+
+def rank(step: Step, status: StepStatus) -> int:
+    return step.ordinal * 3 + _STATUS_ORDER[status]
+
+
+_STATUS_ORDER = {StepStatus.STARTED: 0, StepStatus.COMPLETED: 1, StepStatus.FAILED: 2}
 
 
 Event = Annotated[

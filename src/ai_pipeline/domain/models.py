@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_TITLE = 300
@@ -26,7 +26,7 @@ def _depth(value: Any) -> int:
 def _check_json_bounds(value: dict[str, Any], name: str, max_depth: int) -> None:
     if _depth(value) > max_depth:
         raise ValueError(f"{name} nests deeper than {max_depth} levels")
-    if len(json.dumps(value, default=str)) > MAX_JSON_BYTES:
+    if len(orjson.dumps(value, default=str)) > MAX_JSON_BYTES:
         raise ValueError(f"{name} is larger than {MAX_JSON_BYTES} bytes as JSON")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ai_pipeline.domain.events import Step, StepChanged, StepStatus
+from ai_pipeline.domain.events import Step, StepChanged, StepStatus, rank
 
 FINAL_STEP = Step.GITHUB
 
@@ -67,14 +67,14 @@ class RequestState(BaseModel):
 
 
 def new_request(request_id: str, bug_report_id: str, at: datetime) -> RequestState:
-    state = RequestState(
-        request_id=request_id, bug_report_id=bug_report_id, created_at=at, updated_at=at
+    return RequestState(
+        request_id=request_id,
+        bug_report_id=bug_report_id,
+        created_at=at,
+        updated_at=at,
+        progress={Step.SUBMITTED: StepProgress(status=StepStatus.COMPLETED, timestamp=at)},
+        rank=rank(Step.SUBMITTED, StepStatus.COMPLETED),
     )
-    state.progress[Step.SUBMITTED] = StepProgress(status=StepStatus.COMPLETED, timestamp=at)
-    state.rank = StepChanged(
-        request_id=request_id, step=Step.SUBMITTED, status=StepStatus.COMPLETED
-    ).rank
-    return state
 
 
 def fold(state: RequestState | None, event: StepChanged) -> RequestState | None:
@@ -98,7 +98,11 @@ def apply(state: RequestState, event: StepChanged) -> RequestState | None:
         return None
     new = state.model_copy(deep=True)
     previous = new.progress.get(event.step)
-    started_at = event.at if event.status is StepStatus.STARTED else _started(previous, event)
+    started_at = (
+        event.at
+        if event.status is StepStatus.STARTED
+        else event.started_at or _started(previous, event)
+    )
     new.progress[event.step] = StepProgress(
         status=event.status,
         timestamp=event.at,

@@ -67,9 +67,14 @@ class DuplicateIndex:
         title: str,
         text: str,
         issue_number: int | None = None,
+        vector: SparseVector | None = None,
     ) -> None:
-        """Index a report. Adding an id again replaces the earlier entry."""
-        vector = self.vector(title, text)  # before any mutation: a failure leaves no half entry
+        """Index a report. Adding an id again replaces the earlier entry.
+
+        ``vector``: the report's ``vector(title, text)`` when the caller already has it.
+        """
+        if vector is None:  # before any mutation: a failure leaves no half entry
+            vector = self.vector(title, text)
         previous = self._row_of_report.get(bug_report_id)
         if previous is not None:
             self._replaced_rows.append(previous)
@@ -104,9 +109,15 @@ class DuplicateIndex:
         ``text`` is the report's full text; pass ``title`` too when known so the query is
         weighted like the indexed reports are. Reports with no shared term are not returned.
         """
+        return self.search(self.vector(title, text), k, exclude_bug_report_id)
+
+    def search(
+        self, vector: SparseVector, k: int = 5, exclude_bug_report_id: str | None = None
+    ) -> list[DuplicateCandidate]:
+        """Like ``query``, for a vector made by ``vector``."""
         if k <= 0 or not self._entries:
             return []
-        scores = self.scores(self.vector(title, text))
+        scores = self.scores(vector)
         self._mask_unsearchable(scores, exclude_bug_report_id)
         return [self._candidate(row, float(scores[row])) for row in _top_rows(scores, k)]
 

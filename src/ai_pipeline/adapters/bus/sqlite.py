@@ -117,7 +117,7 @@ class SqliteBus:
                 partition_for(m.key, self.partitions(m.topic)),
                 m.key,
                 m.value,
-                json.dumps(m.headers),
+                json.dumps(m.headers) if m.headers else "{}",
                 now,
             )
             for m in messages

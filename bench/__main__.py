@@ -44,12 +44,19 @@ def main(argv: list[str] | None = None) -> None:
     stamp = meta["at"].replace(":", "").replace("-", "")
     (RESULTS / "latest.json").write_text(json.dumps(figures, indent=2))
     with (RESULTS / "history.jsonl").open("a") as history:
-        history.write(json.dumps(figures) + "\n")
+        history.write(json.dumps(_without_samples(figures)) + "\n")
     png = plots.latency_png(figures, RESULTS / "latency.png")
     summary = summarise(figures)
     (RESULTS / "summary.md").write_text(summary + f"\n![latency]({png.name})\n")
     print(summary)
     print(f"\nwritten: {RESULTS}/latest.json, summary.md, {png.name} (run {stamp})")
+
+
+def _without_samples(figures: dict[str, Any]) -> dict[str, Any]:
+    lean = dict(figures)
+    if "e2e" in lean:
+        lean["e2e"] = {k: v for k, v in lean["e2e"].items() if k != "samples"}
+    return lean
 
 
 def _cores() -> int:

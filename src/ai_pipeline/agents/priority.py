@@ -3,18 +3,20 @@
 A report is safe once it is in the log, and the pipeline has minutes (the SLO) to process
 it, while a submitter waits on every millisecond of the POST. So while HTTP requests are
 in flight, agents together get at most ``share`` of the loop's time (a token bucket of
-seconds, refilled at ``share`` per second, holding at most ``burst``); once the API has been
-idle for ``idle_after`` they run unthrottled and catch up. ``share`` is a floor too: under a
-flood of submissions the pipeline still moves.
+seconds, refilled at ``share`` per second, holding at most ``burst``); when the API is not
+busy they run unthrottled and catch up. ``share`` is a floor too: under a flood of
+submissions the pipeline still moves.
 
-"Busy" looks back ``idle_after`` seconds rather than at this instant: under load the loop
-often finishes every request it has read before reading the next ones from the sockets,
-and those gaps are not idleness.
+"Busy" means requests were in flight more than ``busy_above`` of the recent past (an
+exponential average over ``window`` seconds), not at this instant: under load the loop often
+finishes every request it has read before reading the next ones from the sockets, and those
+gaps are not idleness; a steady trickle of requests, on the other hand, is not load.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 
@@ -25,7 +27,8 @@ class IngestPriority:
         share: float = 0.15,
         burst: float = 0.02,
         pause: float = 0.002,
-        idle_after: float = 0.05,
+        busy_above: float = 0.5,
+        window: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
     ):
         if not 0.0 < share <= 1.0:
@@ -33,24 +36,35 @@ class IngestPriority:
         self.share = share
         self.burst = burst
         self.pause = pause
-        self.idle_after = idle_after
+        self.busy_above = busy_above
+        self.window = window
         self._clock = clock
-        self._last_request = float("-inf")
         self._budget = burst
         self._refilled_at = clock()
+        self._utilisation = 0.0
+        self._measured_at = clock()
         self.in_flight = 0
         self.throttled_seconds = 0.0
 
     def request_started(self) -> None:
+        self._measure()
         self.in_flight += 1
 
     def request_finished(self) -> None:
+        self._measure()
         self.in_flight -= 1
-        self._last_request = self._clock()
+
+    def _measure(self) -> float:
+        """Share of recent time with HTTP requests in flight (decaying over ``window``)."""
+        now = self._clock()
+        keep = math.exp(-(now - self._measured_at) / self.window)
+        self._utilisation = self._utilisation * keep + (1 - keep) * (self.in_flight > 0)
+        self._measured_at = now
+        return self._utilisation
 
     @property
     def api_busy(self) -> bool:
-        return self.in_flight > 0 or self._clock() - self._last_request < self.idle_after
+        return self._measure() > self.busy_above
 
     def _refill(self) -> float:
         now = self._clock()

@@ -225,6 +225,11 @@ def test_labels_for_a_clear_bug() -> None:
     ]
 
 
+def test_a_field_below_its_confidence_threshold_gets_no_label() -> None:
+    labels = rules.compose_labels(label_inputs(uncertain_fields=["type", "category"]))
+    assert labels == ["priority: high", "severity: major", "needs-triage"]
+
+
 def test_labels_with_every_flag() -> None:
     labels = rules.compose_labels(
         label_inputs(
@@ -238,7 +243,6 @@ def test_labels_with_every_flag() -> None:
     )
     assert labels == [
         "enhancement",
-        "priority: high",
         "severity: major",
         "security",
         "needs-info",

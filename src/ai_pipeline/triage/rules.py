@@ -380,19 +380,26 @@ class LabelInputs:
 
 
 def compose_labels(inputs: LabelInputs) -> list[str]:
-    """GitHub labels in a fixed order: type, priority, severity, area, then flags."""
-    labels = [
-        TYPE_LABELS[inputs.issue_type],
-        f"priority: {inputs.priority.value}",
-        f"severity: {inputs.severity.value}",
-    ]
-    if inputs.category != OTHER:
+    """GitHub labels in a fixed order: type, priority, severity, area, then flags.
+
+    A field below its confidence threshold gets no label: a guess shown as a label is
+    noise a maintainer must remove; ``needs-triage`` asks a human to decide instead.
+    """
+    uncertain = set(inputs.uncertain_fields)
+    labels = []
+    if "type" not in uncertain:
+        labels.append(TYPE_LABELS[inputs.issue_type])
+    if "priority" not in uncertain:
+        labels.append(f"priority: {inputs.priority.value}")
+    if "severity" not in uncertain:
+        labels.append(f"severity: {inputs.severity.value}")
+    if inputs.category != OTHER and "category" not in uncertain:
         labels.append(f"area: {inputs.category}")
     if inputs.security_sensitive:
         labels.append(SECURITY_LABEL)
     if any(True for _ in inputs.missing_information):
         labels.append(NEEDS_INFO_LABEL)
-    if any(True for _ in inputs.uncertain_fields):
+    if uncertain:
         labels.append(NEEDS_TRIAGE_LABEL)
     if inputs.duplicate:
         labels.append(DUPLICATE_LABEL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def test_a_validation_error_fails_the_request_readably_and_dead_letters_it(
             assert gh.issues_for(rid) == []
             post_calls = [r for r in gh.requests if r.method == "POST"]
             assert len(post_calls) == 1  # a 4xx is never retried
+            dead = [json.loads(line) for line in svc.log().splitlines() if "dead_lettered" in line]
+            assert dead and dead[0]["request_id"] == rid  # JSON logs carry the request id
             other = client.post("/api/v1/bug-reports", json=report_dict()).json()["request_id"]
             (after,) = wait_until_terminal(client, [other]).values()
             assert after["status"] == "completed"  # the rest keeps flowing

@@ -42,6 +42,7 @@ def test_the_body_has_every_section_and_the_marker() -> None:
         assert f"## {section}" in draft.body
     assert request_id_in(draft.body) == "req-1"
     assert "| Type | bug | 91% |" in draft.body
+    assert "| Priority | high _(unsure: a human should decide)_ | 55% |" not in draft.body
     assert draft.labels == ["bug", "crash"]
 
 
@@ -92,3 +93,8 @@ def test_the_longest_possible_report_still_fits_githubs_body_limit() -> None:
     draft = render("r", huge, triage())
     assert len(draft.body) <= 65_536
     assert request_id_in(draft.body) == "r"
+
+
+def test_a_low_confidence_value_is_marked_unsure() -> None:
+    draft = render("r", report(), triage(confidence={"type": 0.91, "priority": 0.3}))
+    assert "| Priority | high _(unsure: a human should decide)_ | 30% |" in draft.body

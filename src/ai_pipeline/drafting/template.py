@@ -19,6 +19,7 @@ BUDGETS = {"summary": 24_000, "steps": 8_000, "expected": 4_000, "actual": 12_00
 _MENTION = re.compile(r"(?<![\w`])@(?=[A-Za-z0-9][A-Za-z0-9-]*)")
 _BACKTICKS = re.compile(r"`+")
 _NO_VALUE = "_not provided_"
+UNSURE_BELOW = 0.5
 
 
 def neutralise_mentions(text: str) -> str:
@@ -97,13 +98,18 @@ def _triage_table(triage: TriageResult) -> str:
         ("Security-sensitive", "yes" if triage.security_sensitive else "no", conf.get("security")),
     ]
     lines = ["| Field | Value | Confidence |", "|---|---|---|"]
-    lines += [f"| {f} | {html.escape(v)} | {_percent(c)} |" for f, v, c in rows]
+    lines += [f"| {f} | {_value(v, c)} | {_percent(c)} |" for f, v, c in rows]
     if triage.assignee_suggestion is not None:
         suggestion = triage.assignee_suggestion
         who = suggestion.team or suggestion.assignee or "-"
         lines.append(f"| Suggested owner | {prose(who)} ({prose(suggestion.reason)}) | |")
     lines.append(f"\n_Triage engine: {triage.engine}_")
     return "\n".join(lines)
+
+
+def _value(value: str, confidence: float | None) -> str:
+    unsure = confidence is not None and confidence < UNSURE_BELOW
+    return html.escape(value) + (" _(unsure: a human should decide)_" if unsure else "")
 
 
 def _percent(value: float | None) -> str:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections.abc import Awaitable, Callable
 
 from ai_pipeline.bootstrap import Container
+from ai_pipeline.domain.events import Step
 from ai_pipeline.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -17,6 +19,7 @@ class Pipeline:
         self.c = container
         self.run_agents = run_agents
         self._tasks: list[asyncio.Task[None]] = []
+        self._last_handled: dict[str, tuple[int | None, float]] = {}
         self.started = False
 
     async def start(self) -> None:
@@ -58,9 +61,25 @@ class Pipeline:
         self._tasks.append(asyncio.create_task(loop(), name=name))
 
     async def _sweep(self) -> None:
-        failed = await self.c.coordinator.fail_stuck()
+        failed = await self.c.coordinator.fail_stuck(moving=await self._steps_moving())
         if failed:
             log.warning("stuck_requests_failed", count=failed)
+
+    async def _steps_moving(self) -> set[Step]:
+        """Steps whose agent has a backlog and handled something within a step timeout."""
+        now = time.monotonic()
+        lag = await self.c.bus.lag()
+        moving = set()
+        for runner in self.c.runners:
+            handled = runner.health.handled
+            if self._last_handled.get(runner.spec.name, (None, 0.0))[0] != handled:
+                self._last_handled[runner.spec.name] = (handled, now)
+            changed_at = self._last_handled[runner.spec.name][1]
+            backlog = lag.get((runner.spec.group, runner.spec.topic.value), 0) > 0
+            recent = now - changed_at < self.c.settings.step_timeout_seconds
+            if runner.spec.step is not None and backlog and recent:
+                moving.add(runner.spec.step)
+        return moving
 
     async def export_lag(self) -> None:
         for (group, topic), lag in (await self.c.bus.lag()).items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 
 from ai_pipeline.agents.messages import to_topic
@@ -45,16 +45,18 @@ class Coordinator:
                 seconds if previous is None else 0.95 * previous + 0.05 * seconds
             )
 
-    async def fail_stuck(self, limit: int = 500) -> int:
+    async def fail_stuck(self, moving: Collection[Step] = (), limit: int = 500) -> int:
         """Fail requests with no progress for ``step_timeout`` seconds; returns how many.
 
         Time the service was down does not count: a request is judged only after the
-        coordinator itself has been up for a whole timeout.
+        coordinator itself has been up for a whole timeout. Nor does time queued behind a
+        backlog: a request waiting on a step in ``moving`` (its agent is working through
+        a queue) is late, not stuck.
         """
         if time.monotonic() - self._since < self.step_timeout:
             return 0
         cutoff = utcnow() - timedelta(seconds=self.step_timeout)
-        stuck = await self.store.stuck(cutoff, limit)
+        stuck = [s for s in await self.store.stuck(cutoff, limit) if _waiting_on(s) not in moving]
         messages = [
             to_topic(Topic.STATUS_UPDATES, state.request_id, self._timeout_event(state))
             for state in stuck

@@ -50,12 +50,17 @@ def bootstrap(
     engine: TriageEngine | None = None,
 ) -> Container:
     metrics = metrics or Metrics()
+    priority = IngestPriority(share=settings.agent_share_under_load)
     databases: dict[Path, SqliteDatabase] = {}
 
     def sqlite(url: str) -> SqliteDatabase:
         path = path_from_url(url).resolve()
         if path not in databases:
-            databases[path] = SqliteDatabase(path, synchronous=settings.sqlite_synchronous)
+            databases[path] = SqliteDatabase(
+                path,
+                synchronous=settings.sqlite_synchronous,
+                quiet=lambda: not priority.api_busy,
+            )
         return databases[path]
 
     bus = SqliteBus(sqlite(settings.bus), settings.partitions(), settings.bus_retention_seconds)
@@ -105,7 +110,6 @@ def bootstrap(
             Step.GITHUB,
         ),
     ]
-    priority = IngestPriority(share=settings.agent_share_under_load)
     runners = [
         AgentRunner(spec, bus, metrics, retry, settings.fetch_max_records, priority=priority)
         for spec in specs
@@ -133,6 +137,12 @@ def bootstrap(
         "Writes folded into group commits.",
         ["file"],
         lambda: Counter({str(db.path): db.writes for db in databases.values()}),
+    )
+    metrics.watch_tally(
+        "ai_pipeline_sqlite_wal_rewinds",
+        "Checkpoints that rewound (truncated) the write-ahead log.",
+        ["file"],
+        lambda: Counter({str(db.path): db.wal_restarts for db in databases.values()}),
     )
     metrics.build_info.info(
         {

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     bus_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
     fetch_max_records: int = Field(default=64, ge=1)
     # While HTTP requests are in flight, agents get at least/at most this share of the loop.
-    agent_share_under_load: float = Field(default=0.15, gt=0, le=1)
+    agent_share_under_load: float = Field(default=0.05, gt=0, le=1)
     bug_reports_partitions: int = Field(default=6, ge=1)
 
     # API.

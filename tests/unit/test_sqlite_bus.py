@@ -195,3 +195,44 @@ async def test_full_synchronous_mode_commits_on_a_thread_and_is_durable(tmp_path
     await reopened.start()
     assert len(await drain(reopened, "g")) == 50
     await reopened.close()
+
+
+async def wal_rewound(db: SqliteDatabase, timeout: float = 10.0) -> bool:
+    import asyncio
+
+    async with asyncio.timeout(timeout):
+        while db.wal_restarts == 0:
+            await asyncio.sleep(0.02)
+    return True
+
+
+async def test_the_wal_is_rewound_when_quiet_and_not_while_busy(tmp_path: Path) -> None:
+    import asyncio
+
+    busy = True
+    db = SqliteDatabase(
+        tmp_path / "w.db", quiet=lambda: not busy, checkpoint_every=0.02, rewind_frames=(20, 10**9)
+    )
+    bus = SqliteBus(db, {"t": 1})
+    await bus.start()
+    for i in range(50):
+        await bus.publish([msg("k", "x" * 2000 + str(i))])
+    await asyncio.sleep(0.2)
+    assert db.wal_restarts == 0  # busy: writers are never paused for it
+    busy = False
+    assert await wal_rewound(db)
+    assert (tmp_path / "w.db-wal").stat().st_size == 0  # TRUNCATE gave the disk back
+    assert len(await drain(bus, "g")) == 50
+    await bus.close()
+
+
+async def test_a_huge_wal_is_rewound_even_under_load(tmp_path: Path) -> None:
+    db = SqliteDatabase(
+        tmp_path / "w.db", quiet=lambda: False, checkpoint_every=0.02, rewind_frames=(10, 40)
+    )
+    bus = SqliteBus(db, {"t": 1})
+    await bus.start()
+    for i in range(50):
+        await bus.publish([msg("k", "x" * 2000 + str(i))])
+    assert await wal_rewound(db)
+    await bus.close()

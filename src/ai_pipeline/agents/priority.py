@@ -25,7 +25,7 @@ class IngestPriority:
     def __init__(
         self,
         share: float = 0.15,
-        burst: float = 0.02,
+        burst: float = 0.005,
         pause: float = 0.002,
         busy_above: float = 0.5,
         window: float = 0.1,

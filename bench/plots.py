@@ -25,7 +25,7 @@ def latency_png(figures: dict[str, Any], path: Path) -> Path:
                 label=f"{label} ({run['rps']:.0f} req/s)",
             )
         ax.axhline(30, color="red", linestyle=":", label="p99 target 30 ms")
-        ax.set_title("Ingest latency by percentile (wrk)")
+        ax.set_title("Ingest latency by percentile (wrk, median round)")
         ax.set_ylabel("ms")
         ax.legend()
     if "e2e" in figures:

@@ -142,8 +142,11 @@ class StateStore(Protocol):
         """Newest reports first, for seeding the duplicate index."""
         ...
 
-    async def stats(self, since: datetime, sample_limit: int = 100_000) -> RequestStats:
-        """Aggregates over requests created since ``since``."""
+    async def stats(
+        self, since: datetime, sample_limit: int = 100_000, with_steps: bool = True
+    ) -> RequestStats:
+        """Aggregates over requests created since ``since``; per-step figures (costly)
+        only ``with_steps``."""
         ...
 
     async def get_filing(self, request_id: str) -> FilingRecord | None: ...

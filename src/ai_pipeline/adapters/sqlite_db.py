@@ -28,9 +28,10 @@ SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 CHECKPOINT_EVERY_SECONDS = 1.0
 PAGE_SIZE = 1024
 # WAL frames past which a checkpoint rewinds the log: when the service is quiet (about
-# 32 MiB of log), or whatever the load once it holds about 1 GiB (disk is finite).
+# 32 MiB of log), or whatever the load once it holds about 256 MiB (reads slow down as
+# the log grows, and disk is finite).
 WAL_REWIND_QUIET_FRAMES = 32 * 1024 * 1024 // PAGE_SIZE
-WAL_REWIND_ALWAYS_FRAMES = 1024 * 1024 * 1024 // PAGE_SIZE
+WAL_REWIND_ALWAYS_FRAMES = 256 * 1024 * 1024 // PAGE_SIZE
 
 
 def path_from_url(url: str) -> Path:
@@ -231,9 +232,11 @@ class SqliteDatabase:
             frames = await loop.run_in_executor(self._executor, self._checkpoint, "PASSIVE")
             quiet_enough = frames > self._rewind_quiet and self._quiet()
             if quiet_enough or frames > self._rewind_always:
+                # Quiet: also give the disk back. Under load: the cheaper RESTART.
+                mode = "TRUNCATE" if quiet_enough else "RESTART"
                 self._restarting = True
                 try:
-                    await loop.run_in_executor(self._executor, self._checkpoint, "TRUNCATE")
+                    await loop.run_in_executor(self._executor, self._checkpoint, mode)
                     self.wal_restarts += 1
                 finally:
                     self._restarting = False

@@ -86,8 +86,9 @@ async def health_document(c: Container, started: bool) -> tuple[dict[str, Any], 
 async def _headline(c: Container) -> dict[str, Any]:
     now = datetime.now(UTC)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    today = await c.store.stats(midnight, sample_limit=1)
-    day = await c.store.stats(now - PERIODS["24h"], sample_limit=10_000)
+    # Probes call this every few seconds: counts and a bounded sample, no per-step scans.
+    today = await c.store.stats(midnight, sample_limit=1, with_steps=False)
+    day = await c.store.stats(now - PERIODS["24h"], sample_limit=10_000, with_steps=False)
     return {
         "requests_processed_today": today.completed + today.failed,
         "success_rate_24h": _success_rate(day),

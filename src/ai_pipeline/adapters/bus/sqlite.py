@@ -138,31 +138,37 @@ class SqliteBus:
         return self._waiters.setdefault(topic, asyncio.Event())
 
     async def lag(self) -> dict[tuple[str, str], int]:
-        rows = self.db.read(
-            "SELECT g.grp, g.topic, m.partition, m.end_offset, o.next_offset"
-            " FROM bus_groups g"
-            " JOIN (SELECT topic, partition, max(offset) + 1 AS end_offset FROM bus_messages"
-            "       GROUP BY topic, partition) m ON m.topic = g.topic"
-            " LEFT JOIN bus_offsets o"
-            "   ON o.grp = g.grp AND o.topic = g.topic AND o.partition = m.partition"
-        )
+        # One indexed lookup per partition: a GROUP BY over the log would scan all of it,
+        # on the event loop, at every scrape.
+        committed = {
+            (r["grp"], r["topic"], r["partition"]): int(r["next_offset"])
+            for r in self.db.read("SELECT grp, topic, partition, next_offset FROM bus_offsets")
+        }
         lag: dict[tuple[str, str], int] = {}
-        for row in rows:
-            behind = row["end_offset"] - self._committed_or_start(row)
-            key = (row["grp"], row["topic"])
-            lag[key] = lag.get(key, 0) + max(0, behind)
-        for grp, topic in self._groups():
-            lag.setdefault((grp, topic), 0)
+        for group, topic in self._groups():
+            behind = 0
+            for partition in range(self._partitions.get(topic, 0)):
+                start, end = self._bounds(topic, partition)
+                position = committed.get((group, topic, partition), start)
+                behind += max(0, end - max(position, start))
+            lag[(group, topic)] = behind
         return lag
 
-    def _committed_or_start(self, row: sqlite3.Row) -> int:
-        if row["next_offset"] is not None:
-            return int(row["next_offset"])
+    def _bounds(self, topic: str, partition: int) -> tuple[int, int]:
+        """First offset still in the log, and the next offset to be written."""
         first = self.db.read(
-            "SELECT min(offset) AS o FROM bus_messages WHERE topic = ? AND partition = ?",
-            (row["topic"], row["partition"]),
+            "SELECT offset FROM bus_messages WHERE topic = ? AND partition = ?"
+            " ORDER BY offset LIMIT 1",
+            (topic, partition),
         )
-        return int(first[0]["o"] or 0)
+        last = self.db.read(
+            "SELECT offset FROM bus_messages WHERE topic = ? AND partition = ?"
+            " ORDER BY offset DESC LIMIT 1",
+            (topic, partition),
+        )
+        if not last:
+            return 0, 0
+        return int(first[0][0]), int(last[0][0]) + 1
 
     def _groups(self) -> list[tuple[str, str]]:
         return [(r["grp"], r["topic"]) for r in self.db.read("SELECT grp, topic FROM bus_groups")]

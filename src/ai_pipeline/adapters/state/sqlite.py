@@ -155,10 +155,12 @@ class SqliteStateStore:
 
     async def stuck(self, older_than: datetime, limit: int) -> list[RequestState]:
         self.operations["sqlite|stuck"] += 1
+        # updated_at >= created_at, so the (status, created_at) index bounds the scan.
+        cutoff = older_than.timestamp()
         rows = self.db.read(
             "SELECT state FROM requests WHERE status IN ('submitted', 'processing')"
-            " AND updated_at < ? ORDER BY updated_at LIMIT ?",
-            (older_than.timestamp(), limit),
+            " AND created_at < ? AND updated_at < ? LIMIT ?",
+            (cutoff, cutoff, limit),
         )
         return [RequestState.model_validate_json(r[0]) for r in rows]
 
@@ -174,7 +176,9 @@ class SqliteStateStore:
             for r in rows
         ]
 
-    async def stats(self, since: datetime, sample_limit: int = 100_000) -> RequestStats:
+    async def stats(
+        self, since: datetime, sample_limit: int = 100_000, with_steps: bool = True
+    ) -> RequestStats:
         self.operations["sqlite|stats"] += 1
         cutoff = since.timestamp()
         totals = self.db.read(
@@ -196,7 +200,7 @@ class SqliteStateStore:
                 (cutoff, sample_limit),
             )
         ]
-        for step in STEPS_WITH_AGENTS:
+        for step in STEPS_WITH_AGENTS if with_steps else ():
             path = f"$.progress.{step.value}"
             rows = self.db.read(
                 f"SELECT json_extract(state, '{path}.status'),"

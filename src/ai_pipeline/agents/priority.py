@@ -24,7 +24,7 @@ from collections.abc import Callable
 class IngestPriority:
     def __init__(
         self,
-        share: float = 0.15,
+        share: float = 0.05,
         burst: float = 0.005,
         pause: float = 0.002,
         busy_above: float = 0.5,

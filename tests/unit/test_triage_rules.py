@@ -60,22 +60,6 @@ def test_tied_categories_fall_below_threshold() -> None:
     assert guess.confidence < rules.CATEGORY_CONFIDENCE_THRESHOLD
 
 
-def test_category_set_is_fixed() -> None:
-    assert set(rules.CATEGORIES) == {
-        "crash",
-        "security",
-        "authentication",
-        "performance",
-        "ui",
-        "api",
-        "network",
-        "data",
-        "build",
-        "documentation",
-        "other",
-    }
-
-
 # -------------------------------------------------------------------- missing information
 
 

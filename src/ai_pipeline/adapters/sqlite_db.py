@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -138,6 +139,16 @@ class SqliteDatabase:
             raise RuntimeError("database not started")
         with self._read_lock:
             return self._reader.execute(sql, params).fetchall()
+
+    def ping(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        self.read("SELECT 1")
+        return {
+            "status": "healthy",
+            "backend": "sqlite",
+            "path": str(self.path),
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
 
     def _schedule_flush(self) -> None:
         if self._restarting:

@@ -236,14 +236,7 @@ class SqliteStateStore:
         )
 
     async def ping(self) -> dict[str, Any]:
-        started = time.perf_counter()
-        self.db.read("SELECT 1")
-        return {
-            "status": "healthy",
-            "backend": "sqlite",
-            "path": str(self.db.path),
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-        }
+        return self.db.ping()
 
 
 def _upsert(conn: sqlite3.Connection, state: RequestState) -> None:

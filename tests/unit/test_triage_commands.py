@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,9 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from ai_pipeline.triage.commands import USAGE_ERROR_EXIT_CODE, register
-
-REPO = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("AI_PIPELINE_DATA_DIR") or REPO.parent / "shared" / "data")
+from tests.conftest import DATA, require_data
 
 
 def app() -> typer.Typer:
@@ -44,10 +41,7 @@ def test_unknown_task_is_rejected() -> None:
 @pytest.mark.data
 @pytest.mark.parametrize("task", ["type", "security", "duplicates"])
 def test_eval_writes_a_chart(task: str, tmp_path: Path) -> None:
-    if not DATA.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{DATA} is missing under CI")
-        pytest.skip(f"{DATA} is absent")
+    require_data()
     png = tmp_path / f"eval-{task}.png"
     args = ["eval", "--task", task, "--data-dir", str(DATA), "--out-png", str(png)]
     result = CliRunner().invoke(app(), args)

@@ -6,7 +6,6 @@ Skipped on a clone without the data folder; a failure under CI (env var CI set).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +21,7 @@ from ai_pipeline.triage.train import (
     split_examples,
     train,
 )
-
-REPO = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("AI_PIPELINE_DATA_DIR") or REPO.parent / "shared" / "data")
+from tests.conftest import require_data
 
 # Measured on the held-out split when the shipped model was trained, minus a margin that
 # absorbs library-version noise but not a real regression.
@@ -45,11 +42,7 @@ pytestmark = pytest.mark.data
 
 @pytest.fixture(scope="module")
 def data_dir() -> Path:
-    if not DATA.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{DATA} is missing under CI")
-        pytest.skip(f"{DATA} is absent: training tests need it")
-    return DATA
+    return require_data()
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the API with every agent in this process (the embedded default)."""
+    import prometheus_client
     import uvicorn
 
     from ai_pipeline.api.app import create_app
@@ -63,6 +64,8 @@ def serve(
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     configure_logging(settings.log_level, settings.log_json)
+    # One series per counter is what the alerts read; "_created" twins only add noise.
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     application = create_app(bootstrap(settings))
     uvicorn.run(
         application,

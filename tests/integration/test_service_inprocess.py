@@ -49,6 +49,17 @@ def test_an_internal_failure_answers_500_in_the_envelope(container: Container) -
         assert error["code"] == "INTERNAL_ERROR" and "Traceback" not in response.text
 
 
+def test_a_failing_store_answers_500_on_the_ingest_fast_path(container: Container) -> None:
+    with serve(container) as client:
+        assert client.portal is not None
+        for db in container.databases:
+            client.portal.call(db.close)
+        response = client.post("/api/v1/bug-reports", json=report_dict())
+        assert response.status_code == 500
+        assert response.json()["error"]["code"] == "INTERNAL_ERROR"
+        assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
+
+
 def test_a_stopped_agent_shows_in_health(container: Container) -> None:
     with serve(container) as client:
         assert client.get("/api/v1/health").json()["status"] == "healthy"

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ai_pipeline import __version__
 from ai_pipeline.settings import Settings
 
 app = typer.Typer(help="AI Pipeline: bug reports in, triaged issues out.", no_args_is_help=True)
@@ -67,6 +68,12 @@ def serve(
     # One series per counter is what the alerts read; "_created" twins only add noise.
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     application = create_app(bootstrap(settings))
+    err.print(
+        f"AI Pipeline {__version__} on {settings.base_url} (bus {settings.bus}, tracker "
+        f"{settings.tracker}); Ctrl-C stops it.\n"
+        f"  health:   curl -s {settings.base_url}/api/v1/health | jq .\n"
+        f"  API docs: {settings.base_url}/docs"
+    )
     uvicorn.run(
         application,
         host=settings.host,

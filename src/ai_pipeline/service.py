@@ -36,6 +36,9 @@ class Pipeline:
         self._every(3600.0, self._housekeeping, "housekeeping")
         _settle_garbage_collector()
         self.started = True
+        log.info(
+            "service_ready", agents=[r.spec.name for r in c.runners] if self.run_agents else []
+        )
 
     async def stop(self) -> None:
         for task in self._tasks:

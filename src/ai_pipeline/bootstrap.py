@@ -14,10 +14,11 @@ from ai_pipeline.adapters.trackers.local import LocalTracker
 from ai_pipeline.agents.coordinator import Coordinator
 from ai_pipeline.agents.priority import IngestPriority
 from ai_pipeline.agents.runner import AgentRunner, AgentSpec, RetryPolicy
-from ai_pipeline.agents.ticket_creation import draft_issue
+from ai_pipeline.agents.ticket_creation import TicketCreationAgent
 from ai_pipeline.agents.tracker import TrackerAgent
 from ai_pipeline.agents.triage import TriageAgent
 from ai_pipeline.domain.events import Step, Topic
+from ai_pipeline.domain.redaction import Redactor
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.ports import Bus, StateStore, Tracker
 from ai_pipeline.settings import Settings
@@ -79,6 +80,7 @@ def bootstrap(
     triage = TriageAgent(engine, index, store, metrics)
     coordinator = Coordinator(store, bus, metrics, settings.step_timeout_seconds)
     tracker_agent = TrackerAgent(tracker, store, metrics)
+    ticket_agent = TicketCreationAgent(Redactor.from_setting(settings.redact))
     retry = RetryPolicy(
         max_attempts=settings.max_attempts,
         base_delay=settings.retry_base_seconds,
@@ -99,7 +101,7 @@ def bootstrap(
             "ticket_creation_agent",
             "ticket-creation-agent-group",
             Topic.TRIAGE_RESULTS,
-            draft_issue,
+            ticket_agent.handle,
             Step.TICKET_CREATION,
         ),
         AgentSpec(

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     agent_share_under_load: float = Field(default=0.05, gt=0, le=1)
     bug_reports_partitions: int = Field(default=6, ge=1)
 
+    # What is redacted from report text before it leaves the service: "all", "none", or
+    # a comma-separated list of kinds (see ai_pipeline.domain.redaction.KINDS).
+    redact: str = "all"
+
     # API.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 

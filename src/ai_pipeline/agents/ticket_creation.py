@@ -7,15 +7,35 @@ from collections.abc import Sequence
 from ai_pipeline.agents.messages import step_ran, to_topic
 from ai_pipeline.domain.errors import PermanentError
 from ai_pipeline.domain.events import Event, IssueDrafted, ReportTriaged, Step, Topic, utcnow
+from ai_pipeline.domain.redaction import Redactor, redact_report
 from ai_pipeline.drafting.template import render
 from ai_pipeline.ports import OutgoingMessage
 
 
-async def draft_issue(event: Event) -> Sequence[OutgoingMessage]:
-    if not isinstance(event, ReportTriaged):
-        raise PermanentError(f"ticket-creation agent cannot handle {event.kind}")
+class TicketCreationAgent:
+    """Drafts the issue from a redacted copy of the report: the filed text leaves the
+    service; the original stays in the private state store."""
+
+    def __init__(self, redactor: Redactor):
+        self.redactor = redactor
+
+    async def handle(self, event: Event) -> Sequence[OutgoingMessage]:
+        if not isinstance(event, ReportTriaged):
+            raise PermanentError(f"ticket-creation agent cannot handle {event.kind}")
+        return draft_issue(event, self.redactor)
+
+
+def draft_issue(event: ReportTriaged, redactor: Redactor) -> list[OutgoingMessage]:
     started = utcnow()
-    draft = render(event.request_id, event.report, event.triage)
+    triage = event.triage.model_copy(
+        update={
+            "duplicate_candidates": [
+                c.model_copy(update={"title": redactor.redact(c.title)})
+                for c in event.triage.duplicate_candidates
+            ]
+        }
+    )
+    draft = render(event.request_id, redact_report(event.report, redactor), triage)
     drafted = IssueDrafted(
         request_id=event.request_id,
         bug_report_id=event.report.id,

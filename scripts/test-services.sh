@@ -3,14 +3,16 @@
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 
-need=(curl jq)
+need=(curl jq promtool)
 if [[ "${1:-}" == "bench" ]]; then
   need+=(wrk)
 fi
 
+# Debian package per tool, where the names differ.
+declare -A package=([promtool]=prometheus)
 missing=()
 for tool in "${need[@]}"; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${package[$tool]:-$tool}")
 done
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 

@@ -15,8 +15,8 @@ BIN = Path(sys.executable).parent
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "src", "tests", "bench"],
-        ["ruff", "format", "--check", "src", "tests", "bench"],
+        ["ruff", "check", "src", "tests", "bench", "monitoring"],
+        ["ruff", "format", "--check", "src", "tests", "bench", "monitoring"],
         ["mypy", "src"],
     ],
     ids=["ruff-check", "ruff-format", "mypy-strict"],

@@ -116,36 +116,7 @@ def bootstrap(
         AgentRunner(spec, bus, metrics, retry, settings.fetch_max_records, priority=priority)
         for spec in specs
     ]
-    metrics.watch_tally(
-        "ai_pipeline_state_operations",
-        "State-store operations.",
-        ["backend", "operation"],
-        lambda: store.operations,
-    )
-    metrics.watch_tally(
-        "ai_pipeline_bus_messages_published",
-        "Messages published, by topic.",
-        ["topic"],
-        lambda: bus.published,
-    )
-    metrics.watch_tally(
-        "ai_pipeline_sqlite_commits",
-        "Group commits of the embedded database (writes per commit = writes / commits).",
-        ["file"],
-        lambda: Counter({str(db.path): db.commits for db in databases.values()}),
-    )
-    metrics.watch_tally(
-        "ai_pipeline_sqlite_writes",
-        "Writes folded into group commits.",
-        ["file"],
-        lambda: Counter({str(db.path): db.writes for db in databases.values()}),
-    )
-    metrics.watch_tally(
-        "ai_pipeline_sqlite_wal_rewinds",
-        "Checkpoints that rewound (truncated) the write-ahead log.",
-        ["file"],
-        lambda: Counter({str(db.path): db.wal_restarts for db in databases.values()}),
-    )
+    _watch_adapters(metrics, store, bus, list(databases.values()))
     metrics.build_info.info(
         {
             "version": __version__,
@@ -168,6 +139,37 @@ def bootstrap(
         runners=runners,
         databases=list(databases.values()),
     )
+
+
+def _watch_adapters(
+    metrics: Metrics, store: SqliteStateStore, bus: SqliteBus, databases: list[SqliteDatabase]
+) -> None:
+    """Expose the adapters' own tallies as Prometheus counters."""
+    metrics.watch_tally(
+        "ai_pipeline_state_operations",
+        "State-store operations.",
+        ["backend", "operation"],
+        lambda: store.operations,
+    )
+    metrics.watch_tally(
+        "ai_pipeline_bus_messages_published",
+        "Messages published, by topic.",
+        ["topic"],
+        lambda: bus.published,
+    )
+    for name, doc, attribute in (
+        ("commits", "Group commits of the embedded database.", "commits"),
+        ("writes", "Writes folded into group commits (per commit: writes / commits).", "writes"),
+        ("wal_rewinds", "Checkpoints that rewound the write-ahead log.", "wal_restarts"),
+    ):
+        metrics.watch_tally(
+            f"ai_pipeline_sqlite_{name}",
+            doc,
+            ["file"],
+            lambda attribute=attribute: Counter(  # type: ignore[misc]
+                {str(db.path): getattr(db, attribute) for db in databases}
+            ),
+        )
 
 
 def _tracker(settings: Settings, db: SqliteDatabase) -> tuple[Tracker, LocalTracker | None]:

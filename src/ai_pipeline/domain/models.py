@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 MAX_TITLE = 300
 MAX_TEXT = 65_536
 MAX_ATTACHMENTS = 20
 MAX_ENV = 16_384
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def strip_controls(text: str) -> str:
+    """Terminal escapes and control characters (tab and newlines kept) never reach an issue,
+    a log or a prompt: they hide text from a reader or drive the reader's terminal."""
+    return _CONTROL.sub("", _ANSI.sub("", text))
+
+
+Text = Annotated[str, AfterValidator(strip_controls)]
 MAX_JSON_BYTES = 16_384
 
 
@@ -65,13 +77,13 @@ class BugReport(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
-    title: str = Field(min_length=1, max_length=MAX_TITLE)
-    description: str = Field(min_length=1, max_length=MAX_TEXT)
+    title: Text = Field(min_length=1, max_length=MAX_TITLE)
+    description: Text = Field(min_length=1, max_length=MAX_TEXT)
     reporter: str = Field(min_length=3, max_length=320)
-    environment: str | dict[str, Any] | None = None
-    steps_to_reproduce: str | list[str] | None = None
-    expected_behavior: str | None = Field(default=None, max_length=MAX_TEXT)
-    actual_behavior: str | None = Field(default=None, max_length=MAX_TEXT)
+    environment: Text | dict[str, Any] | None = None
+    steps_to_reproduce: Text | list[Text] | None = None
+    expected_behavior: Text | None = Field(default=None, max_length=MAX_TEXT)
+    actual_behavior: Text | None = Field(default=None, max_length=MAX_TEXT)
     attachments: list[Attachment] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
@@ -116,7 +128,7 @@ class BugReport(BaseModel):
 
     def environment_text(self) -> str:
         if isinstance(self.environment, dict):
-            return "\n".join(f"{k}: {v}" for k, v in self.environment.items())
+            return strip_controls("\n".join(f"{k}: {v}" for k, v in self.environment.items()))
         return self.environment or ""
 
     def full_text(self) -> str:

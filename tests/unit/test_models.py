@@ -1,0 +1,33 @@
+"""Bug reports as the API accepts them: bounded, and free of control characters."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from tests.factories import report
+
+
+def test_control_characters_and_terminal_escapes_are_removed() -> None:
+    r = report(
+        title="nul \x00 bell \x07 end",
+        description="line one\n\tindented \x1b[31mred\x1b[0m text\r\n",
+        steps_to_reproduce=["step \x1b]0;title\x07 one"],
+        environment={"os": "Linux\x00\x1b[2J"},
+    )
+    assert r.title == "nul  bell  end"
+    assert r.description == "line one\n\tindented red text"
+    assert "\x1b" not in r.steps_text() and "\x07" not in r.steps_text()
+    assert r.environment_text() == "os: Linux"
+
+
+def test_deep_metadata_and_too_many_attachments_are_refused() -> None:
+    with pytest.raises(ValidationError, match="nests deeper"):
+        report(metadata={"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}})
+    with pytest.raises(ValidationError):
+        report(attachments=[{"name": f"a{i}"} for i in range(21)])
+
+
+def test_the_reporter_must_be_an_email_address() -> None:
+    with pytest.raises(ValidationError, match="email"):
+        report(reporter="not an address")

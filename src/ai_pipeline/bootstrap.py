@@ -76,7 +76,7 @@ def bootstrap(
         Path(settings.triage_model_path) if settings.triage_model_path else None
     )
     engine = engine or _engine(settings, artifact)
-    index = DuplicateIndex.from_artifact(artifact)
+    index = DuplicateIndex.from_artifact(artifact, capacity=max(settings.duplicate_index_size, 1))
     triage = TriageAgent(engine, index, store, metrics)
     coordinator = Coordinator(store, bus, metrics, settings.step_timeout_seconds)
     tracker_agent = TrackerAgent(tracker, store, metrics)

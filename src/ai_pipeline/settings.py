@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     # Triage.
     triage_engine: Literal["local", "llm"] = "local"
     triage_model_path: str | None = None  # a trained artifact directory; default: shipped
-    duplicate_index_seed: int = Field(default=50_000, ge=0)
+    # Earlier reports searched for duplicates: the newest are loaded at start, and the
+    # index drops its oldest past twice this, so memory stays bounded.
+    duplicate_index_size: int = Field(default=50_000, ge=0)
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None
     llm_model: str | None = None

@@ -127,3 +127,19 @@ def _dense(vector: SparseVector, features: TfidfFeatures) -> np.ndarray:
     out = np.zeros(features.n_features)
     out[vector.indices] = vector.values
     return out
+
+
+def test_the_index_forgets_its_oldest_reports_past_twice_its_capacity() -> None:
+    from ai_pipeline.triage import duplicates
+
+    index = duplicates.DuplicateIndex.from_artifact(capacity=100)
+    total = 2 * 100 + 3 * duplicates.PENDING_ROWS
+    for i in range(total):
+        index.add(f"B-{i}", f"r-{i}", f"report {i}", f"crash number{i} in module{i % 7}")
+    kept = len(index)
+    assert 100 <= kept < total
+    found = index.query("crash in module1 report", k=total)
+    oldest_kept = total - kept
+    assert found and all(int(c.bug_report_id[2:]) >= oldest_kept for c in found)
+    assert index.set_issue_number(f"r-{total - 1}", 7)
+    assert not index.set_issue_number("r-0", 7)

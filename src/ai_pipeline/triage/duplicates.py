@@ -22,6 +22,9 @@ from ai_pipeline.triage.artifact import Artifact, FloatArray, load_artifact
 from ai_pipeline.triage.linear import SparseVector, TfidfFeatures, rows_to_csr
 
 DEFAULT_TITLE_WEIGHT = 0.5
+# Reports kept searchable. Past twice this, the oldest sealed chunk is dropped, so memory
+# stays bounded (about 0.7 KB a report) in a service that runs for months.
+DEFAULT_CAPACITY = 100_000
 PENDING_ROWS = 256  # rows kept uncompressed before sealing; small keeps re-stacking cheap
 MERGE_FANOUT = 8  # this many chunks of one size merge into one chunk 8x larger
 
@@ -35,9 +38,17 @@ class _Entry:
 
 
 class DuplicateIndex:
-    def __init__(self, features: TfidfFeatures, title_weight: float = DEFAULT_TITLE_WEIGHT):
+    def __init__(
+        self,
+        features: TfidfFeatures,
+        title_weight: float = DEFAULT_TITLE_WEIGHT,
+        capacity: int = DEFAULT_CAPACITY,
+    ):
         if not 0.0 <= title_weight <= 1.0:
             raise ValueError("title_weight must be in [0, 1]")
+        if capacity < 1:
+            raise ValueError("capacity must be positive")
+        self.capacity = capacity
         self._features = features
         self._title_weight = title_weight
         self._entries: list[_Entry] = []
@@ -49,10 +60,14 @@ class DuplicateIndex:
         self._pending_matrix: sp.csc_matrix | None = None  # cache, dropped on add
 
     @classmethod
-    def from_artifact(cls, artifact: Artifact | None = None) -> DuplicateIndex:
+    def from_artifact(
+        cls, artifact: Artifact | None = None, capacity: int = DEFAULT_CAPACITY
+    ) -> DuplicateIndex:
         artifact = artifact or load_artifact()
         spec = artifact.duplicates
-        return cls(TfidfFeatures(spec.vectorizer), title_weight=spec.title_weight)
+        return cls(
+            TfidfFeatures(spec.vectorizer), title_weight=spec.title_weight, capacity=capacity
+        )
 
     def __len__(self) -> int:
         """Number of searchable reports (a re-added id counts once)."""
@@ -170,6 +185,23 @@ class DuplicateIndex:
         self._pending = []
         self._pending_matrix = None
         self._merge_equal_chunks()
+        while len(self._entries) > 2 * self.capacity and len(self._chunks) > 1:
+            self._drop_oldest_chunk()
+
+    def _drop_oldest_chunk(self) -> None:
+        dropped = self._chunks.pop(0).shape[0]
+        gone, self._entries = self._entries[:dropped], self._entries[dropped:]
+        for entry in gone:
+            row = self._row_of_report.get(entry.bug_report_id)
+            if row is not None and row < dropped:
+                del self._row_of_report[entry.bug_report_id]
+        self._row_of_report = {bid: row - dropped for bid, row in self._row_of_report.items()}
+        self._rows_of_request = {
+            rid: [row - dropped for row in rows if row >= dropped]
+            for rid, rows in self._rows_of_request.items()
+            if any(row >= dropped for row in rows)
+        }
+        self._replaced_rows = [row - dropped for row in self._replaced_rows if row >= dropped]
 
     def _merge_equal_chunks(self) -> None:
         # Like an LSM tree: when the last MERGE_FANOUT chunks have one size, stack them.

@@ -28,7 +28,7 @@ class Pipeline:
         await c.store.start()
         if self.run_agents:
             seeded = await c.triage_agent.seed_index(c.settings.duplicate_index_size)
-            log.info("duplicate_index_sizeed", reports=seeded)
+            log.info("duplicate_index_seeded", reports=seeded)
             for runner in c.runners:
                 runner.start()
             self._every(c.settings.sweep_interval_seconds, self._sweep, "sweeper")

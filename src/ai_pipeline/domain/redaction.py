@@ -27,17 +27,10 @@ class Rule:
     group: int = 0  # the part of the match to replace (e.g. only a URL's password)
 
 
-def _ipv4(text: str) -> bool:
+def _ip_address(text: str) -> bool:
+    """A real address, not loopback or unspecified (those say nothing about anyone)."""
     try:
-        address = ipaddress.IPv4Address(text)
-    except ValueError:
-        return False
-    return not address.is_loopback and not address.is_unspecified
-
-
-def _ipv6(text: str) -> bool:
-    try:
-        address = ipaddress.IPv6Address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
         return False
     return not address.is_loopback and not address.is_unspecified
@@ -91,9 +84,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "ipv6",
         re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"),
-        valid=_ipv6,
+        valid=_ip_address,
     ),
-    Rule("ipv4", re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"), valid=_ipv4),
+    Rule("ipv4", re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"), valid=_ip_address),
     Rule(
         "phone",
         re.compile(r"(?<![\w.])\+?\(?\d{1,4}\)?(?:[\s\-.]?\(?\d{2,4}\)?){2,5}(?![\w.])"),

@@ -104,6 +104,10 @@ class RequestStats:
 
 
 class StateStore(Protocol):
+    # True when ``create_request`` commits its outbox in the same transaction as the
+    # request: then a recorded request's first messages can never have been lost.
+    publishes_outbox_atomically: bool
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...

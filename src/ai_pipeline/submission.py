@@ -39,9 +39,11 @@ class Submission:
         )
         if created:
             self.c.metrics.requests_total.inc()
-        elif state.status is RequestStatus.SUBMITTED:
-            # Where the store cannot publish atomically, the first attempt may have died
-            # between recording and publishing: publish again. Handlers are idempotent.
+        elif (
+            state.status is RequestStatus.SUBMITTED and not self.c.store.publishes_outbox_atomically
+        ):
+            # The first attempt may have died between recording and publishing: publish
+            # again. Handlers are idempotent, so a second copy changes nothing.
             stored = await self.c.store.get_report(state.request_id)
             await self.c.bus.publish(self._first_messages(state, stored or report))
         return Outcome(state, created, self._estimate())

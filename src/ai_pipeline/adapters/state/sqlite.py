@@ -53,6 +53,7 @@ class SqliteStateStore:
         self.db = db
         self._bus = bus
         self._same_file_bus = same_file_bus
+        self.publishes_outbox_atomically = same_file_bus is not None
         self.operations: Counter[str] = Counter()
         db.add_schema(SCHEMA)
 

@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
-# Installs the Debian tools the tests (or, with "bench", the benchmarks) drive for real.
+# Installs the Debian tools the tests (or, with "bench", the benchmarks) drive for real, and
+# fetches the Kafka jars (cached in ~/.cache/ai-pipeline) so the first Kafka test pays no Maven.
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-need=(curl jq promtool)
+need=(curl jq promtool redis-server java mvn)
 if [[ "${1:-}" == "bench" ]]; then
   need+=(wrk)
 fi
 
 # Debian package per tool, where the names differ.
-declare -A package=([promtool]=prometheus)
+declare -A package=([promtool]=prometheus [java]=default-jre-headless [mvn]=maven)
 missing=()
 for tool in "${need[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package[$tool]:-$tool}")
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
 
-if [[ $(id -u) -ne 0 ]] && ! command -v sudo >/dev/null; then
-  echo "missing ${missing[*]} and cannot install them (not root, no sudo)" >&2
-  exit 1
+if [[ ${#missing[@]} -gt 0 ]]; then
+  if [[ $(id -u) -ne 0 ]] && ! command -v sudo >/dev/null; then
+    echo "missing ${missing[*]} and cannot install them (not root, no sudo)" >&2
+    exit 1
+  fi
+  SUDO=$([[ $(id -u) -eq 0 ]] && echo "" || echo sudo)
+  echo "installing ${missing[*]} from Debian"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-SUDO=$([[ $(id -u) -eq 0 ]] && echo "" || echo sudo)
-echo "installing ${missing[*]} from Debian"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+
+# Kafka's jars from Maven Central (scripts/kafka/pom.xml); silent when already cached.
+python3 "$here/local_services.py" install-kafka

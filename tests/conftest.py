@@ -61,3 +61,51 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if key.startswith("AI_PIPELINE_"):
             monkeypatch.delenv(key)
     yield
+
+
+# Real Redis and Kafka (scripts/local_services.py, also behind `scripts/services`): each test
+# session gets fresh instances on free loopback ports, stopped at the end.
+def _load_local_services() -> Any:
+    import importlib.util
+    import sys
+
+    path = REPO / "scripts" / "local_services.py"
+    spec = importlib.util.spec_from_file_location("local_services", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+local_services = _load_local_services()
+
+
+def _started(service: Any) -> Iterator[Any]:
+    """Start service for the session; skipped when it cannot be had, a failure under CI."""
+    try:
+        service.start()
+    except Exception as error:  # an install or start failure, whatever its kind
+        reason = f"{service.name} could not be installed or started: {error}"
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    try:
+        yield service
+    finally:
+        try:
+            service.stop()
+        finally:
+            service.kill()  # a no-op once stopped
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real redis-server (AOF on): .url, .port, .command(...), start(), stop(), kill()."""
+    yield from _started(local_services.RedisServer(tmp_path_factory.mktemp("redis")))
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real single-node KRaft broker: .bootstrap, .port, .tool(...), start(), stop(), kill()."""
+    yield from _started(local_services.KafkaBroker(tmp_path_factory.mktemp("kafka")))

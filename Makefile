@@ -30,8 +30,8 @@ bench: $(STAMP)  ## Benchmarks: figures printed and written to bench/results/
 	$(BIN)/python -m bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench monitoring
-	$(BIN)/ruff format --check src tests bench monitoring
+	$(BIN)/ruff check src tests bench monitoring scripts
+	$(BIN)/ruff format --check src tests bench monitoring scripts
 	$(BIN)/mypy src
 
 train: $(STAMP)  ## Retrain the shipped triage model from ../shared/data

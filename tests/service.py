@@ -22,12 +22,22 @@ def free_port() -> int:
 
 
 class ServiceProcess:
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None):
+    """``ai-pipeline serve`` by default; ``command=["agent", "triage"]`` runs an agent
+    process, whose health and metrics are served on the port instead of the API."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+    ):
         self.workdir = workdir
+        self.command = command or ["serve"]
+        self.health_path = "/api/v1/health" if self.command[0] == "serve" else "/health"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = workdir / "pipeline.db"
-        self.log_path = workdir / f"service-{self.port}.log"
+        self.log_path = workdir / f"{'-'.join(self.command)}-{self.port}.log"
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("AI_PIPELINE_")},
             "AI_PIPELINE_PORT": str(self.port),
@@ -42,7 +52,7 @@ class ServiceProcess:
     def start(self, timeout: float = 60.0) -> ServiceProcess:
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ai_pipeline.cli", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "ai_pipeline.cli", *self.command, "--port", str(self.port)],
                 cwd=self.workdir,
                 env=self.env,
                 stdout=log,
@@ -58,7 +68,7 @@ class ServiceProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"service exited early:\n{self.log_path.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}{self.health_path}", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

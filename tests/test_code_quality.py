@@ -15,8 +15,8 @@ BIN = Path(sys.executable).parent
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "src", "tests", "bench", "monitoring"],
-        ["ruff", "format", "--check", "src", "tests", "bench", "monitoring"],
+        ["ruff", "check", "src", "tests", "bench", "monitoring", "scripts"],
+        ["ruff", "format", "--check", "src", "tests", "bench", "monitoring", "scripts"],
         ["mypy", "src"],
     ],
     ids=["ruff-check", "ruff-format", "mypy-strict"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,18 @@ from ai_pipeline.triage.artifact import Artifact, load_artifact
 from ai_pipeline.triage.duplicates import DuplicateIndex
 from ai_pipeline.triage.engine import TriageEngine
 from ai_pipeline.triage.local import LocalTriageEngine
+
+# Every agent: its consumer group, the topic it reads, and the request step it performs.
+AGENTS: dict[str, tuple[str, Topic, Step | None]] = {
+    "coordinator_agent": ("coordinator-agent-group", Topic.STATUS_UPDATES, None),
+    "triage_agent": ("triage-agent-group", Topic.BUG_REPORTS, Step.TRIAGE),
+    "ticket_creation_agent": (
+        "ticket-creation-agent-group",
+        Topic.TRIAGE_RESULTS,
+        Step.TICKET_CREATION,
+    ),
+    "github_api_agent": ("github-api-agent-group", Topic.TICKET_CREATION, Step.GITHUB),
+}
 
 
 @dataclass
@@ -64,12 +77,12 @@ def bootstrap(
             )
         return databases[path]
 
-    bus = SqliteBus(sqlite(settings.bus), settings.partitions(), settings.bus_retention_seconds)
-    state_db = sqlite(settings.state)
-    store = SqliteStateStore(state_db, bus, same_file_bus=bus if bus.db is state_db else None)
+    bus = _bus(settings, sqlite)
+    store = _store(settings, bus, sqlite)
     local_tracker = None
     if tracker is None:
-        tracker, local_tracker = _tracker(settings, sqlite(settings.state))
+        tracker_db = settings.state if _is_sqlite(settings.state) else settings.local_tracker_db
+        tracker, local_tracker = _tracker(settings, sqlite(tracker_db))
     elif isinstance(tracker, LocalTracker):
         local_tracker = tracker
     artifact = load_artifact(
@@ -86,42 +99,26 @@ def bootstrap(
         base_delay=settings.retry_base_seconds,
         max_delay=settings.retry_max_seconds,
     )
+    handlers = {
+        "coordinator_agent": coordinator.handle,
+        "triage_agent": triage.handle,
+        "ticket_creation_agent": ticket_agent.handle,
+        "github_api_agent": tracker_agent.handle,
+    }
     specs = [
-        AgentSpec(
-            "coordinator_agent",
-            "coordinator-agent-group",
-            Topic.STATUS_UPDATES,
-            coordinator.handle,
-            None,
-        ),
-        AgentSpec(
-            "triage_agent", "triage-agent-group", Topic.BUG_REPORTS, triage.handle, Step.TRIAGE
-        ),
-        AgentSpec(
-            "ticket_creation_agent",
-            "ticket-creation-agent-group",
-            Topic.TRIAGE_RESULTS,
-            ticket_agent.handle,
-            Step.TICKET_CREATION,
-        ),
-        AgentSpec(
-            "github_api_agent",
-            "github-api-agent-group",
-            Topic.TICKET_CREATION,
-            tracker_agent.handle,
-            Step.GITHUB,
-        ),
+        AgentSpec(name, group, topic, handlers[name], step)
+        for name, (group, topic, step) in AGENTS.items()
     ]
     runners = [
         AgentRunner(spec, bus, metrics, retry, settings.fetch_max_records, priority=priority)
         for spec in specs
     ]
-    _watch_adapters(metrics, store, bus, list(databases.values()))
+    _watch_adapters(metrics, store.operations, bus.published, list(databases.values()))
     metrics.build_info.info(
         {
             "version": __version__,
-            "bus": "sqlite",
-            "state": "sqlite",
+            "bus": settings.bus.split(":", 1)[0],
+            "state": settings.state.split(":", 1)[0],
             "tracker": tracker.name,
             "triage_engine": engine.name,
         }
@@ -142,20 +139,23 @@ def bootstrap(
 
 
 def _watch_adapters(
-    metrics: Metrics, store: SqliteStateStore, bus: SqliteBus, databases: list[SqliteDatabase]
+    metrics: Metrics,
+    operations: Counter[str],
+    published: Counter[str],
+    databases: list[SqliteDatabase],
 ) -> None:
     """Expose the adapters' own tallies as Prometheus counters."""
     metrics.watch_tally(
         "ai_pipeline_state_operations",
         "State-store operations.",
         ["backend", "operation"],
-        lambda: store.operations,
+        lambda: operations,
     )
     metrics.watch_tally(
         "ai_pipeline_bus_messages_published",
         "Messages published, by topic.",
         ["topic"],
-        lambda: bus.published,
+        lambda: published,
     )
     for name, doc, attribute in (
         ("commits", "Group commits of the embedded database.", "commits"),
@@ -170,6 +170,54 @@ def _watch_adapters(
                 {str(db.path): getattr(db, attribute) for db in databases}
             ),
         )
+
+
+def _is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite:")
+
+
+def _bus(settings: Settings, sqlite: Callable[[str], SqliteDatabase]) -> Bus:
+    if _is_sqlite(settings.bus):
+        return SqliteBus(
+            sqlite(settings.bus), settings.partitions(), settings.bus_retention_seconds
+        )
+    if settings.bus.startswith("kafka://"):
+        from ai_pipeline.adapters.bus.kafka import KafkaBus, KafkaOptions
+
+        options = KafkaOptions(
+            fetch_min_bytes=settings.kafka_fetch_min_bytes,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
+            linger_ms=settings.kafka_linger_ms,
+            delivery_timeout_ms=settings.kafka_delivery_timeout_ms,
+            metadata_refresh_ms=settings.kafka_metadata_refresh_ms,
+            replication_factor=settings.kafka_replication_factor,
+            retention_ms=int(settings.bus_retention_seconds * 1000),
+            topic_prefix=settings.kafka_topic_prefix,
+            extra=settings.kafka_config,
+        )
+        groups = {group: [topic.value] for group, topic, _step in AGENTS.values()}
+        return KafkaBus(settings.bus, settings.partitions(), groups, options)
+    raise ValueError(f"AI_PIPELINE_BUS must be sqlite:///… or kafka://…, not {settings.bus!r}")
+
+
+def _store(settings: Settings, bus: Bus, sqlite: Callable[[str], SqliteDatabase]) -> StateStore:
+    if _is_sqlite(settings.state):
+        db = sqlite(settings.state)
+        same_file = bus if isinstance(bus, SqliteBus) and bus.db is db else None
+        return SqliteStateStore(db, bus, same_file_bus=same_file)
+    if settings.state.startswith(("redis://", "rediss://", "unix://")):
+        from ai_pipeline.adapters.state.redis import RedisStateStore
+
+        return RedisStateStore(
+            settings.state,
+            bus=bus,
+            terminal_ttl_seconds=settings.state_ttl_seconds,
+            filing_ttl_seconds=settings.bus_retention_seconds,
+            key_prefix=settings.redis_key_prefix,
+        )
+    raise ValueError(f"AI_PIPELINE_STATE must be sqlite:///… or redis://…, not {settings.state!r}")
 
 
 def _tracker(settings: Settings, db: SqliteDatabase) -> tuple[Tracker, LocalTracker | None]:

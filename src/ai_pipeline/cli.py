@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -47,19 +48,79 @@ def _call(method: str, url: str, **kwargs: Any) -> Any:
     return body
 
 
+class Role(StrEnum):
+    ALL = "all"
+    API = "api"
+
+
+class AgentName(StrEnum):
+    TRIAGE = "triage"
+    TICKET_CREATION = "ticket-creation"
+    GITHUB_API = "github-api"
+    COORDINATOR = "coordinator"
+
+    @property
+    def agent(self) -> str:
+        """The name in the health document and metrics: ``triage_agent``…"""
+        return f"{self.value.replace('-', '_')}_agent"
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
     port: Annotated[
         int | None, typer.Option(help="Port (default AI_PIPELINE_PORT or 8000)")
     ] = None,
+    role: Annotated[
+        Role,
+        typer.Option(help="all: API and every agent (embedded); api: API and coordinator"),
+    ] = Role.ALL,
 ) -> None:
-    """Run the API with every agent in this process (the embedded default)."""
-    import prometheus_client
-    import uvicorn
-
+    """Run the API, with every agent in this process (the default) or only the coordinator."""
     from ai_pipeline.api.app import create_app
+    from ai_pipeline.bootstrap import AGENTS, bootstrap
+
+    settings = _serving_settings(host, port)
+    agents = tuple(AGENTS) if role is Role.ALL else ("coordinator_agent",)
+    application = create_app(bootstrap(settings), agents)
+    err.print(
+        f"AI Pipeline {__version__} on {settings.base_url} (role {role.value}, bus"
+        f" {_safe_url(settings.bus)}, state {_safe_url(settings.state)}, tracker"
+        f" {settings.tracker}); Ctrl-C stops it.\n"
+        f"  health:   curl -s {settings.base_url}/api/v1/health | jq .\n"
+        f"  API docs: {settings.base_url}/docs"
+    )
+    _run(application, settings)
+
+
+@app.command()
+def agent(
+    name: Annotated[AgentName, typer.Argument(help="Which agent this process runs")],
+    host: Annotated[str | None, typer.Option(help="Bind address of health and metrics")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port of /health and /metrics (default AI_PIPELINE_HEALTH_PORT)"),
+    ] = None,
+) -> None:
+    """Run one agent as its own process; start as many per consumer group as you need."""
+    from ai_pipeline.api.app import create_agent_app
     from ai_pipeline.bootstrap import bootstrap
+
+    settings = _serving_settings(host, None)
+    settings = settings.model_copy(update={"port": port or settings.health_port})
+    agent_name = name.agent
+    application = create_agent_app(bootstrap(settings), [agent_name])
+    err.print(
+        f"AI Pipeline {__version__}: {agent_name} (bus {_safe_url(settings.bus)}, state"
+        f" {_safe_url(settings.state)}); health and metrics on"
+        f" http://{settings.host}:{settings.port}/health and /metrics"
+    )
+    _run(application, settings)
+
+
+def _serving_settings(host: str | None, port: int | None) -> Settings:
+    import prometheus_client
+
     from ai_pipeline.observability.logging import configure_logging
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
@@ -67,13 +128,12 @@ def serve(
     configure_logging(settings.log_level, settings.log_json)
     # One series per counter is what the alerts read; "_created" twins only add noise.
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
-    application = create_app(bootstrap(settings))
-    err.print(
-        f"AI Pipeline {__version__} on {settings.base_url} (bus {settings.bus}, tracker "
-        f"{settings.tracker}); Ctrl-C stops it.\n"
-        f"  health:   curl -s {settings.base_url}/api/v1/health | jq .\n"
-        f"  API docs: {settings.base_url}/docs"
-    )
+    return settings
+
+
+def _run(application: Any, settings: Settings) -> None:
+    import uvicorn
+
     uvicorn.run(
         application,
         host=settings.host,
@@ -83,6 +143,16 @@ def serve(
         loop="uvloop",
         http="httptools",
     )
+
+
+def _safe_url(url: str) -> str:
+    """A URL fit to print: any password replaced."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else url
 
 
 @app.command()
@@ -272,6 +342,54 @@ def dead_letters(
         )
     console.print(table)
     console.print(f"{len(rows)} dead letters shown")
+
+
+state_app = typer.Typer(help="The state store: a view of the status-updates log.")
+app.add_typer(state_app, name="state")
+
+
+@state_app.command("rebuild")
+def state_rebuild() -> None:
+    """Restore every request's state (and report, and filing ledger) from the log.
+
+    Safe while the service runs: replaying an event twice changes nothing. After an
+    emergency `redis-cli flushdb`, run this before restarting the tracker agents."""
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ai_pipeline.bootstrap import bootstrap
+    from ai_pipeline.rebuild import rebuild_state
+
+    async def run() -> Any:
+        c = bootstrap(Settings())
+        await c.bus.start()
+        await c.store.start()
+        try:
+            with Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err
+            ) as bar:
+                tasks: dict[str, Any] = {}
+
+                def tick(phase: str, done: int) -> None:
+                    if phase not in tasks:
+                        tasks[phase] = bar.add_task(f"replaying {phase}", total=None)
+                    bar.advance(tasks[phase], done)
+
+                return await rebuild_state(c.bus, c.store, tick)
+        finally:
+            await c.bus.close()
+            await c.store.close()
+            for db in c.databases:
+                await db.close()
+
+    report = asyncio.run(run())
+    console.print(
+        f"rebuilt {len(report.requests)} requests from {report.events} status events"
+        f" ({report.changed} changed the store), {report.reports} reports restored,"
+        f" ledger: {report.ledger_filed} filed, {report.ledger_pending} to reconcile"
+        + (f"; {report.skipped} unreadable messages skipped" if report.skipped else "")
+    )
 
 
 def _register_triage_commands() -> None:

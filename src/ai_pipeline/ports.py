@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -50,6 +51,8 @@ class Consumer(Protocol):
 
 
 class Bus(Protocol):
+    published: Counter[str]  # messages published per topic, for the metrics
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -64,8 +67,17 @@ class Bus(Protocol):
         """Unconsumed messages per (group, topic)."""
         ...
 
+    async def group_members(self, groups: Sequence[str]) -> dict[str, int | None]:
+        """Live members per consumer group (None where the bus cannot tell)."""
+        ...
+
     async def peek(self, topic: str, limit: int) -> list[Message]:
         """The newest ``limit`` messages of ``topic``, newest first, without consuming."""
+        ...
+
+    def replay(self, topic: str, batch: int = 500) -> AsyncIterator[list[Message]]:
+        """Every message of ``topic`` still retained, up to its end when called, in order
+        per partition, without moving any group's offsets (for rebuilding state)."""
         ...
 
     async def prune(self) -> int:
@@ -107,6 +119,7 @@ class StateStore(Protocol):
     # True when ``create_request`` commits its outbox in the same transaction as the
     # request: then a recorded request's first messages can never have been lost.
     publishes_outbox_atomically: bool
+    operations: Counter[str]  # calls per "backend|operation", for the metrics
 
     async def start(self) -> None: ...
 
@@ -124,6 +137,13 @@ class StateStore(Protocol):
         ``outbox`` is published only when the request is created: in the same transaction
         where the bus shares the store's database, right after the insert otherwise.
         """
+        ...
+
+    async def put_report(
+        self, request_id: str, report: BugReport, idempotency_key: str | None
+    ) -> bool:
+        """Restore a known request's report (and its id and key lookups) when it has none,
+        as a rebuild from the log does; whether anything was written."""
         ...
 
     async def get(self, request_id: str) -> RequestState | None: ...

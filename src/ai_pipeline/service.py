@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
-from ai_pipeline.bootstrap import Container
+from ai_pipeline.agents.runner import AgentRunner
+from ai_pipeline.bootstrap import AGENTS, Container
 from ai_pipeline.domain.events import Step
 from ai_pipeline.observability.logging import get_logger
 
@@ -15,39 +16,48 @@ log = get_logger(__name__)
 
 
 class Pipeline:
-    def __init__(self, container: Container, run_agents: bool = True):
+    def __init__(self, container: Container, agents: Collection[str] = tuple(AGENTS)):
+        """``agents``: which agents run in this process (names as in ``AGENTS``)."""
+        unknown = set(agents) - set(AGENTS)
+        if unknown:
+            raise ValueError(f"unknown agents: {sorted(unknown)}")
         self.c = container
-        self.run_agents = run_agents
+        self.agents = frozenset(agents)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_handled: dict[str, tuple[int | None, float]] = {}
         self.started = False
+
+    @property
+    def runners(self) -> list[AgentRunner]:
+        return [r for r in self.c.runners if r.spec.name in self.agents]
 
     async def start(self) -> None:
         c = self.c
         await c.bus.start()
         await c.store.start()
-        if self.run_agents:
+        if "triage_agent" in self.agents:
             seeded = await c.triage_agent.seed_index(c.settings.duplicate_index_size)
             log.info("duplicate_index_seeded", reports=seeded)
-            for runner in c.runners:
-                runner.start()
+        for runner in self.runners:
+            runner.start()
+        if "coordinator_agent" in self.agents:
             self._every(c.settings.sweep_interval_seconds, self._sweep, "sweeper")
         self._every(c.settings.lag_interval_seconds, self.export_lag, "lag")
         self._every(3600.0, self._housekeeping, "housekeeping")
         _settle_garbage_collector()
         self.started = True
-        log.info(
-            "service_ready", agents=[r.spec.name for r in c.runners] if self.run_agents else []
-        )
+        log.info("service_ready", agents=sorted(self.agents))
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        for runner in self.c.runners:
+        for runner in self.runners:
             await runner.stop()
         await self.c.tracker.close()
+        await self.c.bus.close()
+        await self.c.store.close()
         for db in self.c.databases:
             await db.close()
         self.started = False
@@ -74,7 +84,12 @@ class Pipeline:
         lag = await self.c.bus.lag()
         moving = set()
         for runner in self.c.runners:
-            handled = runner.health.handled
+            # An agent in another process is moving while its backlog changes.
+            handled = (
+                runner.health.handled
+                if runner.spec.name in self.agents
+                else -sum(n for (group, _t), n in lag.items() if group == runner.spec.group)
+            )
             if self._last_handled.get(runner.spec.name, (None, 0.0))[0] != handled:
                 self._last_handled[runner.spec.name] = (handled, now)
             changed_at = self._last_handled[runner.spec.name][1]

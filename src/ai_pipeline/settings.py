@@ -25,10 +25,32 @@ class Settings(BaseSettings):
     # Where things run.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # An agent process's /health and /metrics (``ai-pipeline agent …``).
+    health_port: int = Field(default=8081, ge=0, le=65535)
     public_url: str | None = None  # how users reach the service; defaults to host:port
     bus: str = "sqlite:///data/ai-pipeline.db"
     state: str = "sqlite:///data/ai-pipeline.db"
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
+
+    # Kafka (AI_PIPELINE_BUS=kafka://host:port,…): the client settings the runbook tunes.
+    kafka_topic_prefix: str = ""  # lets tenants (and tests) share a cluster
+    kafka_fetch_min_bytes: int = Field(default=1, ge=1)
+    kafka_fetch_max_wait_ms: int = Field(default=100, ge=0)
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1000)
+    kafka_max_poll_interval_ms: int = Field(default=300_000, ge=1000)
+    kafka_linger_ms: float = Field(default=5.0, ge=0)
+    kafka_delivery_timeout_ms: int = Field(default=120_000, ge=1000)
+    kafka_metadata_refresh_ms: int = Field(default=30_000, ge=1000)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    # Anything else librdkafka accepts (TLS, SASL…), as a JSON object of strings.
+    kafka_config: dict[str, str] = Field(default_factory=dict)
+
+    # Redis (AI_PIPELINE_STATE=redis://host:port/db).
+    redis_key_prefix: str = ""
+    # A finished request's record lives this long (the status-updates log outlives it).
+    state_ttl_seconds: float = Field(default=24 * 3600, gt=0)
+    # The local tracker's issues when the state is not in SQLite (one file per deployment).
+    local_tracker_db: str = "sqlite:///data/local-tracker.db"
 
     # Tracker.
     tracker: Literal["local", "github"] = "local"
@@ -55,6 +77,7 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=10.0, gt=0)
     lag_interval_seconds: float = Field(default=5.0, gt=0)
     bus_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    # Messages an agent takes per poll (Kafka's max.poll.records).
     fetch_max_records: int = Field(default=64, ge=1)
     # While HTTP requests are in flight, agents get at least/at most this share of the loop.
     agent_share_under_load: float = Field(default=0.05, gt=0, le=1)
@@ -66,6 +89,8 @@ class Settings(BaseSettings):
 
     # API.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Longest a submission waits on the store and bus before answering 503.
+    submit_timeout_seconds: float = Field(default=30.0, gt=0)
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from ai_pipeline.agents.messages import to_topic
 from ai_pipeline.bootstrap import Container
+from ai_pipeline.domain.errors import UnavailableError
 from ai_pipeline.domain.events import (
     BugReportSubmitted,
     Step,
@@ -32,10 +34,22 @@ class Submission:
         self.c = container
 
     async def submit(self, report: BugReport, idempotency_key: str | None) -> Outcome:
+        # A down broker or store must not hold the client for minutes: answer 503, and the
+        # retry (same id) finds the request; what was queued is still delivered.
+        try:
+            async with asyncio.timeout(self.c.settings.submit_timeout_seconds):
+                return await self._submit(report, idempotency_key)
+        except TimeoutError:
+            raise UnavailableError("accepting the report timed out") from None
+
+    async def _submit(self, report: BugReport, idempotency_key: str | None) -> Outcome:
         now = utcnow()
         fresh = new_request(new_request_id(), report.id, now)
         state, created = await self.c.store.create_request(
-            fresh, report, idempotency_key, outbox=self._first_messages(fresh, report)
+            fresh,
+            report,
+            idempotency_key,
+            outbox=self._first_messages(fresh, report, idempotency_key),
         )
         if created:
             self.c.metrics.requests_total.inc()
@@ -45,10 +59,12 @@ class Submission:
             # The first attempt may have died between recording and publishing: publish
             # again. Handlers are idempotent, so a second copy changes nothing.
             stored = await self.c.store.get_report(state.request_id)
-            await self.c.bus.publish(self._first_messages(state, stored or report))
+            await self.c.bus.publish(self._first_messages(state, stored or report, idempotency_key))
         return Outcome(state, created, self._estimate())
 
-    def _first_messages(self, state: RequestState, report: BugReport) -> list[OutgoingMessage]:
+    def _first_messages(
+        self, state: RequestState, report: BugReport, idempotency_key: str | None
+    ) -> list[OutgoingMessage]:
         submitted = StepChanged(
             request_id=state.request_id,
             step=Step.SUBMITTED,
@@ -57,7 +73,10 @@ class Submission:
             data={"bug_report_id": report.id},
         )
         event = BugReportSubmitted(
-            request_id=state.request_id, report=report, submitted_at=state.created_at
+            request_id=state.request_id,
+            report=report,
+            submitted_at=state.created_at,
+            idempotency_key=idempotency_key,
         )
         return [
             to_topic(Topic.BUG_REPORTS, state.request_id, event),

@@ -101,3 +101,33 @@ def test_metrics_count_accepted_and_failed_requests(many: TestClient) -> None:
     doc = many.get("/api/v1/metrics", params={"period": "1h"}).json()
     assert doc["requests"]["completed"] == 1
     assert doc["agents"]["triage_agent"]["success"] == 1
+
+
+def test_a_state_store_outage_answers_503_and_a_retry_later_succeeds(
+    tmp_path: Path, redis_server: Any
+) -> None:
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'p.db'}",
+        state=redis_server.url,
+        redis_key_prefix=f"{tmp_path.name}:",
+        submit_timeout_seconds=1.0,
+    )
+    app = create_app(bootstrap(settings), agents=())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        report = report_dict()
+        redis_server.stop()
+        try:
+            response = client.post("/api/v1/bug-reports", json=report)
+            assert response.status_code == 503
+            assert response.headers["retry-after"] == "5"
+            error = response.json()["error"]
+            assert error["code"] == "SERVICE_UNAVAILABLE" and "retry" in error["message"]
+            health = client.get("/api/v1/health")
+            assert health.status_code == 503
+            assert health.json()["components"]["redis"]["status"] == "unhealthy"
+        finally:
+            redis_server.start()
+        again = client.post("/api/v1/bug-reports", json=report)
+        assert again.status_code in (200, 201)  # 200 when the first attempt got recorded
+        status = client.get(f"/api/v1/requests/{again.json()['request_id']}/status")
+        assert status.json()["bug_report_id"] == report["id"]

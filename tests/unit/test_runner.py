@@ -11,7 +11,7 @@ import pytest
 from ai_pipeline.adapters.bus.sqlite import SqliteBus
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase
 from ai_pipeline.agents.runner import AgentRunner, AgentSpec, RetryPolicy
-from ai_pipeline.domain.errors import PermanentError, TransientError
+from ai_pipeline.domain.errors import PermanentError, TransientError, UnavailableError
 from ai_pipeline.domain.events import (
     BugReportSubmitted,
     Event,
@@ -61,6 +61,8 @@ class Behaviour:
             raise PermanentError("422 Validation Failed: label does not exist")
         if title.startswith("crash"):
             raise RuntimeError("handler bug")
+        if title.startswith("outage") and self.calls[title] <= 6:
+            raise UnavailableError("state store unreachable")
         done = OutgoingMessage(Topic.TRIAGE_RESULTS.value, event.request_id, b"done")
         return [done]
 
@@ -115,6 +117,18 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_after_max_attempts(
     assert behaviour.calls["crash always"] == 3
     assert dead.headers["dlq-attempts"] == "3"
     assert "handler bug" in dead.headers["dlq-reason"]
+    await runner.stop()
+    await bus.close()
+
+
+async def test_an_outage_of_the_pipeline_itself_never_dead_letters(tmp_path: Path) -> None:
+    behaviour = Behaviour()
+    bus, runner = await start(tmp_path, behaviour)
+    await bus.publish([submitted("r1", "outage long")])
+    (out,) = await collect(bus, Topic.TRIAGE_RESULTS.value, 1, timeout=60)
+    # Twice max_attempts failed, yet no dead letter: the message was never at fault.
+    assert out.key == "r1" and behaviour.calls["outage long"] == 7
+    assert runner.health.dead_lettered == 0
     await runner.stop()
     await bus.close()
 

@@ -18,7 +18,7 @@ import structlog
 from pydantic import ValidationError
 
 from ai_pipeline.agents.priority import CostEstimate, IngestPriority
-from ai_pipeline.domain.errors import PermanentError, TransientError
+from ai_pipeline.domain.errors import PermanentError, TransientError, UnavailableError
 from ai_pipeline.domain.events import Event, Step, StepChanged, StepStatus, Topic, decode, encode
 from ai_pipeline.observability.logging import get_logger
 from ai_pipeline.observability.metrics import Metrics
@@ -189,6 +189,8 @@ class AgentRunner:
             except PermanentError as exc:
                 self._metrics.agent_failed.labels(self.spec.name).inc()
                 return self._dead_letter(message, str(exc), attempt)
+            except UnavailableError:
+                raise  # the loop backs off and redelivers; no attempt is used up
             except Exception as exc:
                 self._metrics.agent_failed.labels(self.spec.name).inc()
                 reason = f"{type(exc).__name__}: {exc}"

@@ -34,16 +34,18 @@ class TrackerAgent:
         if state is not None and state.status is RequestStatus.FAILED:
             return []  # ended already (timed out, say): filing now would surprise everyone
         started = utcnow()
-        issue = await self._file_once(event.request_id, event.draft)
+        # No state at all: the store was emptied (an emergency flush) and not yet rebuilt,
+        # so its ledger cannot be trusted either: search before creating.
+        issue = await self._file_once(event.request_id, event.draft, unsure=state is None)
         data = {"issue_number": issue.number, "issue_url": issue.url, "tracker": self.tracker.name}
         return step_ran(event.request_id, Step.GITHUB, started, utcnow(), data, issue=issue)
 
-    async def _file_once(self, request_id: str, draft: IssueDraft) -> FiledIssue:
+    async def _file_once(self, request_id: str, draft: IssueDraft, unsure: bool) -> FiledIssue:
         record = await self.store.get_filing(request_id)
         if record is not None and record.state == "filed" and record.issue is not None:
             return record.issue
         issue = None
-        if record is not None:
+        if record is not None or unsure:
             issue = await self._call("find_filed", self.tracker.find_filed(request_id))
         if issue is None:
             await self.store.put_filing(FilingRecord(request_id, "pending", None))

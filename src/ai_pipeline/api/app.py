@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -14,22 +14,40 @@ from ai_pipeline import __version__
 from ai_pipeline.api import errors
 from ai_pipeline.api.ingest import IngestFastPath
 from ai_pipeline.api.middleware import ObserveRequests
-from ai_pipeline.api.routes import router
-from ai_pipeline.bootstrap import Container
+from ai_pipeline.api.routes import json_response, router
+from ai_pipeline.bootstrap import AGENTS, Container
+from ai_pipeline.observability.health import health_document
 from ai_pipeline.service import Pipeline
 
 
-def create_app(container: Container, run_agents: bool = True) -> ASGIApp:
+def create_app(container: Container, agents: Collection[str] = tuple(AGENTS)) -> ASGIApp:
     """The service's ASGI application: FastAPI for every route, wrapped in two raw-ASGI
-    layers (metrics, and the ingest fast path) that the hot path never leaves."""
-    app = _fastapi_app(container, run_agents)
+    layers (metrics, and the ingest fast path) that the hot path never leaves.
+
+    ``agents``: the agents this process runs beside the API (all of them by default)."""
+    app = _fastapi_app(container, Pipeline(container, agents))
+    errors.install(app)
+    app.include_router(router)
     fast = IngestFastPath(app, container)
     return ObserveRequests(fast, container.metrics, container.ingest_priority)
 
 
-def _fastapi_app(container: Container, run_agents: bool) -> FastAPI:
-    pipeline = Pipeline(container, run_agents=run_agents)
+def create_agent_app(container: Container, agents: Collection[str]) -> FastAPI:
+    """An agent process's small server: its own health and Prometheus metrics, no API."""
+    pipeline = Pipeline(container, agents)
+    app = _fastapi_app(container, pipeline)
+    errors.install(app)
 
+    @app.get("/health", summary="Health of the agents in this process")
+    @app.get("/api/v1/health", include_in_schema=False)
+    async def health() -> Response:
+        doc, code = await health_document(container, pipeline, whole_service=False)
+        return json_response(doc, code)
+
+    return app
+
+
+def _fastapi_app(container: Container, pipeline: Pipeline) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await pipeline.start()
@@ -46,8 +64,6 @@ def _fastapi_app(container: Container, run_agents: bool) -> FastAPI:
     )
     app.state.container = container
     app.state.pipeline = pipeline
-    errors.install(app)
-    app.include_router(router)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:

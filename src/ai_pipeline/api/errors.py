@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from ai_pipeline.domain.errors import UnavailableError
 from ai_pipeline.observability.logging import get_logger
 
 log = get_logger(__name__)
@@ -106,10 +107,24 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         return envelope(_from_http(exc, request), request)
 
+    @app.exception_handler(UnavailableError)
+    async def _unavailable(request: Request, exc: UnavailableError) -> Response:
+        return envelope(unavailable(exc), request)
+
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
         log.error("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
         return envelope(ApiError(500, INTERNAL_MESSAGE), request)
+
+
+def unavailable(exc: UnavailableError) -> ApiError:
+    """A backing service is down: the client should retry, and may safely (idempotency)."""
+    log.warning("dependency_unavailable", error=str(exc)[:300])
+    return ApiError(
+        503,
+        "a backing service is unavailable; retry shortly with the same id",
+        headers={"Retry-After": "5"},
+    )
 
 
 def _from_http(exc: StarletteHTTPException, request: Request) -> ApiError:

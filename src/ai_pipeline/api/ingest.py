@@ -14,8 +14,15 @@ import orjson
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ai_pipeline.api.errors import INTERNAL_MESSAGE, ApiError, envelope_bytes, validation_details
+from ai_pipeline.api.errors import (
+    INTERNAL_MESSAGE,
+    ApiError,
+    envelope_bytes,
+    unavailable,
+    validation_details,
+)
 from ai_pipeline.bootstrap import Container
+from ai_pipeline.domain.errors import UnavailableError
 from ai_pipeline.domain.models import BugReport
 from ai_pipeline.observability.logging import get_logger
 from ai_pipeline.submission import Submission
@@ -92,6 +99,8 @@ class IngestFastPath:
             )
         except ApiError as error:
             status, payload, extra = _failure(scope, error)
+        except UnavailableError as exc:
+            status, payload, extra = _failure(scope, unavailable(exc))
         except Exception as exc:  # outside FastAPI: no server-error middleware catches it
             log.error("unhandled_error", path=PATH, error_type=type(exc).__name__)
             status, payload, extra = _failure(scope, ApiError(500, INTERNAL_MESSAGE))

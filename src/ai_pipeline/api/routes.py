@@ -117,7 +117,7 @@ async def list_requests(
 @router.get("/health", summary="Health of every component")
 async def health(request: Request) -> Response:
     pipeline = request.app.state.pipeline
-    doc, code = await health_document(container(request), pipeline.started)
+    doc, code = await health_document(container(request), pipeline)
     return json_response(doc, code)
 
 

@@ -13,3 +13,11 @@ class TransientError(Exception):
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class UnavailableError(TransientError):
+    """A dependency of the pipeline itself (bus, state store) cannot be reached.
+
+    The message is not at fault, so it never counts towards dead-lettering: the agent
+    stops, redelivers and waits for the dependency to come back.
+    """

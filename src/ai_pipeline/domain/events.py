@@ -53,6 +53,8 @@ class BugReportSubmitted(BaseModel):
     request_id: str
     report: BugReport
     submitted_at: datetime = Field(default_factory=utcnow)
+    # Kept on the log so a rebuilt state store still recognises a retried submission.
+    idempotency_key: str | None = None
 
 
 class ReportTriaged(BaseModel):

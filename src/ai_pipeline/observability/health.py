@@ -9,8 +9,9 @@ from typing import Any
 
 from ai_pipeline import __version__
 from ai_pipeline.agents.runner import AgentRunner, AgentStatus
-from ai_pipeline.bootstrap import Container
+from ai_pipeline.bootstrap import AGENTS, Container
 from ai_pipeline.ports import RequestStats
+from ai_pipeline.service import Pipeline
 
 PERIODS = {
     "1h": timedelta(hours=1),
@@ -23,7 +24,7 @@ STEP_AGENTS = {
     "ticket_creation": "ticket_creation_agent",
     "github": "github_api_agent",
 }
-AGENT_NAMES = ("coordinator_agent", "triage_agent", "ticket_creation_agent", "github_api_agent")
+AGENT_NAMES = tuple(AGENTS)
 
 
 def _agent_component(runner: AgentRunner) -> dict[str, Any]:
@@ -56,31 +57,66 @@ async def _probe(name: str, probe: Any) -> dict[str, Any]:
         return {"status": "unhealthy", "error": f"{type(exc).__name__}: {exc}"[:500], "name": name}
 
 
-async def health_document(c: Container, started: bool) -> tuple[dict[str, Any], int]:
+async def health_document(
+    c: Container, pipeline: Pipeline, whole_service: bool = True
+) -> tuple[dict[str, Any], int]:
+    """``whole_service``: report every agent (an API process); else only this process's."""
     components: dict[str, Any] = {}
-    runners = {r.spec.name: r for r in c.runners}
+    runners = {r.spec.name: r for r in pipeline.runners}
+    remote = [n for n in AGENT_NAMES if n not in runners] if whole_service else []
+    members = await _probe("bus", lambda: _members(c, remote)) if remote else {}
     for name in AGENT_NAMES:
         runner = runners.get(name)
-        components[name] = (
-            _agent_component(runner)
-            if runner is not None and started
-            else {"status": "unhealthy", "state": "not running in this process"}
-        )
-    components["bus"] = await _probe("bus", c.bus.ping)
-    components["state"] = await _probe("state", c.store.ping)
+        if runner is not None:
+            components[name] = (
+                _agent_component(runner)
+                if pipeline.started
+                else {"status": "unhealthy", "state": "starting"}
+            )
+        elif name in remote:
+            components[name] = _remote_component(name, members)
+    bus, state = await _probe("bus", c.bus.ping), await _probe("state", c.store.ping)
+    components[_component_name(bus, "bus")] = bus
+    components[_component_name(state, "state")] = state
     components["llm"] = {"status": "disabled", "engine": c.triage_agent.engine.name}
     components["tracker"] = await _probe("tracker", c.tracker.ping)
-    core_down = any(components[k]["status"] == "unhealthy" for k in ("bus", "state"))
+    core_down = bus["status"] == "unhealthy" or state["status"] == "unhealthy"
     degraded = any(v["status"] != "healthy" for k, v in components.items() if k != "llm")
+    started = pipeline.started
     status = "unhealthy" if core_down or not started else "degraded" if degraded else "healthy"
     doc = {
         "status": status,
         "timestamp": datetime.now(UTC).isoformat(),
         "version": __version__,
+        "agents_in_this_process": sorted(runners),
         "components": components,
         "metrics": await _headline(c) if not core_down else {},
     }
     return doc, 503 if status == "unhealthy" else 200
+
+
+def _component_name(probe: dict[str, Any], generic: str) -> str:
+    """``kafka``/``redis`` when those back the bus/state (the runbook's names), else generic."""
+    backend = probe.get("backend")
+    return str(backend) if backend in ("kafka", "redis") else generic
+
+
+async def _members(c: Container, names: list[str]) -> dict[str, Any]:
+    groups = [AGENTS[n][0] for n in names]
+    return {"status": "healthy", "members": await c.bus.group_members(groups)}
+
+
+def _remote_component(name: str, members: dict[str, Any]) -> dict[str, Any]:
+    group = AGENTS[name][0]
+    count = members.get("members", {}).get(group)
+    if count is None:
+        return {"status": "unknown", "state": "not running in this process", "group": group}
+    return {
+        "status": "healthy" if count > 0 else "unhealthy",
+        "state": "remote",
+        "group": group,
+        "members": count,
+    }
 
 
 async def _headline(c: Container) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import sqlite3
 import time
 import zlib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase
@@ -170,8 +170,26 @@ class SqliteBus:
             return 0, 0
         return int(first[0][0]), int(last[0][0]) + 1
 
+    def _read(self, topic: str, partition: int, position: int, limit: int) -> list[Message]:
+        rows = self.db.read(FETCH_SQL, (topic, partition, position, limit))
+        return [
+            Message(
+                topic=topic,
+                partition=partition,
+                offset=row["offset"],
+                key=row["key"],
+                value=row["value"],
+                headers=json.loads(row["headers"]),
+                timestamp=row["ts"],
+            )
+            for row in rows
+        ]
+
     def _groups(self) -> list[tuple[str, str]]:
         return [(r["grp"], r["topic"]) for r in self.db.read("SELECT grp, topic FROM bus_groups")]
+
+    async def group_members(self, groups: Sequence[str]) -> dict[str, int | None]:
+        return dict.fromkeys(groups)  # the embedded log keeps no membership
 
     async def peek(self, topic: str, limit: int) -> list[Message]:
         rows = self.db.read(
@@ -191,6 +209,17 @@ class SqliteBus:
             )
             for r in rows
         ]
+
+    async def replay(self, topic: str, batch: int = 500) -> AsyncIterator[list[Message]]:
+        ends = {p: self._bounds(topic, p)[1] for p in range(self.partitions(topic))}
+        for partition, end in ends.items():
+            position = 0
+            while position < end:
+                chunk = self._read(topic, partition, position, min(batch, end - position))
+                if not chunk:
+                    break
+                position = chunk[-1].offset + 1
+                yield chunk
 
     async def prune(self, now: float | None = None) -> int:
         """Drop messages past retention that every group has consumed."""
@@ -291,21 +320,10 @@ class SqliteConsumer:
 
     def _read_partition(self, topic: str, partition: int, limit: int) -> list[Message]:
         position = self._positions.get((topic, partition), 0)
-        rows = self._bus.db.read(FETCH_SQL, (topic, partition, position, limit))
-        if rows:
-            self._positions[(topic, partition)] = rows[-1]["offset"] + 1
-        return [
-            Message(
-                topic=topic,
-                partition=partition,
-                offset=row["offset"],
-                key=row["key"],
-                value=row["value"],
-                headers=json.loads(row["headers"]),
-                timestamp=row["ts"],
-            )
-            for row in rows
-        ]
+        messages = self._bus._read(topic, partition, position, limit)
+        if messages:
+            self._positions[(topic, partition)] = messages[-1].offset + 1
+        return messages
 
     async def commit(self, message: Message, outputs: Sequence[OutgoingMessage]) -> None:
         rows = self._bus._rows(outputs)

@@ -111,6 +111,23 @@ class SqliteStateStore:
                 staging.committed(outbox)
         return (state if created else RequestState.model_validate_json(stored)), created
 
+    async def put_report(
+        self, request_id: str, report: BugReport, idempotency_key: str | None
+    ) -> bool:
+        self.operations["sqlite|put_report"] += 1
+        report_json = report.model_dump_json()
+
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE requests SET report = ?,"
+                " idempotency_key = coalesce(idempotency_key, ?)"
+                " WHERE request_id = ? AND report IS NULL",
+                (report_json, idempotency_key, request_id),
+            )
+            return cursor.rowcount > 0
+
+        return await self.db.write(op)
+
     async def get(self, request_id: str) -> RequestState | None:
         self.operations["sqlite|get"] += 1
         rows = self.db.read("SELECT state FROM requests WHERE request_id = ?", (request_id,))

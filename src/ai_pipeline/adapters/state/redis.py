@@ -1,0 +1,649 @@
+"""The distributed state store: request records, their indexes and the filing ledger in Redis.
+
+Key layout; every name carries ``key_prefix`` in front (empty by default, so the runbook's
+``request:<id>`` is the literal key):
+
+- ``request:<id>`` hash: ``state`` (RequestState JSON), ``report`` (BugReport JSON; absent
+  on a request rebuilt from the log until ``put_report``), ``status``, ``rank``, ``seq``
+  (write counter: the compare-and-set version), ``idempotency_key`` when there is one, and
+  ``writer`` (token of the last write, so a write resent after a lost reply knows it landed).
+- ``bug-report:<bug_report_id>`` and ``idempotency:<key>`` strings: the request id.
+- ``index:submitted|processing|completed|failed``, ``index:active`` (submitted and
+  processing) and ``index:all`` sorted sets: request ids scored by created_at (epoch ms).
+- ``index:active-updated``: active request ids scored by updated_at (ms), for ``stuck``.
+- ``index:expiry``: terminal request ids scored by when their key expires (ms); expired ids
+  are purged from the index sets before anything is counted.
+- ``stats:processing-seconds`` (``<id>:<seconds>`` of completed requests),
+  ``stats:step-seconds:<step>`` (``<id>:<seconds>``) and ``stats:step-failures:<step>``
+  (``<id>``): sorted sets scored by created_at, written when a request ends.
+- ``filing:<id>`` hash: ``state`` and, once filed, ``issue`` (FiledIssue JSON).
+
+A request's key, and its mapping keys, expire ``terminal_ttl_seconds`` after it ends.
+Standalone Redis (optionally replicated), not Redis Cluster: the scripts update a request
+and the shared index sets together, and resolve mapping keys to request keys inside Lua.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar, cast
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import EqualJitterBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ai_pipeline.adapters.state.sqlite import STEPS_WITH_AGENTS
+from ai_pipeline.domain.errors import TransientError, UnavailableError
+from ai_pipeline.domain.events import StepChanged, StepStatus
+from ai_pipeline.domain.models import BugReport, FiledIssue
+from ai_pipeline.domain.request_state import ACTIVE, RequestState, RequestStatus, fold
+from ai_pipeline.ports import Bus, FilingRecord, OutgoingMessage, Page, RequestStats
+
+# Exponential backoff from 50 ms, capped at 0.5-1 s per wait: 40 retries ride out about
+# 30 s (20-37 s, jittered) of a restarting or failing-over Redis before an operation raises.
+RETRY_BACKOFF = EqualJitterBackoff(cap=1.0, base=0.05)
+RETRIES = 40
+SOCKET_TIMEOUT = 5.0
+MAX_CONNECTIONS = 64
+CONNECT_TIMEOUT = 2.0
+HEALTH_CHECK_INTERVAL = 15
+# A health probe must answer within its own deadline, not after the retry budget.
+PING_TIMEOUT = 2.0
+# Each conflict means another write to the same request won, so this only runs out
+# under a pile-up of writers on one request; the runner then retries the message.
+CAS_ATTEMPTS = 64
+# Bounded so a backlog of expired ids never blocks Redis for long in one script.
+PURGE_BATCH = 1000
+REPORT_CHUNK = 1000
+SAMPLE_AGE_MS = 31 * 86_400_000
+# The protocol's default sample limit: older samples could never be returned.
+SAMPLE_CAP = 100_000
+
+# Shared by the scripts that write a request: the key prefix and request id, Redis's clock.
+_BASE = """
+local prefix, id = ARGV[1], ARGV[2]
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- Free, already ours, or left behind by a request that is gone.
+local function claimable(key)
+  local owner = redis.call('GET', key)
+  return not owner or owner == id or redis.call('EXISTS', prefix .. 'request:' .. owner) == 0
+end
+"""
+
+# KEYS: request, index:submitted/processing/completed/failed (2-5), index:active (6),
+#   index:all (7), index:active-updated (8), index:expiry (9), ARGV[9] mapping keys,
+#   then the stats sets this write adds a sample to.
+# ARGV: prefix, id, state, status, rank, created ms, updated ms, expiry ms ('' while
+#   active), mapping count, writer token, the script's own arguments from ARGV[11], then
+#   one member per stats set, counted from the end.
+_WRITE = (
+    _BASE
+    + f"local SAMPLE_AGE_MS, SAMPLE_CAP = {SAMPLE_AGE_MS}, {SAMPLE_CAP}\n"
+    + """
+local STATUS_KEY = {submitted = 2, processing = 3, completed = 4, failed = 5}
+local ACTIVE, ALL, ACTIVE_UPDATED, EXPIRY = 6, 7, 8, 9
+local state, status, rank = ARGV[3], ARGV[4], ARGV[5]
+local created, updated, expire_at = ARGV[6], ARGV[7], ARGV[8]
+local writer = ARGV[10]
+local first_stat = 10 + tonumber(ARGV[9])
+local nstats = #KEYS - first_stat + 1
+
+local function record_samples(now)
+  for i = 0, nstats - 1 do
+    local key = KEYS[first_stat + i]
+    redis.call('ZADD', key, created, ARGV[#ARGV - nstats + 1 + i])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now - SAMPLE_AGE_MS))
+    redis.call('ZREMRANGEBYRANK', key, 0, -SAMPLE_CAP - 1)
+  end
+end
+
+local function write(creating, fields)
+  local now = now_ms()
+  record_samples(now)
+  if expire_at ~= '' and tonumber(expire_at) <= now then
+    -- Ended longer than the TTL ago (a rebuild from an old log): only its samples stay.
+    redis.call('DEL', KEYS[1])
+    for k = 2, 9 do redis.call('ZREM', KEYS[k], id) end
+    for k = 10, first_stat - 1 do
+      if redis.call('GET', KEYS[k]) == id then redis.call('DEL', KEYS[k]) end
+    end
+    return
+  end
+  redis.call('HSET', KEYS[1], 'state', state, 'status', status, 'rank', rank,
+    'writer', writer, unpack(fields))
+  redis.call('HINCRBY', KEYS[1], 'seq', 1)
+  for name, k in pairs(STATUS_KEY) do
+    if name == status then
+      redis.call('ZADD', KEYS[k], created, id)
+    else
+      redis.call('ZREM', KEYS[k], id)
+    end
+  end
+  redis.call('ZADD', KEYS[ALL], created, id)
+  if creating then
+    for k = 10, first_stat - 1 do
+      if claimable(KEYS[k]) then redis.call('SET', KEYS[k], id) end
+    end
+  end
+  if expire_at == '' then
+    redis.call('ZADD', KEYS[ACTIVE], created, id)
+    redis.call('ZADD', KEYS[ACTIVE_UPDATED], updated, id)
+    return
+  end
+  redis.call('ZREM', KEYS[ACTIVE], id)
+  redis.call('ZREM', KEYS[ACTIVE_UPDATED], id)
+  redis.call('ZADD', KEYS[EXPIRY], expire_at, id)
+  redis.call('PEXPIREAT', KEYS[1], expire_at)
+  for k = 10, first_stat - 1 do
+    if redis.call('GET', KEYS[k]) == id then redis.call('PEXPIREAT', KEYS[k], expire_at) end
+  end
+end
+"""
+)
+
+# Own arguments: report JSON, idempotency key or ''. Returns the state JSON of the request
+# a mapping already points to, or nil once this one is written.
+CREATE_SCRIPT = (
+    _WRITE
+    + """
+for k = 10, first_stat - 1 do
+  local owner = redis.call('GET', KEYS[k])
+  if owner then
+    local stored = redis.call('HGET', prefix .. 'request:' .. owner, 'state')
+    if stored then return stored end
+  end
+end
+local fields = {'report', ARGV[11]}
+if ARGV[12] ~= '' then fields[3], fields[4] = 'idempotency_key', ARGV[12] end
+write(true, fields)
+return false
+"""
+)
+
+# Own argument: the seq the state was read at ('' for none). 1 written, 0 a conflict.
+APPLY_SCRIPT = (
+    _WRITE
+    + """
+local seq = redis.call('HGET', KEYS[1], 'seq')
+if (seq or '') ~= ARGV[11] then
+  -- The client resent this call after a lost reply, and the first attempt had landed.
+  if seq and redis.call('HGET', KEYS[1], 'writer') == writer then return 1 end
+  return 0
+end
+write(not seq, {})
+return 1
+"""
+)
+
+# KEYS: request, mapping keys. ARGV: prefix, id, report, idempotency key or '', writer
+# token. 1 when the report was written.
+PUT_REPORT_SCRIPT = (
+    _BASE
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'report') == 1 then
+  return redis.call('HGET', KEYS[1], 'writer') == ARGV[5] and 1 or 0
+end
+redis.call('HSET', KEYS[1], 'report', ARGV[3], 'writer', ARGV[5])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'idempotency_key', ARGV[4]) end
+redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local ttl = redis.call('PTTL', KEYS[1])
+for k = 2, #KEYS do
+  if claimable(KEYS[k]) then
+    redis.call('SET', KEYS[k], id)
+    if ttl > 0 then redis.call('PEXPIRE', KEYS[k], ttl) end
+  end
+end
+return 1
+"""
+)
+
+# KEYS: index:expiry, then the sets a terminal request is in. ARGV: batch size.
+# Redis's own clock decides, the one that expires the keys. Returns how many went.
+PURGE_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])
+if #gone > 0 then
+  for k = 1, #KEYS do redis.call('ZREM', KEYS[k], unpack(gone)) end
+end
+return #gone
+"""
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _unavailable(
+    op: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Redis still unreachable once the client's retries are spent: the message is not at
+    fault, so the runner waits and redelivers instead of counting it towards dead letters."""
+
+    @functools.wraps(op)
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await op(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise UnavailableError(f"redis: {type(exc).__name__}: {exc}") from exc
+
+    return guarded
+
+
+class RedisStateStore:
+    """The ``StateStore`` on Redis; see the module docstring for the key layout.
+
+    Every operation retries connection errors and timeouts for about 30 s, then raises
+    ``UnavailableError``. The hiredis parser is used, being installed. Writes are
+    Lua scripts, so each request's record and indexes change together; ``apply`` folds in
+    Python and writes with a compare-and-set on ``seq``.
+    """
+
+    publishes_outbox_atomically = False
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        bus: Bus,
+        terminal_ttl_seconds: float = 86400,
+        filing_ttl_seconds: float = 7 * 86400,
+        key_prefix: str = "",
+    ):
+        self.url = url
+        self._bus = bus
+        self._terminal_ttl_ms = round(terminal_ttl_seconds * 1000)
+        self._filing_ttl_ms = round(filing_ttl_seconds * 1000)
+        self._prefix = key_prefix
+        self.operations: Counter[str] = Counter()
+        # Clients connect lazily, on the first command. With decode_responses every reply
+        # is str, which the casts below state to the type checker.
+        # A bounded pool that makes callers wait their turn: a burst of requests (or a
+        # rebuild) must queue for a connection, not fail with "too many connections".
+        self._pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=SOCKET_TIMEOUT * 6,
+            decode_responses=True,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            health_check_interval=HEALTH_CHECK_INTERVAL,
+            retry=Retry(RETRY_BACKOFF, RETRIES),
+        )
+        self._redis = Redis(connection_pool=self._pool)
+        self._probe = Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=PING_TIMEOUT,
+            socket_connect_timeout=PING_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._create = self._redis.register_script(CREATE_SCRIPT)
+        self._apply = self._redis.register_script(APPLY_SCRIPT)
+        self._put_report = self._redis.register_script(PUT_REPORT_SCRIPT)
+        self._purge = self._redis.register_script(PURGE_SCRIPT)
+        self._index = {s: self._key("index", s) for s in RequestStatus}
+        self._active = self._key("index", "active")
+        self._all = self._key("index", "all")
+        self._active_updated = self._key("index", "active-updated")
+        self._expiry = self._key("index", "expiry")
+        # The order the write scripts' KEYS[2..9] expect.
+        self._index_keys = [
+            *(self._index[s] for s in RequestStatus),
+            self._active,
+            self._all,
+            self._active_updated,
+            self._expiry,
+        ]
+        self._processing_samples = self._key("stats", "processing-seconds")
+
+    def _key(self, *parts: str) -> str:
+        return self._prefix + ":".join(parts)
+
+    @_unavailable
+    async def start(self) -> None:
+        await self._redis.ping()
+        for script in (self._create, self._apply, self._put_report, self._purge):
+            await self._redis.script_load(script.script)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+        await self._pool.aclose()
+        await self._probe.aclose()
+
+    @_unavailable
+    async def create_request(
+        self,
+        state: RequestState,
+        report: BugReport,
+        idempotency_key: str | None,
+        outbox: Sequence[OutgoingMessage] = (),
+    ) -> tuple[RequestState, bool]:
+        self.operations["redis|create_request"] += 1
+        keys, args = self._write(
+            state,
+            self._mappings(state.bug_report_id, idempotency_key),
+            [report.model_dump_json(), idempotency_key or ""],
+        )
+        stored = await self._create(keys=keys, args=args)
+        if stored is not None:
+            existing = RequestState.model_validate_json(stored)
+            # Our own request means a resent call whose first attempt had created it.
+            if existing.request_id != state.request_id:
+                return existing, False
+        if outbox:
+            await self._bus.publish(outbox)
+        return state, True
+
+    @_unavailable
+    async def get(self, request_id: str) -> RequestState | None:
+        self.operations["redis|get"] += 1
+        raw = await self._redis.hget(self._key("request", request_id), "state")
+        return None if raw is None else RequestState.model_validate_json(raw)
+
+    @_unavailable
+    async def get_report(self, request_id: str) -> BugReport | None:
+        self.operations["redis|get_report"] += 1
+        raw = await self._redis.hget(self._key("request", request_id), "report")
+        return None if raw is None else BugReport.model_validate_json(raw)
+
+    @_unavailable
+    async def put_report(
+        self, request_id: str, report: BugReport, idempotency_key: str | None
+    ) -> bool:
+        """Give a request rebuilt from the log its report (and the report's mapping keys)
+        unless it is unknown or already has one; whether it wrote."""
+        self.operations["redis|put_report"] += 1
+        written = await self._put_report(
+            keys=[self._key("request", request_id), *self._mappings(report.id, idempotency_key)],
+            args=[
+                self._prefix,
+                request_id,
+                report.model_dump_json(),
+                idempotency_key or "",
+                uuid.uuid4().hex,
+            ],
+        )
+        return bool(written)
+
+    @_unavailable
+    async def apply(self, event: StepChanged) -> RequestState | None:
+        self.operations["redis|apply"] += 1
+        key = self._key("request", event.request_id)
+        for _ in range(CAS_ATTEMPTS):
+            raw, seq, idempotency_key = cast(
+                list[str | None], await self._redis.hmget(key, ["state", "seq", "idempotency_key"])
+            )
+            new = fold(None if raw is None else RequestState.model_validate_json(raw), event)
+            if new is None:
+                return None
+            keys, args = self._write(
+                new, self._mappings(new.bug_report_id, idempotency_key), [seq or ""]
+            )
+            if await self._apply(keys=keys, args=args):
+                return new
+            self.operations["redis|apply_conflict"] += 1
+        raise TransientError(f"request {event.request_id}: {CAS_ATTEMPTS} write conflicts")
+
+    def _mappings(self, bug_report_id: str, idempotency_key: str | None) -> list[str]:
+        keys = [self._key("bug-report", bug_report_id)]
+        if idempotency_key is not None:
+            keys.append(self._key("idempotency", idempotency_key))
+        return keys
+
+    def _write(
+        self, state: RequestState, mappings: list[str], own: list[str]
+    ) -> tuple[list[str], list[str | int]]:
+        """KEYS and ARGV of a write script writing ``state``; ``own``: the script's own."""
+        samples = self._samples(state)
+        expire_at: str | int = ""
+        if state.status.terminal:
+            expire_at = _ms(state.completed_at or state.updated_at) + self._terminal_ttl_ms
+        keys = [
+            self._key("request", state.request_id),
+            *self._index_keys,
+            *mappings,
+            *(key for key, _ in samples),
+        ]
+        args: list[str | int] = [
+            self._prefix,
+            state.request_id,
+            state.model_dump_json(),
+            state.status.value,
+            state.rank,
+            _ms(state.created_at),
+            _ms(state.updated_at),
+            expire_at,
+            len(mappings),
+            uuid.uuid4().hex,
+            *own,
+            *(member for _, member in samples),
+        ]
+        return keys, args
+
+    def _samples(self, state: RequestState) -> list[tuple[str, str]]:
+        """The stats entries (sorted set, member) of a request that has ended.
+
+        The request id in each member makes a replayed end (a rebuild) add nothing twice.
+        """
+        if not state.status.terminal:
+            return []
+        rid = state.request_id
+        samples = []
+        seconds = state.processing_time_seconds
+        if state.status is RequestStatus.COMPLETED and seconds is not None:
+            samples.append((self._processing_samples, f"{rid}:{seconds!r}"))
+        for step in STEPS_WITH_AGENTS:
+            progress = state.progress.get(step)
+            if progress is None:
+                continue
+            if progress.status is StepStatus.COMPLETED and progress.duration_seconds is not None:
+                samples.append(
+                    (
+                        self._key("stats", "step-seconds", step),
+                        f"{rid}:{progress.duration_seconds!r}",
+                    )
+                )
+            elif progress.status is StepStatus.FAILED:
+                samples.append((self._key("stats", "step-failures", step), rid))
+        return samples
+
+    async def _purge_expired(self) -> None:
+        """Drop ids of expired requests from the index sets, so counts are exact."""
+        keys = [self._expiry, *(self._index[s] for s in RequestStatus if s.terminal), self._all]
+        while await self._purge(keys=keys, args=[PURGE_BATCH]) == PURGE_BATCH:
+            pass
+
+    def _view(self, statuses: Sequence[RequestStatus]) -> str:
+        wanted = frozenset(statuses)
+        if len(wanted) == 1:
+            return self._index[RequestStatus(next(iter(wanted)))]
+        if wanted == frozenset(ACTIVE):
+            return self._active
+        if wanted == frozenset(RequestStatus):
+            return self._all
+        raise ValueError(
+            f"no index for statuses {sorted(map(str, wanted))}: one, the active ones, or all"
+        )
+
+    async def _states(self, request_ids: Sequence[str]) -> list[RequestState]:
+        """States in the order of ``request_ids``, skipping requests expired meanwhile."""
+        pipe = self._redis.pipeline(transaction=False)
+        for rid in request_ids:
+            pipe.hget(self._key("request", rid), "state")
+        return [RequestState.model_validate_json(raw) for raw in await pipe.execute() if raw]
+
+    @_unavailable
+    async def list_requests(
+        self, statuses: Sequence[RequestStatus], limit: int, offset: int
+    ) -> Page:
+        """Newest created first. Scores are created_at in ms and ties go by request id
+        descending (Redis's reverse order); with time-ordered UUIDv7 ids that is newest
+        first too, as the SQLite store's microsecond created_at orders them."""
+        self.operations["redis|list_requests"] += 1
+        view = self._view(statuses)
+        await self._purge_expired()
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zcard(view)
+        if limit > 0:
+            pipe.zrevrange(view, offset, offset + limit - 1)
+        total, *page = await pipe.execute()
+        return Page(await self._states(page[0] if page else []), int(total))
+
+    @_unavailable
+    async def stuck(self, older_than: datetime, limit: int) -> list[RequestState]:
+        self.operations["redis|stuck"] += 1
+        request_ids = cast(
+            list[str],
+            await self._redis.zrangebyscore(
+                self._active_updated, "-inf", f"({_ms(older_than)}", start=0, num=limit
+            ),
+        )
+        # Checked again on the state itself: an apply may have moved it since.
+        return [
+            s
+            for s in await self._states(request_ids)
+            if not s.status.terminal and s.updated_at < older_than
+        ]
+
+    @_unavailable
+    async def recent_reports(self, limit: int) -> list[tuple[RequestState, BugReport]]:
+        self.operations["redis|recent_reports"] += 1
+        found: list[tuple[RequestState, BugReport]] = []
+        seen: set[str] = set()
+        start = 0
+        while len(found) < limit:
+            request_ids = cast(
+                list[str], await self._redis.zrevrange(self._all, start, start + REPORT_CHUNK - 1)
+            )
+            if not request_ids:
+                break
+            start += REPORT_CHUNK
+            pipe = self._redis.pipeline(transaction=False)
+            for rid in request_ids:
+                pipe.hmget(self._key("request", rid), ["state", "report"])
+            for rid, (state, report) in zip(request_ids, await pipe.execute(), strict=True):
+                # New requests shift ranks between chunks: one may come round twice.
+                if state and report and rid not in seen:
+                    seen.add(rid)
+                    found.append(
+                        (
+                            RequestState.model_validate_json(state),
+                            BugReport.model_validate_json(report),
+                        )
+                    )
+        return found[:limit]
+
+    @_unavailable
+    async def stats(
+        self, since: datetime, sample_limit: int = 100_000, with_steps: bool = True
+    ) -> RequestStats:
+        """Counts of requests created since ``since``, from the index sets; samples from the
+        stats sets, newest first.
+
+        The index sets hold a terminal request until its key expires, no sooner than
+        ``created_at + terminal_ttl``: counts are exact for periods up to the TTL, and for
+        longer ones cover only the requests Redis still holds. Processing times and step
+        figures are recorded when a request ends and kept 31 days (at most ``SAMPLE_CAP``
+        per set), so they cover 30-day periods; a step finished by a request still in
+        flight shows once the request ends. Costs a few sorted-set reads, no states.
+        """
+        self.operations["redis|stats"] += 1
+        await self._purge_expired()
+        low = _ms(since)
+        pipe = self._redis.pipeline(transaction=False)
+        for status in RequestStatus:
+            pipe.zcount(self._index[status], low, "+inf")
+        pipe.zrevrangebyscore(self._processing_samples, "+inf", low, start=0, num=sample_limit)
+        steps = STEPS_WITH_AGENTS if with_steps else ()
+        for step in steps:
+            pipe.zrevrangebyscore(
+                self._key("stats", "step-seconds", step), "+inf", low, start=0, num=sample_limit
+            )
+            pipe.zcount(self._key("stats", "step-failures", step), low, "+inf")
+        results = await pipe.execute()
+        n = len(RequestStatus)
+        counts = dict(zip(RequestStatus, results[:n], strict=True))
+        stats = RequestStats(
+            total=sum(int(c) for c in counts.values()),
+            completed=int(counts[RequestStatus.COMPLETED]),
+            failed=int(counts[RequestStatus.FAILED]),
+            processing_seconds=_seconds(results[n]),
+        )
+        rest = results[n + 1 :]
+        for i, step in enumerate(steps):
+            stats.step_seconds[step.value] = _seconds(rest[2 * i])
+            stats.step_failures[step.value] = int(rest[2 * i + 1])
+        return stats
+
+    @_unavailable
+    async def get_filing(self, request_id: str) -> FilingRecord | None:
+        self.operations["redis|get_filing"] += 1
+        fields = cast(dict[str, str], await self._redis.hgetall(self._key("filing", request_id)))
+        if not fields:
+            return None
+        issue = fields.get("issue")
+        return FilingRecord(
+            request_id, fields["state"], FiledIssue.model_validate_json(issue) if issue else None
+        )
+
+    @_unavailable
+    async def put_filing(self, record: FilingRecord) -> None:
+        self.operations["redis|put_filing"] += 1
+        key = self._key("filing", record.request_id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(key, "state", record.state)
+        if record.issue is None:
+            pipe.hdel(key, "issue")
+        else:
+            pipe.hset(key, "issue", record.issue.model_dump_json())
+        pipe.pexpire(key, self._filing_ttl_ms)
+        await pipe.execute()
+
+    async def ping(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"backend": "redis", "url": _redacted(self.url)}
+        started = time.perf_counter()
+        try:
+            await self._probe.ping()
+            doc["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+            memory = await self._probe.info("memory")
+            keyspace = await self._probe.info("keyspace")
+        except RedisError as exc:
+            return {"status": "unhealthy", **doc, "error": f"{type(exc).__name__}: {exc}"}
+        db = self._probe.connection_pool.connection_kwargs.get("db", 0)
+        return {
+            "status": "healthy",
+            **doc,
+            "used_memory": memory.get("used_memory"),
+            "keys": keyspace.get(f"db{db}", {}).get("keys", 0),
+        }
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def _seconds(members: Sequence[str]) -> list[float]:
+    return [float(m.rpartition(":")[2]) for m in members]
+
+
+def _redacted(url: str) -> str:
+    """``url`` without user info or query, either of which may carry a password."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

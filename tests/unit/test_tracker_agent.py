@@ -1,0 +1,98 @@
+"""The tracker agent files each draft once: ledger first, then the tracker's own memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ai_pipeline.adapters.bus.sqlite import SqliteBus
+from ai_pipeline.adapters.sqlite_db import SqliteDatabase
+from ai_pipeline.adapters.state.sqlite import SqliteStateStore
+from ai_pipeline.adapters.trackers.local import LocalTracker
+from ai_pipeline.agents.tracker import TrackerAgent
+from ai_pipeline.domain.events import IssueDrafted, Step, StepChanged, StepStatus, decode, utcnow
+from ai_pipeline.domain.models import IssueDraft
+from ai_pipeline.domain.request_state import new_request
+from ai_pipeline.drafting.marker import marker
+from ai_pipeline.observability.metrics import Metrics
+from ai_pipeline.ports import FilingRecord
+from tests.factories import report
+
+pytestmark = pytest.mark.anyio
+
+
+class Setup:
+    def __init__(self, path: Path):
+        self.db = SqliteDatabase(path)
+        self.bus = SqliteBus(self.db, {"t": 1})
+        self.store = SqliteStateStore(self.db, self.bus, same_file_bus=self.bus)
+        self.tracker = LocalTracker(self.db, "http://localhost:8000")
+        self.metrics = Metrics()
+        self.agent = TrackerAgent(self.tracker, self.store, self.metrics)
+
+    async def __aenter__(self) -> Setup:
+        await self.bus.start()
+        await self.store.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.db.close()
+
+    async def request(self, request_id: str) -> IssueDrafted:
+        r = report()
+        await self.store.create_request(new_request(request_id, r.id, utcnow()), r, None)
+        draft = IssueDraft(title=r.title, body=f"text\n{marker(request_id)}", labels=["bug"])
+        return IssueDrafted(request_id=request_id, bug_report_id=r.id, draft=draft)
+
+    def calls(self, operation: str) -> float:
+        value = self.metrics.registry.get_sample_value(
+            "ai_pipeline_tracker_calls_total",
+            {"tracker": "local", "operation": operation, "outcome": "ok"},
+        )
+        return value or 0.0
+
+
+def issue_of(outputs: object) -> int:
+    (message,) = outputs  # type: ignore[misc]
+    event = decode(message.value)
+    assert isinstance(event, StepChanged) and event.issue is not None
+    return event.issue.number
+
+
+async def test_a_redelivered_draft_returns_the_issue_from_the_ledger(tmp_path: Path) -> None:
+    async with Setup(tmp_path / "s.db") as s:
+        drafted = await s.request("r1")
+        first = issue_of(await s.agent.handle(drafted))
+        again = issue_of(await s.agent.handle(drafted))
+        assert first == again and s.calls("create_issue") == 1 and s.calls("find_filed") == 0
+
+
+async def test_a_pending_ledger_entry_searches_before_creating(tmp_path: Path) -> None:
+    async with Setup(tmp_path / "s.db") as s:
+        drafted = await s.request("r1")
+        filed = await s.tracker.create_issue("r1", drafted.draft)  # created; answer lost
+        await s.store.put_filing(FilingRecord("r1", "pending", None))
+        assert issue_of(await s.agent.handle(drafted)) == filed.number
+        assert s.calls("find_filed") == 1 and s.calls("create_issue") == 0
+
+
+async def test_without_any_state_the_agent_searches_before_creating(tmp_path: Path) -> None:
+    """An emptied store (emergency flush, not yet rebuilt) knows no ledger either."""
+    async with Setup(tmp_path / "s.db") as s:
+        drafted = await s.request("r-known")
+        filed = await s.tracker.create_issue("r-flushed", drafted.draft)
+        flushed = drafted.model_copy(update={"request_id": "r-flushed"})
+        assert issue_of(await s.agent.handle(flushed)) == filed.number
+        assert s.calls("find_filed") == 1 and s.calls("create_issue") == 0
+
+
+async def test_a_request_that_already_failed_is_not_filed(tmp_path: Path) -> None:
+    async with Setup(tmp_path / "s.db") as s:
+        drafted = await s.request("r1")
+        timed_out = StepChanged(
+            request_id="r1", step=Step.TICKET_CREATION, status=StepStatus.FAILED, error="late"
+        )
+        await s.store.apply(timed_out)
+        assert await s.agent.handle(drafted) == []
+        assert s.calls("create_issue") == 0 and s.tracker.list_issues(10, 0)[1] == 0

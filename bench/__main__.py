@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, ingest, plots
+from bench import distributed, e2e, ingest, plots
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--only", choices=["ingest", "e2e"], default=None)
+    parser.add_argument("--only", choices=["ingest", "e2e", "distributed"], default=None)
     parser.add_argument(
         "--duration", type=float, default=30.0, help="wrk seconds per server, over all rounds"
     )
@@ -28,6 +28,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rate", type=float, default=50.0, help="end-to-end arrivals per second")
     parser.add_argument("--e2e-seconds", type=float, default=60.0)
+    parser.add_argument("--dist-reports", type=int, default=3000, help="saturated run size")
+    parser.add_argument("--dist-rate", type=float, default=100.0)
+    parser.add_argument("--dist-rate-seconds", type=float, default=30.0)
+    parser.add_argument("--burst", type=int, default=10_000)
     return parser.parse_args(argv)
 
 
@@ -44,22 +48,31 @@ def main(argv: list[str] | None = None) -> None:
         figures["ingest"] = ingest.run(args.duration, args.connections, args.rounds)
     if args.only in (None, "e2e"):
         figures["e2e"] = e2e.run(args.rate, args.e2e_seconds)
+    if args.only in (None, "distributed"):
+        figures["distributed"] = distributed.run(
+            args.dist_reports, args.dist_rate, args.dist_rate_seconds, args.burst
+        )
     stamp = meta["at"].replace(":", "").replace("-", "")
     (RESULTS / "latest.json").write_text(json.dumps(figures, indent=2))
     with (RESULTS / "history.jsonl").open("a") as history:
         history.write(json.dumps(_without_samples(figures)) + "\n")
-    png = plots.latency_png(figures, RESULTS / "latency.png")
+    pngs = []
+    if "ingest" in figures or "e2e" in figures:
+        pngs.append(plots.latency_png(figures, RESULTS / "latency.png"))
+    if "distributed" in figures:
+        pngs.append(plots.distributed_png(figures["distributed"], RESULTS / "distributed.png"))
     summary = summarise(figures)
-    (RESULTS / "summary.md").write_text(summary + f"\n![latency]({png.name})\n")
+    images = "".join(f"\n![{p.stem}]({p.name})\n" for p in pngs)
+    (RESULTS / "summary.md").write_text(summary + images)
     print(summary)
-    print(f"\nwritten: {RESULTS}/latest.json, summary.md, {png.name} (run {stamp})")
+    names = ", ".join(p.name for p in pngs)
+    print(f"\nwritten: {RESULTS}/latest.json, summary.md, {names} (run {stamp})")
 
 
-def _without_samples(figures: dict[str, Any]) -> dict[str, Any]:
-    lean = dict(figures)
-    if "e2e" in lean:
-        lean["e2e"] = {k: v for k, v in lean["e2e"].items() if k != "samples"}
-    return lean
+def _without_samples(figures: Any) -> Any:
+    if isinstance(figures, dict):
+        return {k: _without_samples(v) for k, v in figures.items() if k != "samples"}
+    return figures
 
 
 def _cores() -> int:
@@ -107,7 +120,58 @@ def summarise(figures: dict[str, Any]) -> str:
             f"- peak memory of serve (VmHWM): **{e['peak_rss_mb']:.0f} MB** (target ≤ 300 MB)",
             "",
         ]
+    if "distributed" in figures:
+        lines += _distributed_lines(figures["distributed"])
     return "\n".join(lines)
+
+
+def _distributed_lines(d: dict[str, Any]) -> list[str]:
+    one, three = d["triage_agents_1"]["saturated"], d["triage_agents_3"]["saturated"]
+    rate, burst = d["at_rate"], d["burst"]
+    p = rate["time_to_issue_seconds"]
+    return [
+        "## Distributed: Kafka + Redis, one process per agent, GitHub-shaped tracker",
+        "",
+        "| | reports | completed | failed | end-to-end reports/s | p50 s | p95 s | p99 s |",
+        "|---|---|---|---|---|---|---|---|",
+        _dist_row("saturated, 1 triage agent", one),
+        _dist_row("saturated, 3 triage agents", three),
+        _dist_row(f"open loop at {rate['rate']:.0f}/s, 3 agents", rate),
+        _dist_row("burst, 3 agents", burst),
+        "",
+        f"- scaling 3 vs 1 triage agents: **{d['scaling_ratio']:.2f}×** (target: throughput"
+        " ≥ 300 reports/s)",
+        f"- time to issue at {rate['rate']:.0f}/s: p95 **{p['p95']:.2f} s** (target ≤ 2 s)",
+        f"- burst of {burst['reports']} drained in **{burst['span_seconds']:.1f} s** (target"
+        " < 60 s)",
+        "",
+        *_client_lines(d["kafka_clients"]),
+    ]
+
+
+def _client_lines(c: dict[str, Any]) -> list[str]:
+    lines = [
+        f"### Kafka clients ({c['messages']} messages of {c['value_bytes']} B, idempotent,"
+        " acks=all, awaited per 100; one group, committed per batch)",
+        "",
+        "| client | produce msg/s | consume msg/s |",
+        "|---|---|---|",
+    ]
+    for name in ("confluent_kafka", "aiokafka"):
+        r = c[name]
+        if "error" in r:
+            lines.append(f"| {name} | failed: {r['error']} | |")
+        else:
+            lines.append(f"| {name} | {r['produce_per_s']:.0f} | {r['consume_per_s']:.0f} |")
+    return [*lines, ""]
+
+
+def _dist_row(name: str, r: dict[str, Any]) -> str:
+    t = r["time_to_issue_seconds"]
+    return (
+        f"| {name} | {r['reports']} | {r['completed']} | {r['failed']} | {r['throughput']:.0f}"
+        f" | {t['p50']:.2f} | {t['p95']:.2f} | {t['p99']:.2f} |"
+    )
 
 
 def _row(name: str, r: dict[str, Any]) -> str:

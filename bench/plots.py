@@ -44,3 +44,40 @@ def latency_png(figures: dict[str, Any], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def distributed_png(d: dict[str, Any], path: Path) -> Path:
+    """Time to issue at a fixed rate (histogram), and the burst's drain curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    rate = d["at_rate"]
+    times = rate["samples"]["time_to_issue"]
+    if times:
+        left.hist(times, bins=60, color="tab:blue", alpha=0.8)
+        for q, style in (("p50", "-"), ("p95", "--"), ("p99", ":")):
+            value = rate["time_to_issue_seconds"][q]
+            left.axvline(value, color="black", linestyle=style, label=f"{q} {value:.2f} s")
+        left.axvline(2.0, color="red", linestyle=":", label="p95 target 2 s")
+        left.legend()
+    left.set_title(f"Kafka + Redis: submit → issue at {rate['rate']:.0f}/s, 3 triage agents")
+    left.set_xlabel("seconds")
+    for key, label in (("burst", "burst, 3 agents"),):
+        offsets = d[key]["samples"]["completion_offsets"]
+        right.plot(offsets, range(1, len(offsets) + 1), label=label)
+    for agents in (1, 3):
+        run = d[f"triage_agents_{agents}"]["saturated"]
+        offsets = run["samples"]["completion_offsets"]
+        right.plot(offsets, range(1, len(offsets) + 1), label=f"saturated, {agents} agent(s)")
+    right.axvline(60, color="red", linestyle=":", label="burst target 60 s")
+    right.set_title("Issues filed over time")
+    right.set_xlabel("seconds since the first submission")
+    right.set_ylabel("issues filed")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -40,6 +40,8 @@ class Step(StrEnum):
 
 
 _STEP_ORDINALS = {step: i for i, step in enumerate(Step)}
+# The steps an agent performs (submission is the API's), each with its own figures.
+AGENT_STEPS = (Step.TRIAGE, Step.TICKET_CREATION, Step.GITHUB)
 
 
 class StepStatus(StrEnum):

@@ -41,9 +41,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ai_pipeline.adapters.state.sqlite import STEPS_WITH_AGENTS
 from ai_pipeline.domain.errors import TransientError, UnavailableError
-from ai_pipeline.domain.events import StepChanged, StepStatus
+from ai_pipeline.domain.events import AGENT_STEPS, StepChanged, StepStatus
 from ai_pipeline.domain.models import BugReport, FiledIssue
 from ai_pipeline.domain.request_state import ACTIVE, RequestState, RequestStatus, fold
 from ai_pipeline.ports import Bus, FilingRecord, OutgoingMessage, Page, RequestStats
@@ -445,7 +444,7 @@ class RedisStateStore:
         seconds = state.processing_time_seconds
         if state.status is RequestStatus.COMPLETED and seconds is not None:
             samples.append((self._processing_samples, f"{rid}:{seconds!r}"))
-        for step in STEPS_WITH_AGENTS:
+        for step in AGENT_STEPS:
             progress = state.progress.get(step)
             if progress is None:
                 continue
@@ -567,7 +566,7 @@ class RedisStateStore:
         for status in RequestStatus:
             pipe.zcount(self._index[status], low, "+inf")
         pipe.zrevrangebyscore(self._processing_samples, "+inf", low, start=0, num=sample_limit)
-        steps = STEPS_WITH_AGENTS if with_steps else ()
+        steps = AGENT_STEPS if with_steps else ()
         for step in steps:
             pipe.zrevrangebyscore(
                 self._key("stats", "step-seconds", step), "+inf", low, start=0, num=sample_limit

@@ -11,7 +11,7 @@ from typing import Any
 
 from ai_pipeline.adapters.bus.sqlite import SqliteBus
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase
-from ai_pipeline.domain.events import Step, StepChanged
+from ai_pipeline.domain.events import AGENT_STEPS, StepChanged
 from ai_pipeline.domain.models import BugReport, FiledIssue
 from ai_pipeline.domain.request_state import RequestState, RequestStatus, fold
 from ai_pipeline.ports import Bus, FilingRecord, OutgoingMessage, Page, RequestStats
@@ -40,8 +40,6 @@ CREATE TABLE IF NOT EXISTS filings (
     updated_at REAL NOT NULL
 );
 """
-
-STEPS_WITH_AGENTS = (Step.TRIAGE, Step.TICKET_CREATION, Step.GITHUB)
 
 
 class SqliteStateStore:
@@ -218,7 +216,7 @@ class SqliteStateStore:
                 (cutoff, sample_limit),
             )
         ]
-        for step in STEPS_WITH_AGENTS if with_steps else ():
+        for step in AGENT_STEPS if with_steps else ():
             path = f"$.progress.{step.value}"
             rows = self.db.read(
                 f"SELECT json_extract(state, '{path}.status'),"

@@ -110,8 +110,12 @@ def _phase(fleet: Fleet, count: int, rate: float | None, tag: str) -> dict[str, 
     states = [s for s in _finished(fleet, before + count) if tag in s["bug_report_id"]]
     span, offsets = _span(states)
     times = [s["processing_time_seconds"] for s in states if s["status"] == "completed"]
+    # Once the last report is in, the agents have the box to themselves: their own pace.
+    after = [t for t in offsets if t > sending]
+    drain = len(after) / (span - sending) if after and span > sending else float("nan")
     return {
         "reports": count,
+        "drain_after_ingest_per_s": drain,
         "accepted": accepted,
         "completed": len(times),
         "failed": sum(s["status"] == "failed" for s in states),

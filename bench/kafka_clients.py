@@ -22,12 +22,16 @@ from ai_pipeline.ports import OutgoingMessage
 
 BATCH = 100
 VALUE = b"x" * 1024
+LINGER_MS = 5  # the same for both clients: an awaited batch waits this long to be sent
 
 
 async def _confluent(bootstrap: str, count: int) -> dict[str, float]:
     prefix = f"cc{uuid.uuid4().hex[:6]}."
     bus = KafkaBus(
-        f"kafka://{bootstrap}", {"t": 6}, {"g": ["t"]}, KafkaOptions(topic_prefix=prefix)
+        f"kafka://{bootstrap}",
+        {"t": 6},
+        {"g": ["t"]},
+        KafkaOptions(topic_prefix=prefix, linger_ms=LINGER_MS),
     )
     await bus.start()
     await bus.publish([OutgoingMessage("t", "warm-up", VALUE)])  # producer id, metadata
@@ -59,7 +63,7 @@ async def _aiokafka(bootstrap: str, count: int) -> dict[str, float]:
     await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
     await admin.close()
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=LINGER_MS
     )
     await producer.start()
     await (await producer.send(topic, VALUE, key=b"warm-up"))

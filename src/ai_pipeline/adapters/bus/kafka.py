@@ -47,11 +47,11 @@ T = TypeVar("T")
 class KafkaOptions:
     """The client settings the runbook tunes, in librdkafka's units."""
 
-    fetch_min_bytes: int = 1
-    fetch_max_wait_ms: int = 100
+    fetch_min_bytes: int = 8192
+    fetch_max_wait_ms: int = 50
     session_timeout_ms: int = 10_000
     max_poll_interval_ms: int = 300_000
-    linger_ms: float = 5.0
+    linger_ms: float = 10.0
     delivery_timeout_ms: int = 120_000
     metadata_refresh_ms: int = 30_000
     replication_factor: int = 1

@@ -5,7 +5,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-need=(curl jq promtool redis-server java mvn)
+need=(curl jq promtool redis-server java mvn shellcheck)
 if [[ "${1:-}" == "bench" ]]; then
   need+=(wrk)
 fi

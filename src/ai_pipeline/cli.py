@@ -392,6 +392,57 @@ def state_rebuild() -> None:
     )
 
 
+report_app = typer.Typer(help="Reports built from the state store's stored per-day counters.")
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("daily")
+def report_daily(
+    day: Annotated[
+        str | None, typer.Option("--date", help="YYYY-MM-DD (UTC); default today")
+    ] = None,
+    raw: JsonFlag = False,
+) -> None:
+    """One day's figures: reports processed, success and error rates, processing and
+    response times, bus messages, state-store operations, LLM calls. Exit 1 when nothing
+    was recorded for the day."""
+    import asyncio
+    from datetime import date
+
+    from ai_pipeline.bootstrap import bootstrap
+    from ai_pipeline.reporting import daily_report, today
+
+    try:
+        wanted = date.fromisoformat(day) if day else today()
+    except ValueError:
+        err.print(f"[red]--date must be YYYY-MM-DD, not {day!r}[/red]")
+        raise typer.Exit(2) from None
+
+    async def read() -> dict[str, Any] | None:
+        c = bootstrap(Settings())
+        await c.store.start()
+        try:
+            report = await daily_report(c.store, wanted)
+        finally:
+            await c.store.close()
+            for db in c.databases:
+                await db.close()
+        return None if report is None else report.figures()
+
+    figures = asyncio.run(read())
+    if figures is None:
+        err.print(f"[red]no daily figures recorded for {wanted.isoformat()}[/red]")
+        raise typer.Exit(1)
+    if raw:
+        typer.echo(json.dumps(figures, indent=2))
+        return
+    table = Table("figure", "value", title=f"Daily report {wanted.isoformat()}")
+    for name, value in figures.items():
+        if name != "date":
+            table.add_row(name, "-" if value is None else str(value))
+    console.print(table)
+
+
 def _register_triage_commands() -> None:
     from ai_pipeline.triage import commands
 

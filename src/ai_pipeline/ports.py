@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from ai_pipeline.domain.events import StepChanged
@@ -176,6 +176,14 @@ class StateStore(Protocol):
     async def get_filing(self, request_id: str) -> FilingRecord | None: ...
 
     async def put_filing(self, record: FilingRecord) -> None: ...
+
+    async def record_daily(self, day: date, figures: Mapping[str, float]) -> None:
+        """Add ``figures`` to the counters of ``day`` (UTC), atomically; kept about 400 days."""
+        ...
+
+    async def daily(self, day: date) -> dict[str, float] | None:
+        """The counters of ``day``, or None when nothing was recorded for it."""
+        ...
 
     async def ping(self) -> dict[str, Any]: ...
 

@@ -11,6 +11,8 @@ from ai_pipeline.agents.runner import AgentRunner
 from ai_pipeline.bootstrap import AGENTS, Container
 from ai_pipeline.domain.events import Step
 from ai_pipeline.observability.logging import get_logger
+from ai_pipeline.observability.probes import CachedProbe
+from ai_pipeline.reporting import DailyRecorder, snapshot
 
 log = get_logger(__name__)
 
@@ -23,8 +25,13 @@ class Pipeline:
             raise ValueError(f"unknown agents: {sorted(unknown)}")
         self.c = container
         self.agents = frozenset(agents)
+        self.tracker_probe = CachedProbe(container.tracker.ping)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_handled: dict[str, tuple[int | None, float]] = {}
+        c = container
+        self.daily = DailyRecorder(
+            c.store, lambda: snapshot(c.metrics, c.bus.published, c.store.operations)
+        )
         self.started = False
 
     @property
@@ -43,6 +50,8 @@ class Pipeline:
         if "coordinator_agent" in self.agents:
             self._every(c.settings.sweep_interval_seconds, self._sweep, "sweeper")
         self._every(c.settings.lag_interval_seconds, self.export_lag, "lag")
+        # The daily report's counters: one store write per interval, none on the hot path.
+        self._every(c.settings.lag_interval_seconds, self._flush_daily, "daily")
         self._every(3600.0, self._housekeeping, "housekeeping")
         _settle_garbage_collector()
         self.started = True
@@ -55,6 +64,8 @@ class Pipeline:
         self._tasks.clear()
         for runner in self.runners:
             await runner.stop()
+        if self.started:
+            await self._flush_daily()
         await self.c.tracker.close()
         await self.c.bus.close()
         await self.c.store.close()
@@ -102,6 +113,12 @@ class Pipeline:
     async def export_lag(self) -> None:
         for (group, topic), lag in (await self.c.bus.lag()).items():
             self.c.metrics.consumer_lag.labels(group, topic).set(lag)
+
+    async def _flush_daily(self) -> None:
+        try:
+            await self.daily.flush()
+        except Exception as exc:  # counted again at the next flush
+            log.error("daily_counters_not_recorded", error=str(exc))
 
     async def _housekeeping(self) -> None:
         pruned = await self.c.bus.prune()

@@ -79,7 +79,7 @@ async def health_document(
     components[_component_name(bus, "bus")] = bus
     components[_component_name(state, "state")] = state
     components["llm"] = {"status": "disabled", "engine": c.triage_agent.engine.name}
-    components["tracker"] = await _probe("tracker", c.tracker.ping)
+    components["tracker"] = await _probe("tracker", pipeline.tracker_probe)
     core_down = bus["status"] == "unhealthy" or state["status"] == "unhealthy"
     degraded = any(v["status"] != "healthy" for k, v in components.items() if k != "llm")
     started = pipeline.started

@@ -17,6 +17,8 @@ Key layout; every name carries ``key_prefix`` in front (empty by default, so the
   ``stats:step-seconds:<step>`` (``<id>:<seconds>``) and ``stats:step-failures:<step>``
   (``<id>``): sorted sets scored by created_at, written when a request ends.
 - ``filing:<id>`` hash: ``state`` and, once filed, ``issue`` (FiledIssue JSON).
+- ``daily:<YYYY-MM-DD>`` hash: the daily report's counters (``ai_pipeline.reporting``),
+  incremented by every process, kept ``DAILY_TTL_SECONDS`` after the last increment.
 
 A request's key, and its mapping keys, expire ``terminal_ttl_seconds`` after it ends.
 Standalone Redis (optionally replicated), not Redis Cluster: the scripts update a request
@@ -29,8 +31,8 @@ import functools
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
-from datetime import datetime
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from datetime import date, datetime
 from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -66,6 +68,8 @@ REPORT_CHUNK = 1000
 SAMPLE_AGE_MS = 31 * 86_400_000
 # The protocol's default sample limit: older samples could never be returned.
 SAMPLE_CAP = 100_000
+# Daily counters outlive a year of comparisons.
+DAILY_TTL_SECONDS = 400 * 86400
 
 # Shared by the scripts that write a request: the key prefix and request id, Redis's clock.
 _BASE = """
@@ -610,6 +614,29 @@ class RedisStateStore:
             pipe.hset(key, "issue", record.issue.model_dump_json())
         pipe.pexpire(key, self._filing_ttl_ms)
         await pipe.execute()
+
+    @_unavailable
+    async def record_daily(self, day: date, figures: Mapping[str, float]) -> None:
+        self.operations["redis|record_daily"] += 1
+        if not figures:
+            return
+        key = self._key("daily", day.isoformat())
+        pipe = self._redis.pipeline(transaction=True)
+        for name, value in figures.items():
+            if float(value).is_integer():
+                pipe.hincrby(key, name, int(value))
+            else:
+                pipe.hincrbyfloat(key, name, float(value))
+        pipe.expire(key, DAILY_TTL_SECONDS)
+        await pipe.execute()
+
+    @_unavailable
+    async def daily(self, day: date) -> dict[str, float] | None:
+        self.operations["redis|daily"] += 1
+        fields = cast(
+            dict[str, str], await self._redis.hgetall(self._key("daily", day.isoformat()))
+        )
+        return {name: float(value) for name, value in fields.items()} or None
 
     async def ping(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"backend": "redis", "url": _redacted(self.url)}

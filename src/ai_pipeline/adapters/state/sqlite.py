@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 from typing import Any
 
 from ai_pipeline.adapters.bus.sqlite import SqliteBus
@@ -38,6 +38,13 @@ CREATE TABLE IF NOT EXISTS filings (
     state TEXT NOT NULL,
     issue TEXT,
     updated_at REAL NOT NULL
+);
+-- The daily report's counters (ai_pipeline.reporting), one row per day and name.
+CREATE TABLE IF NOT EXISTS daily_stats (
+    day TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (day, name)
 );
 """
 
@@ -250,6 +257,25 @@ class SqliteStateStore:
                 (record.request_id, record.state, issue, time.time()),
             )
         )
+
+    async def record_daily(self, day: date, figures: Mapping[str, float]) -> None:
+        self.operations["sqlite|record_daily"] += 1
+        rows = [(day.isoformat(), name, float(value)) for name, value in figures.items()]
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO daily_stats (day, name, value) VALUES (?, ?, ?)"
+                " ON CONFLICT(day, name) DO UPDATE SET value = value + excluded.value",
+                rows,
+            )
+
+        if rows:
+            await self.db.write(op)
+
+    async def daily(self, day: date) -> dict[str, float] | None:
+        self.operations["sqlite|daily"] += 1
+        rows = self.db.read("SELECT name, value FROM daily_stats WHERE day = ?", (day.isoformat(),))
+        return {str(r[0]): float(r[1]) for r in rows} or None
 
     async def ping(self) -> dict[str, Any]:
         return self.db.ping()

@@ -130,7 +130,7 @@ def redis_dump(url, prefix, out):
             if len(batch) >= 500:
                 flush()
         flush()
-    print(f"redis: {count} keys under prefix {prefix!r}")
+    print(f"redis: {count} keys under prefix {prefix!r}", file=sys.stderr)
 
 def sha256(path):
     h = hashlib.sha256()
@@ -236,10 +236,17 @@ if [[ "$state" == sqlite:///* ]]; then
   fi
 elif [[ "$state" == redis://* || "$state" == rediss://* ]]; then
   prefix="$(setting redis_key_prefix)"
-  tool redis "$state" "$prefix" "$work/parts/redis/keys.jsonl"
+  if [[ "$TARGET" == local ]]; then
+    tool redis "$state" "$prefix" "$work/parts/redis/keys.jsonl"
+  else  # Redis is reachable from the service, not necessarily from here: dump it there
+    in_service python -c "$PY_TOOL" redis "$state" "$prefix" /dev/stdout \
+      >"$work/parts/redis/keys.jsonl"
+  fi
   add_meta redis/keys.jsonl "{\"kind\": \"redis-keys\", \"prefix\": \"$prefix\"}"
   ok "Redis keys dumped (SCAN + DUMP)"
-  if command -v redis-cli >/dev/null 2>&1; then
+  if [[ "$TARGET" != local ]]; then
+    warn "an RDB snapshot is taken only with --target local: the archive holds the logical dump"
+  elif command -v redis-cli >/dev/null 2>&1; then
     if redis-cli -u "$state" --no-auth-warning --rdb "$work/parts/redis/dump.rdb" >/dev/null 2>&1; then
       add_meta redis/dump.rdb '{"kind": "redis-rdb"}'
       ok "Redis RDB snapshot copied (redis-cli --rdb)"

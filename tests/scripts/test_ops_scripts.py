@@ -9,6 +9,7 @@ Rolling update against a ``kubectl`` stand-in that records its calls.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.server
 import io
@@ -666,6 +667,66 @@ def test_rolling_update_locally_has_nothing_to_roll_or_restarts_on_command(
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# Against a kubectl stand-in that runs what is exec'd "in the pod" here, on the real stack
+
+POD_KUBECTL = """#!/usr/bin/env bash
+{ printf '%q ' "$@"; echo; } >>"$KUBECTL_LOG"
+if [[ " $* " == *" exec "* ]]; then
+  while [[ "$1" != "--" ]]; do shift; done
+  shift
+  if [[ "$1" == python ]]; then shift; exec "$POD_PYTHON" "$@"; fi
+  exec "$@"
+fi
+"""
+
+
+def pod_env(fleet: Fleet, tmp_path: Path) -> tuple[dict[str, str], Path]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").write_text(POD_KUBECTL)
+    (bin_dir / "kubectl").chmod(0o755)
+    log = tmp_path / "kubectl.log"
+    env = fleet_env(
+        fleet,
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        KUBECTL_LOG=str(log),
+        POD_PYTHON=sys.executable,
+        AI_PIPELINE_TARGET="kubectl",
+    )
+    return env, log
+
+
+def test_redis_maintenance_on_kubectl_scans_from_inside_the_pod(
+    fleet: Fleet, redis_server: Any, tmp_path: Path
+) -> None:
+    env, log = pod_env(fleet, tmp_path)
+    index = f"{fleet.prefix}index:all"
+    redis_server.command("ZADD", index, "1700000000000", "pod-ghost")
+    try:
+        found = run("redis-maintenance.sh", env=env, cwd=tmp_path)
+    finally:
+        redis_server.command("ZREM", index, "pod-ghost")
+    assert found.returncode != 0
+    assert "orphan pod-ghost in index:all" in found.stdout
+    # The scan itself (its code, handed to python in the pod) went through kubectl exec.
+    (scan,) = [c for c in log.read_text().splitlines() if "r.scan_iter" in c]
+    assert scan.startswith("-n ai-pipeline exec deploy/ai-pipeline -- python -c")
+
+
+def test_backup_on_kubectl_dumps_redis_from_inside_the_pod(fleet: Fleet, tmp_path: Path) -> None:
+    env, log = pod_env(fleet, tmp_path)
+    result = run("automated-backup.sh", "--out-dir", str(tmp_path / "out"), env=env, cwd=tmp_path)
+    assert result.returncode == 0, output(result)
+    parts = members(archive_of(result))
+    assert_manifest_matches(parts)
+    keys = [json.loads(line) for line in parts["redis/keys.jsonl"].decode().splitlines()]
+    requests = {k["key"] for k in keys if b"request:" in base64.b64decode(k["key"])}
+    assert len(requests) == REPORTS
+    assert "redis/dump.rdb" not in parts  # a snapshot only with --target local
+    assert "exec deploy/ai-pipeline -- python -c" in log.read_text()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,8 +8,6 @@ burst of 10,000 reports takes to drain. Issues are filed on the GitHub-shaped te
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 import tempfile
 import time
 from datetime import datetime
@@ -19,22 +17,10 @@ from typing import Any
 import aiohttp
 from tests.fakes.github_server import run_fake_github
 from tests.fleet import TOKEN, Fleet
+from tests.service import local_services
 
 from bench import kafka_clients
 from bench.e2e import percentiles
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _local_services() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "local_services", REPO / "scripts" / "local_services.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _report(run: str, i: int) -> dict[str, Any]:
@@ -128,7 +114,7 @@ def _phase(fleet: Fleet, count: int, rate: float | None, tag: str) -> dict[str, 
 
 
 def run(throughput_reports: int, rate: float, rate_seconds: float, burst: int) -> dict[str, Any]:
-    services = _local_services()
+    services = local_services
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp, run_fake_github(token=TOKEN) as github:
         redis = services.RedisServer(Path(tmp) / "redis")

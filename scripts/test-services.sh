@@ -30,3 +30,17 @@ fi
 
 # Kafka's jars from Maven Central (scripts/kafka/pom.xml); silent when already cached.
 python3 "$here/local_services.py" install-kafka
+
+# kustomize, to check the test suite's rendering of deploy/k8s against the real thing: built
+# once from the Go module proxy (Go ships with the machine), cached between runs.
+KUSTOMIZE_VERSION=v5.7.1
+kustomize_bin="${XDG_CACHE_HOME:-$HOME/.cache}/ai-pipeline/kustomize-$KUSTOMIZE_VERSION"
+if [[ ! -x "$kustomize_bin/kustomize" ]]; then
+  if ! command -v go >/dev/null 2>&1; then
+    echo "go is needed to build kustomize $KUSTOMIZE_VERSION and is not installed" >&2
+    exit 1
+  fi
+  echo "building kustomize $KUSTOMIZE_VERSION with go install (once)"
+  GOBIN="$kustomize_bin" GOFLAGS=-mod=mod \
+    go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from ai_pipeline.settings import Settings
+from tests.service import local_services
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("AI_PIPELINE_DATA_DIR") or REPO.parent / "shared" / "data")
@@ -46,6 +48,17 @@ def make_settings(db_url: str, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def require_tool(name: str, *elsewhere: Path) -> str:
+    """A command ``scripts/test-services.sh`` installs: on PATH or at one of ``elsewhere``.
+    Skipped only outside CI; under CI its absence is a failure."""
+    found = shutil.which(name) or next((str(p) for p in elsewhere if p.exists()), None)
+    if found is not None:
+        return found
+    if os.environ.get("CI"):
+        pytest.fail(f"{name} is missing under CI (scripts/test-services.sh installs it)")
+    pytest.skip(f"{name} is absent and CI is unset: `make test` installs it")
+
+
 def require_data() -> Path:
     """The shared data folder; skipped only on a user's clone, a failure under CI."""
     if DATA.exists():
@@ -65,20 +78,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 # Real Redis and Kafka (scripts/local_services.py, also behind `scripts/services`): each test
 # session gets fresh instances on free loopback ports, stopped at the end.
-def _load_local_services() -> Any:
-    import importlib.util
-    import sys
-
-    path = REPO / "scripts" / "local_services.py"
-    spec = importlib.util.spec_from_file_location("local_services", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-local_services = _load_local_services()
 
 
 def _started(service: Any) -> Iterator[Any]:

@@ -11,6 +11,8 @@ Each fleet gets its own topic and key prefix, so tests share one broker and one 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -131,13 +133,29 @@ class Fleet:
         )
 
     def all_requests(self) -> list[dict[str, Any]]:
-        """GET /requests?status=all, every page, as the API shows them."""
-        found: list[dict[str, Any]] = []
         with self.client() as client:
-            while True:
-                page = client.get(
-                    "/api/v1/requests", params={"status": "all", "limit": 100, "offset": len(found)}
-                ).json()
-                found.extend(page["requests"])
-                if not page["pagination"]["has_more"]:
-                    return found
+            return all_requests(client)
+
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """``ai-pipeline ARGS`` with this fleet's settings, output captured."""
+        return subprocess.run(
+            [sys.executable, "-m", "ai_pipeline.cli", *args],
+            env=self.api.env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+def all_requests(client: httpx.Client) -> list[dict[str, Any]]:
+    """GET /requests?status=all, every page, as the API shows them."""
+    found: list[dict[str, Any]] = []
+    while True:
+        page = client.get(
+            "/api/v1/requests", params={"status": "all", "limit": 100, "offset": len(found)}
+        ).json()
+        found.extend(page["requests"])
+        if not page["pagination"]["has_more"]:
+            return found

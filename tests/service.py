@@ -14,6 +14,23 @@ from typing import Any
 import httpx
 
 
+def _load_local_services() -> Any:
+    """``scripts/local_services.py`` (Redis and Kafka for tests and benchmarks), by path:
+    scripts/ is not a package."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "local_services.py"
+    spec = importlib.util.spec_from_file_location("local_services", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+local_services = _load_local_services()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,7 +8,6 @@ breaks something mid-stream. Every report must become exactly one issue.
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -106,15 +105,7 @@ def test_flushdb_and_a_rebuild_restore_every_state(
     assert len(before) == REPORTS
     redis_server.command("FLUSHDB")  # the runbook's emergency procedure
     assert fleet.count("all") == 0
-    rebuilt = subprocess.run(
-        [sys.executable, "-m", "ai_pipeline.cli", "state", "rebuild"],
-        env=fleet.api.env,
-        cwd=fleet.workdir,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    rebuilt = fleet.cli("state", "rebuild")
     assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
     assert f"rebuilt {REPORTS} requests" in rebuilt.stdout
     assert fleet.all_requests() == before
@@ -131,15 +122,8 @@ def test_a_malformed_message_is_dead_lettered_and_the_rest_flows(
     reports = [report_dict() for _ in range(50)]
     accepted = fleet.submit(reports)
     fleet.wait_all_done(len(reports))
-    dead = subprocess.run(
-        [sys.executable, "-m", "ai_pipeline.cli", "dead-letters", "--json"],
-        env=fleet.api.env,
-        cwd=fleet.workdir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    dead = fleet.cli("dead-letters", "--json")
+    assert dead.returncode == 0, dead.stderr[-3000:]
     assert '"key": "not-a-request"' in dead.stdout
     assert "undecodable message" in dead.stdout
     assert fleet.count("completed") == len(reports)

@@ -16,8 +16,8 @@ from ai_pipeline.domain.errors import UnavailableError
 from ai_pipeline.domain.events import BugReportSubmitted, Event, Step, Topic, encode
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.ports import Message, OutgoingMessage
-from tests.conftest import local_services
 from tests.factories import report
+from tests.service import local_services
 
 pytestmark = pytest.mark.anyio
 

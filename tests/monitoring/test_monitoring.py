@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from types import ModuleType
@@ -13,19 +11,14 @@ from types import ModuleType
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, require_tool
 
 MONITORING = REPO / "monitoring"
 
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found:
-        return found
-    if os.environ.get("CI"):
-        pytest.fail("promtool is missing under CI (scripts/test-services.sh installs it)")
-    pytest.skip("promtool is absent and CI is unset: run `make test` to install it")
+    return require_tool("promtool")
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

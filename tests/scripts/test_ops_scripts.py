@@ -34,6 +34,7 @@ from tests.conftest import REPO
 from tests.factories import report_dict
 from tests.fakes.github_server import FakeGitHub, run_fake_github
 from tests.fleet import TOKEN, Fleet
+from tests.fleet import all_requests as fleet_all_requests
 from tests.service import ServiceProcess, free_port, wait_until_terminal
 
 pytestmark = pytest.mark.e2e
@@ -76,14 +77,7 @@ def output(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def all_requests(client: httpx.Client) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    while True:
-        page = client.get(
-            "/api/v1/requests", params={"status": "all", "limit": 100, "offset": len(found)}
-        ).json()
-        found.extend(page["requests"])
-        if not page["pagination"]["has_more"]:
-            return sorted(found, key=lambda r: r["request_id"])
+    return sorted(fleet_all_requests(client), key=lambda r: r["request_id"])
 
 
 def archive_of(result: subprocess.CompletedProcess[str]) -> Path:

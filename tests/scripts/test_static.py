@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import require_tool
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 SHELL_SCRIPTS = sorted([*SCRIPTS.glob("*.sh"), SCRIPTS / "services", SCRIPTS / "lib" / "common.sh"])
 
 
 def test_every_script_is_clean_under_shellcheck() -> None:
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        if os.environ.get("CI"):
-            pytest.fail("shellcheck is missing under CI (scripts/test-services.sh installs it)")
-        pytest.skip("shellcheck is not installed")
+    shellcheck = require_tool("shellcheck")
     result = subprocess.run(
         [shellcheck, "-x", *map(str, SHELL_SCRIPTS)],
         cwd=SCRIPTS,

@@ -19,11 +19,7 @@ PERIODS = {
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
 }
-STEP_AGENTS = {
-    "triage": "triage_agent",
-    "ticket_creation": "ticket_creation_agent",
-    "github": "github_api_agent",
-}
+STEP_AGENTS = {step.value: name for name, (_g, _t, step) in AGENTS.items() if step is not None}
 AGENT_NAMES = tuple(AGENTS)
 
 

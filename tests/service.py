@@ -83,7 +83,10 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise RuntimeError(f"service exited early:\n{self.log_path.read_text()[-3000:]}")
+                # A negative code is the signal that ended it (a native crash shows as -11/-6).
+                raise RuntimeError(
+                    f"service exited early with code {self.proc.returncode}:\n{self.log()[-3000:]}"
+                )
             try:
                 if httpx.get(f"{self.url}{self.health_path}", timeout=2).status_code == 200:
                     return

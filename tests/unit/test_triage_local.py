@@ -63,7 +63,7 @@ def test_is_a_triage_engine(engine: LocalTriageEngine) -> None:
 
 
 def test_crash_report_is_a_bug(engine: LocalTriageEngine) -> None:
-    result = engine.triage(CRASH, [])
+    result = engine.decide(CRASH, [])
     assert result.type is IssueType.BUG
     assert result.category == "crash"
     assert result.labels[0] == "bug"
@@ -71,25 +71,25 @@ def test_crash_report_is_a_bug(engine: LocalTriageEngine) -> None:
 
 
 def test_add_support_is_a_feature(engine: LocalTriageEngine) -> None:
-    result = engine.triage(FEATURE, [])
+    result = engine.decide(FEATURE, [])
     assert result.type is IssueType.FEATURE
     assert "enhancement" in result.labels
     assert result.missing_information == []  # no repro needed for a feature
 
 
 def test_how_do_i_is_a_question(engine: LocalTriageEngine) -> None:
-    assert engine.triage(QUESTION, []).type is IssueType.QUESTION
+    assert engine.decide(QUESTION, []).type is IssueType.QUESTION
 
 
 def test_xss_report_is_security_sensitive(engine: LocalTriageEngine) -> None:
-    result = engine.triage(XSS, [])
+    result = engine.decide(XSS, [])
     assert result.security_sensitive
     assert "security" in result.labels
     assert result.confidence["security"] >= 0.9
 
 
 def test_plain_ui_bug_is_not_security_sensitive(engine: LocalTriageEngine) -> None:
-    result = engine.triage(
+    result = engine.decide(
         report("Save button is misaligned", "The save button overlaps the cancel button."), []
     )
     assert not result.security_sensitive
@@ -97,7 +97,7 @@ def test_plain_ui_bug_is_not_security_sensitive(engine: LocalTriageEngine) -> No
 
 def test_every_field_has_a_confidence(engine: LocalTriageEngine) -> None:
     for sample in (CRASH, FEATURE, QUESTION, XSS):
-        result = engine.triage(sample, [])
+        result = engine.decide(sample, [])
         assert set(result.confidence) == CONFIDENCE_FIELDS
         assert all(0.0 <= value <= 1.0 for value in result.confidence.values())
         assert isinstance(result.priority, Priority)
@@ -106,7 +106,7 @@ def test_every_field_has_a_confidence(engine: LocalTriageEngine) -> None:
 
 
 def test_missing_information_and_needs_info(engine: LocalTriageEngine) -> None:
-    result = engine.triage(CRASH, [])
+    result = engine.decide(CRASH, [])
     assert "steps_to_reproduce" in result.missing_information
     assert "needs-info" in result.labels
     complete = report(
@@ -117,14 +117,14 @@ def test_missing_information_and_needs_info(engine: LocalTriageEngine) -> None:
         actual_behavior="crash",
         environment={"os": "Ubuntu 22.04"},
     )
-    completed = engine.triage(complete, [])
+    completed = engine.decide(complete, [])
     assert completed.missing_information == []
     assert "needs-info" not in completed.labels
 
 
 def test_needs_triage_follows_thresholds(engine: LocalTriageEngine) -> None:
     for sample in (CRASH, FEATURE, QUESTION, XSS):
-        result = engine.triage(sample, [])
+        result = engine.decide(sample, [])
         uncertain = [
             f
             for f in ("type", "priority", "severity", "category")
@@ -139,18 +139,18 @@ def candidate(report_id: str, similarity: float) -> DuplicateCandidate:
 
 def test_duplicate_of_needs_the_calibrated_similarity(engine: LocalTriageEngine) -> None:
     threshold = engine.thresholds["duplicate"]
-    close = engine.triage(CRASH, [candidate("old-1", threshold + 0.01), candidate("old-2", 0.2)])
+    close = engine.decide(CRASH, [candidate("old-1", threshold + 0.01), candidate("old-2", 0.2)])
     assert close.duplicate_of is not None
     assert close.duplicate_of.bug_report_id == "old-1"
     assert "possible-duplicate" in close.labels
-    far = engine.triage(CRASH, [candidate("old-1", threshold - 0.01)])
+    far = engine.decide(CRASH, [candidate("old-1", threshold - 0.01)])
     assert far.duplicate_of is None
     assert far.duplicate_candidates[0].bug_report_id == "old-1"
     assert "possible-duplicate" not in far.labels
 
 
 def test_candidates_are_sorted_and_exclude_the_report(engine: LocalTriageEngine) -> None:
-    result = engine.triage(
+    result = engine.decide(
         CRASH, [candidate("a", 0.3), candidate(CRASH.id, 1.0), candidate("b", 0.9)]
     )
     assert [c.bug_report_id for c in result.duplicate_candidates] == ["b", "a"]
@@ -167,16 +167,16 @@ def test_engine_and_index_work_together(engine: LocalTriageEngine) -> None:
     found = index.query(
         retyped.full_text(), k=5, exclude_bug_report_id=retyped.id, title=retyped.title
     )
-    result = engine.triage(retyped, found)
+    result = engine.decide(retyped, found)
     assert result.duplicate_of is not None
     assert result.duplicate_of.issue_number == 12
 
 
 def test_triage_is_fast(engine: LocalTriageEngine) -> None:
     samples = [CRASH, FEATURE, QUESTION, XSS] * 50
-    engine.triage(CRASH, [])  # warm-up
+    engine.decide(CRASH, [])  # warm-up
     start = time.perf_counter()
     for sample in samples:
-        engine.triage(sample, [])
+        engine.decide(sample, [])
     per_report = (time.perf_counter() - start) / len(samples)
     assert per_report < 0.02  # budget is 5 ms; 4x slack for loaded CI machines

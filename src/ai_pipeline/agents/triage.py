@@ -51,7 +51,7 @@ class TriageAgent:
         text = report.full_text()
         vector = self.index.vector(report.title, text)
         candidates = self.index.search(vector, k=5, exclude_bug_report_id=report.id)
-        result = self.engine.triage(report, await self._with_issue_numbers(candidates))
+        result = await self.engine.triage(report, await self._with_issue_numbers(candidates))
         self.index.add(report.id, event.request_id, report.title, text, vector=vector)
         for field, value in result.confidence.items():
             self.metrics.triage_confidence.labels(field).observe(value)

@@ -12,9 +12,12 @@ class TriageEngine(Protocol):
 
     ``candidates`` are earlier reports most similar to this one, best first, as found by the
     duplicate index; the engine decides which (if any) becomes ``duplicate_of``.
-    Engines are pure and synchronous: no I/O after construction.
+    The local engine does no I/O after construction; the LLM engine calls its endpoint and
+    falls back to the local engine, hence the coroutine.
     """
 
     name: str
 
-    def triage(self, report: BugReport, candidates: list[DuplicateCandidate]) -> TriageResult: ...
+    async def triage(
+        self, report: BugReport, candidates: list[DuplicateCandidate]
+    ) -> TriageResult: ...

@@ -42,7 +42,7 @@ class _Fields:
 
 
 class LocalTriageEngine:
-    """Implements ``TriageEngine``: pure and synchronous, no I/O after :meth:`load`."""
+    """Implements ``TriageEngine``; :meth:`decide` is pure, no I/O after :meth:`load`."""
 
     name: str = "local"
 
@@ -78,7 +78,13 @@ class LocalTriageEngine:
         """An empty duplicate index using this artifact's idf and title weight."""
         return DuplicateIndex.from_artifact(self.artifact)
 
-    def triage(self, report: BugReport, candidates: list[DuplicateCandidate]) -> TriageResult:
+    async def triage(
+        self, report: BugReport, candidates: list[DuplicateCandidate]
+    ) -> TriageResult:
+        return self.decide(report, candidates)
+
+    def decide(self, report: BugReport, candidates: list[DuplicateCandidate]) -> TriageResult:
+        """The synchronous decision (evaluation, benchmarks and the LLM fallback call it)."""
         # Models and rules read the same bounded prefix: the tail of a huge report is logs,
         # and scanning 128k characters with the rule regexes would cost ~30 ms.
         text = report.full_text()[:MAX_CHARS]

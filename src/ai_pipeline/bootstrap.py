@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ai_pipeline import __version__
 from ai_pipeline.adapters.bus.sqlite import SqliteBus
+from ai_pipeline.adapters.llm import ChatModel
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase, path_from_url
 from ai_pipeline.adapters.state.sqlite import SqliteStateStore
 from ai_pipeline.adapters.trackers.local import LocalTracker
@@ -20,6 +21,7 @@ from ai_pipeline.agents.tracker import TrackerAgent
 from ai_pipeline.agents.triage import TriageAgent
 from ai_pipeline.domain.events import Step, Topic
 from ai_pipeline.domain.redaction import Redactor
+from ai_pipeline.drafting.drafter import IssueDrafter, TemplateDrafter
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.ports import Bus, StateStore, Tracker
 from ai_pipeline.settings import Settings
@@ -27,6 +29,7 @@ from ai_pipeline.triage.artifact import Artifact, load_artifact
 from ai_pipeline.triage.duplicates import DuplicateIndex
 from ai_pipeline.triage.engine import TriageEngine
 from ai_pipeline.triage.local import LocalTriageEngine
+from ai_pipeline.triage.routing import Router
 
 # Every agent: its consumer group, the topic it reads, and the request step it performs.
 AGENTS: dict[str, tuple[str, Topic, Step | None]] = {
@@ -54,6 +57,9 @@ class Container:
     ingest_priority: IngestPriority
     runners: list[AgentRunner] = field(default_factory=list)
     databases: list[SqliteDatabase] = field(default_factory=list)
+    # Called once on shutdown (after the agents stop): clients of optional adapters (LLM).
+    close_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    chat: ChatModel | None = None
 
 
 def bootstrap(
@@ -80,20 +86,27 @@ def bootstrap(
     bus = _bus(settings, sqlite)
     store = _store(settings, bus, sqlite)
     local_tracker = None
+    tracker_db = settings.state if _is_sqlite(settings.state) else settings.local_tracker_db
     if tracker is None:
-        tracker_db = settings.state if _is_sqlite(settings.state) else settings.local_tracker_db
         tracker, local_tracker = _tracker(settings, sqlite(tracker_db))
     elif isinstance(tracker, LocalTracker):
         local_tracker = tracker
     artifact = load_artifact(
         Path(settings.triage_model_path) if settings.triage_model_path else None
     )
-    engine = engine or _engine(settings, artifact)
+    chat = _chat_model(settings, metrics)
+    engine = engine or _engine(settings, artifact, chat, metrics)
     index = DuplicateIndex.from_artifact(artifact, capacity=max(settings.duplicate_index_size, 1))
-    triage = TriageAgent(engine, index, store, metrics)
+    router = Router.load(Path(settings.routing_file)) if settings.routing_file else None
+    triage = TriageAgent(engine, index, store, metrics, router)
     coordinator = Coordinator(store, bus, metrics, settings.step_timeout_seconds)
-    tracker_agent = TrackerAgent(tracker, store, metrics)
-    ticket_agent = TicketCreationAgent(Redactor.from_setting(settings.redact))
+    private_tracker = None
+    if settings.security_reports == "private" and local_tracker is None:
+        private_tracker = local_tracker = LocalTracker(sqlite(tracker_db), settings.base_url)
+    tracker_agent = TrackerAgent(tracker, store, metrics, private_tracker)
+    ticket_agent = TicketCreationAgent(
+        Redactor.from_setting(settings.redact), _drafter(settings, chat, metrics)
+    )
     retry = RetryPolicy(
         max_attempts=settings.max_attempts,
         base_delay=settings.retry_base_seconds,
@@ -135,6 +148,8 @@ def bootstrap(
         ingest_priority=priority,
         runners=runners,
         databases=list(databases.values()),
+        close_hooks=[chat.close] if chat is not None else [],
+        chat=chat,
     )
 
 
@@ -242,7 +257,45 @@ def _tracker(settings: Settings, db: SqliteDatabase) -> tuple[Tracker, LocalTrac
     return local, local
 
 
-def _engine(settings: Settings, artifact: Artifact) -> TriageEngine:
-    if settings.triage_engine == "llm":
-        raise ValueError("AI_PIPELINE_TRIAGE_ENGINE=llm is not available in this version yet")
-    return LocalTriageEngine(artifact)
+def _engine(
+    settings: Settings, artifact: Artifact, chat: ChatModel | None, metrics: Metrics
+) -> TriageEngine:
+    local = LocalTriageEngine(artifact)
+    if settings.triage_engine == "llm" and chat is not None:
+        from ai_pipeline.triage.llm import LlmTriageEngine, allowed_from_settings
+
+        allowed = allowed_from_settings(settings.llm_allowed_labels, settings.llm_allowed_assignees)
+        redactor = Redactor.from_setting(settings.redact)
+        return LlmTriageEngine(local, chat, allowed, metrics, redactor)
+    return local
+
+
+def _chat_model(settings: Settings, metrics: Metrics) -> ChatModel | None:
+    """The LLM client, when the triage engine or the drafter uses one (one budget for both)."""
+    if settings.triage_engine != "llm" and not settings.llm_draft_issues:
+        return None
+    if not settings.llm_base_url or not settings.llm_model:
+        raise ValueError(
+            "AI_PIPELINE_TRIAGE_ENGINE=llm and AI_PIPELINE_LLM_DRAFT_ISSUES need"
+            " AI_PIPELINE_LLM_BASE_URL and AI_PIPELINE_LLM_MODEL"
+        )
+    from ai_pipeline.adapters.llm import LlmOptions, OpenAIChat, TokenBudget
+
+    budget = TokenBudget(settings.llm_daily_token_budget)
+    metrics.llm_budget_remaining.set_function(budget.remaining)
+    options = LlmOptions(
+        model=settings.llm_model,
+        timeout_seconds=settings.llm_timeout_seconds,
+        max_retries=settings.llm_max_retries,
+        max_tokens=settings.llm_max_tokens,
+    )
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    return OpenAIChat(settings.llm_base_url, key, options, metrics, budget)
+
+
+def _drafter(settings: Settings, chat: ChatModel | None, metrics: Metrics) -> IssueDrafter:
+    if settings.llm_draft_issues and chat is not None:
+        from ai_pipeline.drafting.llm_draft import LlmDrafter
+
+        return LlmDrafter(chat, metrics)
+    return TemplateDrafter()

@@ -147,7 +147,6 @@ class DailyReport:
             "p95_response_seconds": _round(self._quantile(RESPONSE, LATENCY_BUCKETS, 0.95)),
             "bus_messages": int(self._get("bus_messages")),
             "store_operations": int(self._get("store_operations")),
-            # No LLM engine ships yet: this stays 0 until one does.
             "llm_calls": int(self._get("llm_calls")),
         }
 

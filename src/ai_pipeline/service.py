@@ -67,6 +67,8 @@ class Pipeline:
         if self.started:
             await self._flush_daily()
         await self.c.tracker.close()
+        for close in self.c.close_hooks:
+            await close()
         await self.c.bus.close()
         await self.c.store.close()
         for db in self.c.databases:

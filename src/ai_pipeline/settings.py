@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ai_pipeline.domain.events import Topic
 
@@ -61,6 +62,10 @@ class Settings(BaseSettings):
     github_repository: str | None = None
     github_api_url: str = "https://api.github.com"
     github_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Security-sensitive reports: "private" files them on the built-in local tracker (kept
+    # in the service, flagged `security`) instead of the public tracker; "public" files them
+    # like any other report.
+    security_reports: Literal["private", "public"] = "private"
 
     # Triage.
     triage_engine: Literal["local", "llm"] = "local"
@@ -68,9 +73,26 @@ class Settings(BaseSettings):
     # Earlier reports searched for duplicates: the newest are loaded at start, and the
     # index drops its oldest past twice this, so memory stays bounded.
     duplicate_index_size: int = Field(default=50_000, ge=0)
+    # CODEOWNERS-style routing rules (see ai_pipeline.triage.routing); none by default.
+    routing_file: str | None = None
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None
     llm_model: str | None = None
+    # The LLM engine (AI_PIPELINE_TRIAGE_ENGINE=llm; see ai_pipeline.triage.llm). Lists take
+    # JSON (`["a", "b"]`) or comma-separated values.
+    llm_timeout_seconds: float = Field(default=20.0, gt=0)  # one attempt, hard deadline
+    llm_max_retries: int = Field(default=2, ge=0, le=5)  # on timeouts, 429 and 5xx, jittered
+    llm_max_tokens: int = Field(default=300, ge=16)  # completion tokens per call
+    # Prompt + completion tokens per UTC day and process; then the local engine until
+    # midnight UTC. Kept in memory: a restart starts the day afresh. 0: no LLM call at all.
+    llm_daily_token_budget: int = Field(default=1_000_000, ge=0)
+    # Labels the repository accepts; empty: every label the local engine can produce.
+    # Labels beyond those (e.g. "regression") are extras the LLM may add.
+    llm_allowed_labels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # GitHub logins the LLM may suggest as assignee; empty: it suggests no one.
+    llm_allowed_assignees: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The same LLM writes each issue's title and an overview paragraph (template otherwise).
+    llm_draft_issues: bool = False
 
     # Delivery.
     max_attempts: int = Field(default=5, ge=1)
@@ -97,6 +119,16 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    @field_validator("llm_allowed_labels", "llm_allowed_assignees", mode="before")
+    @classmethod
+    def _json_or_comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @field_validator("github_repository")
     @classmethod

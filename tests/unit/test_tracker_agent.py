@@ -96,3 +96,32 @@ async def test_a_request_that_already_failed_is_not_filed(tmp_path: Path) -> Non
         await s.store.apply(timed_out)
         assert await s.agent.handle(drafted) == []
         assert s.calls("create_issue") == 0 and s.tracker.list_issues(10, 0)[1] == 0
+
+
+class _Public:
+    """A tracker that must never see a security-sensitive report."""
+
+    name = "public"
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+
+    async def create_issue(self, request_id: str, draft: IssueDraft) -> object:
+        self.created.append(request_id)
+        raise AssertionError("a security-sensitive report reached the public tracker")
+
+    async def find_filed(self, request_id: str) -> None:
+        return None
+
+
+async def test_security_sensitive_reports_go_to_the_private_tracker(tmp_path: Path) -> None:
+    async with Setup(tmp_path / "db.sqlite") as setup:
+        public = _Public()
+        agent = TrackerAgent(public, setup.store, setup.metrics, private_tracker=setup.tracker)  # type: ignore[arg-type]
+        event = (await setup.request("req-sec")).model_copy(update={"security_sensitive": True})
+        (message,) = await agent.handle(event)
+        changed = decode(message.value)
+        assert isinstance(changed, StepChanged) and changed.issue is not None
+        assert changed.data["private"] is True and changed.data["tracker"] == "local"
+        assert public.created == []
+        assert await setup.tracker.find_filed("req-sec") is not None

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from ai_pipeline.agents.messages import step_ran, to_topic
 from ai_pipeline.domain.errors import PermanentError
 from ai_pipeline.domain.events import Event, IssueDrafted, ReportTriaged, Step, Topic, utcnow
+from ai_pipeline.domain.models import BugReport, IssueDraft, TriageResult
 from ai_pipeline.domain.redaction import Redactor, redact_report
+from ai_pipeline.drafting.drafter import IssueDrafter, TemplateDrafter
 from ai_pipeline.drafting.template import render
 from ai_pipeline.ports import OutgoingMessage
 
@@ -16,17 +19,28 @@ class TicketCreationAgent:
     """Drafts the issue from a redacted copy of the report: the filed text leaves the
     service; the original stays in the private state store."""
 
-    def __init__(self, redactor: Redactor):
+    def __init__(self, redactor: Redactor, drafter: IssueDrafter | None = None):
         self.redactor = redactor
+        self.drafter: IssueDrafter = drafter or TemplateDrafter()
 
     async def handle(self, event: Event) -> Sequence[OutgoingMessage]:
         if not isinstance(event, ReportTriaged):
             raise PermanentError(f"ticket-creation agent cannot handle {event.kind}")
-        return draft_issue(event, self.redactor)
+        started = utcnow()
+        report, triage = redacted(event, self.redactor)
+        draft = await self.drafter.draft(event.request_id, report, triage)
+        return drafted_messages(event, draft, started)
 
 
 def draft_issue(event: ReportTriaged, redactor: Redactor) -> list[OutgoingMessage]:
+    """The template draft, synchronously (tests and tools)."""
     started = utcnow()
+    report, triage = redacted(event, redactor)
+    return drafted_messages(event, render(event.request_id, report, triage), started)
+
+
+def redacted(event: ReportTriaged, redactor: Redactor) -> tuple[BugReport, TriageResult]:
+    """What a draft is written from: the report and duplicate titles, redacted."""
     triage = event.triage.model_copy(
         update={
             "duplicate_candidates": [
@@ -35,7 +49,12 @@ def draft_issue(event: ReportTriaged, redactor: Redactor) -> list[OutgoingMessag
             ]
         }
     )
-    draft = render(event.request_id, redact_report(event.report, redactor), triage)
+    return redact_report(event.report, redactor), triage
+
+
+def drafted_messages(
+    event: ReportTriaged, draft: IssueDraft, started: datetime
+) -> list[OutgoingMessage]:
     drafted = IssueDrafted(
         request_id=event.request_id,
         bug_report_id=event.report.id,

@@ -3,6 +3,9 @@
 The tracker has no idempotency key, so the ledger in the state store is written before
 and after the create call. A ``pending`` entry found on redelivery means the outcome of an
 earlier create is unknown: the tracker is searched for the request's marker first.
+
+Security-sensitive reports are filed on the private tracker when one is configured (the
+built-in local tracker by default), never on the public one.
 """
 
 from __future__ import annotations
@@ -22,8 +25,15 @@ T = TypeVar("T")
 
 
 class TrackerAgent:
-    def __init__(self, tracker: Tracker, store: StateStore, metrics: Metrics):
+    def __init__(
+        self,
+        tracker: Tracker,
+        store: StateStore,
+        metrics: Metrics,
+        private_tracker: Tracker | None = None,
+    ):
         self.tracker = tracker
+        self.private_tracker = private_tracker
         self.store = store
         self.metrics = metrics
 
@@ -34,30 +44,41 @@ class TrackerAgent:
         if state is not None and state.status is RequestStatus.FAILED:
             return []  # ended already (timed out, say): filing now would surprise everyone
         started = utcnow()
+        private = event.security_sensitive and self.private_tracker is not None
+        tracker = self.private_tracker if private and self.private_tracker else self.tracker
         # No state at all: the store was emptied (an emergency flush) and not yet rebuilt,
         # so its ledger cannot be trusted either: search before creating.
-        issue = await self._file_once(event.request_id, event.draft, unsure=state is None)
-        data = {"issue_number": issue.number, "issue_url": issue.url, "tracker": self.tracker.name}
+        issue = await self._file_once(tracker, event.request_id, event.draft, state is None)
+        data = {
+            "issue_number": issue.number,
+            "issue_url": issue.url,
+            "tracker": tracker.name,
+            "private": private,
+        }
         return step_ran(event.request_id, Step.GITHUB, started, utcnow(), data, issue=issue)
 
-    async def _file_once(self, request_id: str, draft: IssueDraft, unsure: bool) -> FiledIssue:
+    async def _file_once(
+        self, tracker: Tracker, request_id: str, draft: IssueDraft, unsure: bool
+    ) -> FiledIssue:
         record = await self.store.get_filing(request_id)
         if record is not None and record.state == "filed" and record.issue is not None:
             return record.issue
         issue = None
         if record is not None or unsure:
-            issue = await self._call("find_filed", self.tracker.find_filed(request_id))
+            issue = await self._call(tracker, "find_filed", tracker.find_filed(request_id))
         if issue is None:
             await self.store.put_filing(FilingRecord(request_id, "pending", None))
-            issue = await self._call("create_issue", self.tracker.create_issue(request_id, draft))
+            issue = await self._call(
+                tracker, "create_issue", tracker.create_issue(request_id, draft)
+            )
         await self.store.put_filing(FilingRecord(request_id, "filed", issue))
         return issue
 
-    async def _call(self, operation: str, call: Awaitable[T]) -> T:
+    async def _call(self, tracker: Tracker, operation: str, call: Awaitable[T]) -> T:
         try:
             result = await call
         except Exception:
-            self.metrics.tracker_calls.labels(self.tracker.name, operation, "error").inc()
+            self.metrics.tracker_calls.labels(tracker.name, operation, "error").inc()
             raise
-        self.metrics.tracker_calls.labels(self.tracker.name, operation, "ok").inc()
+        self.metrics.tracker_calls.labels(tracker.name, operation, "ok").inc()
         return result

@@ -19,21 +19,31 @@ from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.ports import OutgoingMessage, StateStore
 from ai_pipeline.triage.duplicates import DuplicateIndex
 from ai_pipeline.triage.engine import TriageEngine
+from ai_pipeline.triage.routing import Router
 
 
 class TriageAgent:
     def __init__(
-        self, engine: TriageEngine, index: DuplicateIndex, store: StateStore, metrics: Metrics
+        self,
+        engine: TriageEngine,
+        index: DuplicateIndex,
+        store: StateStore,
+        metrics: Metrics,
+        router: Router | None = None,
     ):
         self.engine = engine
         self.index = index
         self.store = store
         self.metrics = metrics
+        self.router = router or Router(())
 
     async def seed_index(self, limit: int) -> int:
         """Fill the duplicate index with the newest stored reports, oldest first."""
         rows = await self.store.recent_reports(limit)
         for state, report in rows[::-1]:
+            triage = state.progress.get(Step.TRIAGE)
+            if triage is not None and triage.data.get("security_sensitive"):
+                continue  # see handle(): never a duplicate target
             self.index.add(
                 report.id,
                 state.request_id,
@@ -52,7 +62,11 @@ class TriageAgent:
         vector = self.index.vector(report.title, text)
         candidates = self.index.search(vector, k=5, exclude_bug_report_id=report.id)
         result = await self.engine.triage(report, await self._with_issue_numbers(candidates))
-        self.index.add(report.id, event.request_id, report.title, text, vector=vector)
+        result = self.router.apply(report, result)
+        if not result.security_sensitive:
+            # A report held for private handling must never be offered as the duplicate of a
+            # public one: the link would disclose it.
+            self.index.add(report.id, event.request_id, report.title, text, vector=vector)
         for field, value in result.confidence.items():
             self.metrics.triage_confidence.labels(field).observe(value)
         triaged = ReportTriaged(request_id=event.request_id, report=report, triage=result)

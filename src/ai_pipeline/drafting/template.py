@@ -12,6 +12,7 @@ import re
 
 from ai_pipeline.domain.models import BugReport, IssueDraft, TriageResult
 from ai_pipeline.drafting.marker import marker
+from ai_pipeline.triage.rules import request_for
 
 MAX_TITLE = 256
 # GitHub refuses bodies over 65,536 characters; these budgets keep ours well inside it.
@@ -44,7 +45,12 @@ def code_block(text: str, language: str = "") -> str:
 
 
 def title_for(report: BugReport) -> str:
-    title = neutralise_mentions(" ".join(report.title.split()))
+    return one_line_title(report.title)
+
+
+def one_line_title(text: str) -> str:
+    """A title as filed: one line, mentions neutralised, at most ``MAX_TITLE`` characters."""
+    title = neutralise_mentions(" ".join(text.split()))
     return title if len(title) <= MAX_TITLE else title[: MAX_TITLE - 1] + "…"
 
 
@@ -136,8 +142,8 @@ def _duplicates(triage: TriageResult) -> str:
 def _missing(triage: TriageResult) -> str:
     if not triage.missing_information:
         return "Nothing obvious."
-    asks = "\n".join(f"- {prose(item)}" for item in triage.missing_information)
-    return f"The reporter could help by adding:\n{asks}"
+    asks = "\n".join(f"- {prose(request_for(item))}" for item in triage.missing_information)
+    return f"To act on this report we need a little more from the reporter:\n{asks}"
 
 
 def _attachments(report: BugReport) -> str:

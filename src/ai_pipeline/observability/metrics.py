@@ -108,6 +108,31 @@ class Metrics:
         self.llm_errors = Counter(
             "ai_pipeline_llm_errors", "LLM calls that failed.", ["model", "reason"], registry=r
         )
+        self.llm_latency = Histogram(
+            "ai_pipeline_llm_call_duration_seconds",
+            "Time of one LLM call (attempt) that got an answer.",
+            ["model"],
+            buckets=PROCESSING_BUCKETS,
+            registry=r,
+        )
+        self.llm_fallbacks = Counter(
+            "ai_pipeline_llm_fallbacks",
+            "Triage or drafting done without the LLM, by component and reason"
+            " (timeout, unavailable, rate_limited, rejected, invalid_output, budget_exhausted).",
+            ["component", "reason"],
+            registry=r,
+        )
+        self.llm_rejected_values = Counter(
+            "ai_pipeline_llm_rejected_values",
+            "LLM answers with a value outside the allowed set (that field kept local's value).",
+            ["component", "field"],
+            registry=r,
+        )
+        self.llm_budget_remaining = Gauge(
+            "ai_pipeline_llm_budget_remaining_tokens",
+            "Tokens left in today's (UTC) LLM budget of this process.",
+            registry=r,
+        )
         self.tracker_calls = Counter(
             "ai_pipeline_tracker_calls",
             "Tracker API calls by operation and outcome.",

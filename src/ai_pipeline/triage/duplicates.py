@@ -1,8 +1,17 @@
-"""In-memory duplicate search over earlier reports: tf-idf cosine with the title weighted.
+"""In-memory duplicate search over earlier reports: lexical and semantic similarity fused.
 
-A report's vector is ``normalise(w * title + (1 - w) * text)`` where both parts are
-l2-normalised tf-idf vectors (idf from the artifact), so a short title counts as much as a
-long body however long the body is. Cosine of two such vectors lies in [0, 1].
+The similarity of two reports is ``0.3 * lexical + 0.7 * semantic``:
+
+- lexical: tf-idf cosine of ``normalise(w * title + (1 - w) * text)``, both parts
+  l2-normalised tf-idf vectors (idf from the artifact), so a short title counts as much as a
+  long body however long the body is;
+- semantic: cosine of the reports' sentence embeddings (``triage.embeddings``), which
+  finds the same problem told in other words.
+
+Either alone finds the labelled duplicate in the top 5 for 83–87 % of SeaMonkey's later
+reports; fused, 91 % (weights flat from 0.25 to 0.4 lexical; see ``train``). Both cosines
+are clipped to [0, 1], so the fused similarity is too. A report indexed without an
+embedding contributes only its lexical part.
 
 Storage grows by appending: new rows go to a small pending block; full blocks are sealed into
 CSC chunks (column slices are posting lists, so a query touches only the rows sharing a
@@ -19,9 +28,11 @@ import scipy.sparse as sp  # type: ignore[import-untyped, unused-ignore]
 
 from ai_pipeline.domain.models import DuplicateCandidate
 from ai_pipeline.triage.artifact import Artifact, FloatArray, load_artifact
+from ai_pipeline.triage.embeddings import DIMENSIONS, Embedding
 from ai_pipeline.triage.linear import SparseVector, TfidfFeatures, rows_to_csr
 
 DEFAULT_TITLE_WEIGHT = 0.5
+LEXICAL_WEIGHT = 0.3
 # Reports kept searchable. Past twice this, the oldest sealed chunk is dropped, so memory
 # stays bounded (about 0.7 KB a report) in a service that runs for months.
 DEFAULT_CAPACITY = 100_000
@@ -58,6 +69,10 @@ class DuplicateIndex:
         self._chunks: list[sp.csc_matrix] = []  # sealed rows, in row order
         self._pending: list[SparseVector] = []
         self._pending_matrix: sp.csc_matrix | None = None  # cache, dropped on add
+        self._lexical_weight = LEXICAL_WEIGHT
+        # Embedding rows, aligned with ``_entries``; grown by doubling. A zero row (no
+        # embedding) scores 0 on the semantic side.
+        self._dense = np.zeros((PENDING_ROWS, DIMENSIONS), dtype=np.float32)
 
     @classmethod
     def from_artifact(
@@ -83,10 +98,12 @@ class DuplicateIndex:
         text: str,
         issue_number: int | None = None,
         vector: SparseVector | None = None,
+        embedding: Embedding | None = None,
     ) -> None:
         """Index a report. Adding an id again replaces the earlier entry.
 
-        ``vector``: the report's ``vector(title, text)`` when the caller already has it.
+        ``vector``: the report's ``vector(title, text)`` when the caller already has it;
+        ``embedding``: its unit sentence embedding (see ``embeddings.report_text``).
         """
         if vector is None:  # before any mutation: a failure leaves no half entry
             vector = self.vector(title, text)
@@ -94,6 +111,9 @@ class DuplicateIndex:
         if previous is not None:
             self._replaced_rows.append(previous)
         row = len(self._entries)
+        if row == len(self._dense):
+            self._dense = np.concatenate([self._dense, np.zeros_like(self._dense)])
+        self._dense[row] = 0.0 if embedding is None else embedding
         self._entries.append(_Entry(bug_report_id, request_id, title, issue_number))
         self._row_of_report[bug_report_id] = row
         if request_id is not None:
@@ -118,21 +138,31 @@ class DuplicateIndex:
         k: int = 5,
         exclude_bug_report_id: str | None = None,
         title: str = "",
+        embedding: Embedding | None = None,
     ) -> list[DuplicateCandidate]:
         """The ``k`` most similar indexed reports, best first, similarity in [0, 1].
 
         ``text`` is the report's full text; pass ``title`` too when known so the query is
-        weighted like the indexed reports are. Reports with no shared term are not returned.
+        weighted like the indexed reports are. Reports with nothing in common (no shared
+        term, no positive embedding cosine) are not returned.
         """
-        return self.search(self.vector(title, text), k, exclude_bug_report_id)
+        return self.search(self.vector(title, text), k, exclude_bug_report_id, embedding)
 
     def search(
-        self, vector: SparseVector, k: int = 5, exclude_bug_report_id: str | None = None
+        self,
+        vector: SparseVector,
+        k: int = 5,
+        exclude_bug_report_id: str | None = None,
+        embedding: Embedding | None = None,
     ) -> list[DuplicateCandidate]:
         """Like ``query``, for a vector made by ``vector``."""
         if k <= 0 or not self._entries:
             return []
         scores = self.scores(vector)
+        if embedding is not None:
+            semantic = self._dense[: len(self._entries)] @ embedding
+            scores *= self._lexical_weight
+            scores += (1.0 - self._lexical_weight) * np.clip(semantic, 0.0, 1.0)
         self._mask_unsearchable(scores, exclude_bug_report_id)
         return [self._candidate(row, float(scores[row])) for row in _top_rows(scores, k)]
 
@@ -191,6 +221,7 @@ class DuplicateIndex:
     def _drop_oldest_chunk(self) -> None:
         dropped = self._chunks.pop(0).shape[0]
         gone, self._entries = self._entries[:dropped], self._entries[dropped:]
+        self._dense = np.ascontiguousarray(self._dense[dropped:])
         for entry in gone:
             row = self._row_of_report.get(entry.bug_report_id)
             if row is not None and row < dropped:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,22 @@ DEFAULT_MAX_TOKENS = 128
 BATCH_SIZE = 16
 
 FloatMatrix = npt.NDArray[np.float32]
+Embedding = npt.NDArray[np.float32]  # one unit row of DIMENSIONS
+# Tracker boilerplate lines (Bugzilla's form) say nothing about the problem but fill the
+# 128-token window: without them duplicate recall@5 rises from 0.83 to 0.87 on SeaMonkey.
+_BOILERPLATE = re.compile(
+    r"^(?:user agent:.*|build id:.*|steps to reproduce:|actual results:|expected results:)\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_BLANK_LINES = re.compile(r"\n{2,}")
+# The tokenizer sees at most this many characters: 128 tokens are rarely more than 800.
+MAX_TEXT_CHARS = 2_000
+
+
+def report_text(text: str) -> str:
+    """What is embedded for a report: its full text (title first), boilerplate removed."""
+    cleaned = _BOILERPLATE.sub("", text[: MAX_TEXT_CHARS * 2])
+    return _BLANK_LINES.sub("\n", cleaned).strip()[:MAX_TEXT_CHARS]
 
 
 class EmbeddingModelMissing(RuntimeError):
@@ -70,7 +87,7 @@ class Embedder:
         max_tokens: int = DEFAULT_MAX_TOKENS,
         threads: int = 1,
     ) -> None:
-        import onnxruntime as ort
+        import onnxruntime as ort  # type: ignore[import-untyped, unused-ignore]
         from tokenizers import Tokenizer
 
         onnx, tokenizer_file = model_files(model_dir)
@@ -106,8 +123,9 @@ class Embedder:
                 progress(len(rows))
         return out
 
-    def embed_one(self, text: str) -> npt.NDArray[np.float32]:
-        return self.embed([text])[0]
+    def embed_one(self, text: str) -> Embedding:
+        row: Embedding = self.embed([text])[0]
+        return row
 
     def _run(self, ids: list[list[int]]) -> FloatMatrix:
         width = max(len(row) for row in ids)
@@ -123,7 +141,8 @@ class Embedder:
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        unit: FloatMatrix = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return unit
 
 
 def _short_digest(path: Path) -> str:

@@ -242,6 +242,22 @@ def required_fields(issue_type: IssueType) -> tuple[str, ...]:
     return REPORT_FIELDS if issue_type is IssueType.BUG else ()
 
 
+# What to ask the reporter for each missing field: a question they can answer, not a name.
+MISSING_REQUESTS: dict[str, str] = {
+    STEPS: "What exact steps reproduce the problem? A numbered list from a fresh start helps"
+    " most.",
+    EXPECTED: "What did you expect to happen?",
+    ACTUAL: "What happened instead? Please paste the exact error message or stack trace.",
+    ENVIRONMENT: "Which version are you running, and on which operating system, browser or"
+    " runtime?",
+}
+
+
+def request_for(field: str) -> str:
+    """The question that asks the reporter for a missing ``field``."""
+    return MISSING_REQUESTS.get(field, f"Could you add the {field.replace('_', ' ')}?")
+
+
 def missing_information(report: BugReport, issue_type: IssueType = IssueType.BUG) -> list[str]:
     """Required fields absent from the report, in ``REPORT_FIELDS`` order."""
     present = present_fields(report)

@@ -1,0 +1,306 @@
+"""The LLM triage engine: an OpenAI-compatible model decides the fields, local backs it.
+
+Division of labour: the local engine always runs first (it is cheap and pure). Its
+duplicates and missing information stand. The LLM decides type, priority, severity,
+category and extra labels, each with a confidence, and may raise (never clear) the
+security flag and suggest an assignee.
+
+What the LLM can change is bounded twice: the answer's JSON schema lists the allowed
+values as enums, and the parsed answer is checked again here. A value outside the
+allowed sets is rejected and that field keeps the local engine's value. A field whose
+confidence is below the local engine's threshold for it is not taken from the LLM
+either, and if the local value is below threshold too, the field gets no label and the
+issue gets ``needs-triage`` — the same rule as the local engine.
+
+Any failure of the call (timeout, endpoint down, 4xx/5xx, unparsable answer, daily token
+budget spent) returns the local result unchanged but for ``engine``, and is counted in
+``ai_pipeline_llm_fallbacks_total{component="triage",reason}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ai_pipeline.adapters.llm import INVALID_OUTPUT, ChatModel, LlmError
+from ai_pipeline.domain.models import (
+    AssigneeSuggestion,
+    BugReport,
+    DuplicateCandidate,
+    IssueType,
+    Priority,
+    Severity,
+    TriageResult,
+)
+from ai_pipeline.domain.redaction import Redactor, redact_report
+from ai_pipeline.observability.logging import get_logger
+from ai_pipeline.observability.metrics import Metrics
+from ai_pipeline.triage import prompts, rules
+from ai_pipeline.triage.local import THRESHOLDED_FIELDS, LocalTriageEngine
+
+log = get_logger(__name__)
+
+ENGINE = f"llm:{prompts.PROMPT_VERSION}"
+# Labels computed from the fields and flags (compose_labels): the LLM cannot pick these
+# directly; it decides the fields they come from.
+_FLAG_LABELS = (
+    rules.SECURITY_LABEL,
+    rules.NEEDS_INFO_LABEL,
+    rules.NEEDS_TRIAGE_LABEL,
+    rules.DUPLICATE_LABEL,
+)
+
+
+def default_allowed_labels() -> list[str]:
+    """Every label the local engine can produce (``rules.compose_labels``)."""
+    return [
+        *rules.TYPE_LABELS.values(),
+        *(f"priority: {p.value}" for p in Priority),
+        *(f"severity: {s.value}" for s in Severity),
+        *(f"area: {c}" for c in rules.CATEGORIES if c != rules.OTHER),
+        *_FLAG_LABELS,
+    ]
+
+
+def _is_field_label(label: str) -> bool:
+    return (
+        label in rules.TYPE_LABELS.values()
+        or label in _FLAG_LABELS
+        or label.startswith(("priority: ", "severity: ", "area: "))
+    )
+
+
+@dataclass(frozen=True)
+class AllowedValues:
+    """What the repository accepts: labels (field labels and extras) and assignees."""
+
+    labels: tuple[str, ...]
+    assignees: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, labels: Iterable[str], assignees: Iterable[str] = ()) -> AllowedValues:
+        return cls(
+            tuple(dict.fromkeys(x.strip() for x in labels if x.strip())),
+            tuple(dict.fromkeys(a.strip().lstrip("@") for a in assignees if a.strip())),
+        )
+
+    @property
+    def extra_labels(self) -> tuple[str, ...]:
+        """Allowed labels the LLM may add beyond those the fields produce."""
+        return tuple(label for label in self.labels if not _is_field_label(label))
+
+
+def triage_schema(allowed: AllowedValues) -> dict[str, Any]:
+    """The JSON schema of the answer: every value an enum of what is allowed."""
+    confidence = {"type": "number", "minimum": 0, "maximum": 1}
+    properties: dict[str, Any] = {}
+    for name, values in (
+        ("type", [t.value for t in IssueType]),
+        ("priority", [p.value for p in Priority]),
+        ("severity", [s.value for s in Severity]),
+        ("category", list(rules.CATEGORIES)),
+    ):
+        properties[name] = {"type": "string", "enum": values}
+        properties[f"{name}_confidence"] = confidence
+    properties["security_sensitive"] = {"type": "boolean"}
+    properties["security_confidence"] = confidence
+    if allowed.extra_labels:
+        properties["labels"] = {
+            "type": "array",
+            "items": {"type": "string", "enum": list(allowed.extra_labels)},
+            "maxItems": len(allowed.extra_labels),
+        }
+    if allowed.assignees:
+        properties["assignee"] = {"enum": [*allowed.assignees, None]}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+class LlmAnswer(BaseModel):
+    """The answer's shape. Values are plain strings here and checked one by one after, so
+    one bad field falls back alone instead of discarding the whole answer."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: str
+    type_confidence: float
+    priority: str
+    priority_confidence: float
+    severity: str
+    severity_confidence: float
+    category: str
+    category_confidence: float
+    security_sensitive: bool = False
+    security_confidence: float = 0.0
+    labels: list[str] = []
+    assignee: str | None = None
+
+
+@dataclass(frozen=True)
+class Merged:
+    result: TriageResult
+    rejected: list[str]  # fields whose LLM value was outside the allowed set
+
+
+def _confidence(value: float) -> float:
+    return round(min(1.0, max(0.0, float(value))), 4)
+
+
+def merge(
+    base: TriageResult,
+    answer: LlmAnswer,
+    allowed: AllowedValues,
+    thresholds: dict[str, float],
+    missing_for: Callable[[IssueType], list[str]],
+) -> Merged:
+    """The local result with the LLM's valid, confident fields laid over it.
+
+    ``missing_for(type)`` recomputes missing information when the LLM changes the type
+    (a feature request needs no steps to reproduce; a bug does).
+    """
+    rejected: list[str] = []
+    confidence = dict(base.confidence)
+    values: dict[str, str] = {
+        "type": base.type.value,
+        "priority": base.priority.value,
+        "severity": base.severity.value,
+        "category": base.category,
+    }
+    choices = {
+        "type": {t.value for t in IssueType},
+        "priority": {p.value for p in Priority},
+        "severity": {s.value for s in Severity},
+        "category": set(rules.CATEGORIES),
+    }
+    for name in THRESHOLDED_FIELDS:
+        value: str = getattr(answer, name)
+        sure = _confidence(getattr(answer, f"{name}_confidence"))
+        if value not in choices[name]:
+            rejected.append(name)
+        elif sure >= thresholds.get(name, 0.5):
+            values[name], confidence[name] = value, sure
+    issue_type = IssueType(values["type"])
+    security = base.security_sensitive
+    raised = _confidence(answer.security_confidence)
+    # Raised only, never cleared; and, like every field, not on a guess below threshold.
+    if answer.security_sensitive and not security and raised >= thresholds.get("security", 0.5):
+        security = True
+        confidence["security"] = raised
+    extras = []
+    for label in dict.fromkeys(answer.labels):
+        if label in allowed.extra_labels:
+            extras.append(label)
+        else:
+            rejected.append("labels")
+    assignee = base.assignee_suggestion
+    if answer.assignee is not None:
+        if answer.assignee.lstrip("@") not in allowed.assignees:
+            rejected.append("assignee")
+        elif assignee is None:
+            assignee = AssigneeSuggestion(
+                assignee=answer.assignee.lstrip("@"),
+                reason=f"suggested by the LLM triage engine (prompt {prompts.PROMPT_VERSION})",
+            )
+    # Missing information depends on the type (features need no repro steps).
+    missing = base.missing_information
+    if issue_type is not base.type:
+        missing = missing_for(issue_type)
+    uncertain = [f for f in THRESHOLDED_FIELDS if confidence[f] < thresholds.get(f, 0.5)]
+    composed = rules.compose_labels(
+        rules.LabelInputs(
+            issue_type=issue_type,
+            priority=Priority(values["priority"]),
+            severity=Severity(values["severity"]),
+            category=values["category"],
+            security_sensitive=security,
+            missing_information=missing,
+            uncertain_fields=uncertain,
+            duplicate=base.duplicate_of is not None,
+        )
+    )
+    # Field labels the repository lacks are dropped; the flags stay whatever the list says
+    # (dropping `security` would publish what must stay private).
+    labels = [x for x in composed if x in allowed.labels or x in _FLAG_LABELS]
+    result = base.model_copy(
+        update={
+            "type": issue_type,
+            "priority": Priority(values["priority"]),
+            "severity": Severity(values["severity"]),
+            "category": values["category"],
+            "labels": list(dict.fromkeys([*labels, *extras])),
+            "missing_information": missing,
+            "security_sensitive": security,
+            "assignee_suggestion": assignee,
+            "confidence": confidence,
+            "engine": ENGINE,
+        }
+    )
+    return Merged(result, sorted(set(rejected)))
+
+
+def fallback(base: TriageResult, reason: str) -> TriageResult:
+    return base.model_copy(update={"engine": f"local (llm fallback: {reason})"})
+
+
+class LlmTriageEngine:
+    """Implements ``TriageEngine``: the LLM over the local engine, local on any failure."""
+
+    name: str = "llm"
+
+    def __init__(
+        self,
+        local: LocalTriageEngine,
+        chat: ChatModel,
+        allowed: AllowedValues,
+        metrics: Metrics,
+        redactor: Redactor,
+    ) -> None:
+        self.local = local
+        self.chat = chat
+        self.allowed = allowed
+        self.metrics = metrics
+        self.redactor = redactor
+        self.schema = triage_schema(allowed)
+
+    async def triage(self, report: BugReport, candidates: list[DuplicateCandidate]) -> TriageResult:
+        base = self.local.decide(report, candidates)
+        messages = prompts.triage_messages(
+            redact_report(report, self.redactor), self.allowed.extra_labels, self.allowed.assignees
+        )
+        try:
+            completion = await self.chat.complete(messages, "triage", self.schema)
+            answer = _parse(completion.content)
+        except LlmError as error:
+            self.metrics.llm_fallbacks.labels("triage", error.reason).inc()
+            log.warning("llm_triage_fallback", reason=error.reason, error=str(error))
+            return fallback(base, error.reason)
+        merged = merge(
+            base,
+            answer,
+            self.allowed,
+            self.local.thresholds,
+            lambda issue_type: rules.missing_information(report, issue_type),
+        )
+        for name in merged.rejected:
+            self.metrics.llm_rejected_values.labels("triage", name).inc()
+        if merged.rejected:
+            log.warning("llm_values_rejected", fields=merged.rejected)
+        return merged.result
+
+
+def _parse(content: str) -> LlmAnswer:
+    try:
+        return LlmAnswer.model_validate_json(content)
+    except ValidationError as error:
+        raise LlmError(INVALID_OUTPUT, "answer does not match the schema") from error
+
+
+def allowed_from_settings(labels: Sequence[str] | None, assignees: Sequence[str]) -> AllowedValues:
+    return AllowedValues.of(labels if labels else default_allowed_labels(), assignees)

@@ -27,6 +27,7 @@ from ai_pipeline.ports import Bus, StateStore, Tracker
 from ai_pipeline.settings import Settings
 from ai_pipeline.triage.artifact import Artifact, load_artifact
 from ai_pipeline.triage.duplicates import DuplicateIndex
+from ai_pipeline.triage.embeddings import Embedder
 from ai_pipeline.triage.engine import TriageEngine
 from ai_pipeline.triage.local import LocalTriageEngine
 from ai_pipeline.triage.routing import Router
@@ -98,7 +99,11 @@ def bootstrap(
     engine = engine or _engine(settings, artifact, chat, metrics)
     index = DuplicateIndex.from_artifact(artifact, capacity=max(settings.duplicate_index_size, 1))
     router = Router.load(Path(settings.routing_file)) if settings.routing_file else None
-    triage = TriageAgent(engine, index, store, metrics, router)
+    embedder = Embedder(
+        Path(settings.embedding_model_dir) if settings.embedding_model_dir else None,
+        threads=settings.embedding_threads,
+    )
+    triage = TriageAgent(engine, index, store, metrics, router, embedder)
     coordinator = Coordinator(store, bus, metrics, settings.step_timeout_seconds)
     private_tracker = None
     if settings.security_reports == "private" and local_tracker is None:

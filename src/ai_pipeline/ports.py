@@ -166,6 +166,15 @@ class StateStore(Protocol):
         """Newest reports first, for seeding the duplicate index."""
         ...
 
+    async def put_embedding(self, request_id: str, vector: bytes) -> None:
+        """Keep a request's report embedding (float32 bytes) with it: a restarted triage agent
+        seeds its index from these instead of embedding every recent report again."""
+        ...
+
+    async def embeddings(self, request_ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored embeddings of those requests that have one."""
+        ...
+
     async def stats(
         self, since: datetime, sample_limit: int = 100_000, with_steps: bool = True
     ) -> RequestStats:

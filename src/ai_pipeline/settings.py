@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     # Earlier reports searched for duplicates: the newest are loaded at start, and the
     # index drops its oldest past twice this, so memory stays bounded.
     duplicate_index_size: int = Field(default=50_000, ge=0)
+    # Sentence embeddings (duplicate search, type and security models): the int8
+    # all-MiniLM-L6-v2 shipped as a package by default, or a directory with model.onnx and
+    # tokenizer.json; threads per process (agents scale by process, so one by default).
+    embedding_model_dir: str | None = None
+    embedding_threads: int = Field(default=1, ge=1)
     # CODEOWNERS-style routing rules (see ai_pipeline.triage.routing); none by default.
     routing_file: str | None = None
     llm_base_url: str | None = None

@@ -493,3 +493,19 @@ async def test_a_redis_down_past_the_retries_is_reported_unavailable(
     with pytest.raises(UnavailableError, match="redis"):
         await store.apply(changed("r1", Step.TRIAGE, StepStatus.STARTED, utcnow()))
     await store.close()
+
+
+async def test_embeddings_are_kept_with_their_request_and_never_resurrect_one(
+    store: RedisStateStore, redis_server: Any, prefix: str
+) -> None:
+    r = report()
+    await store.create_request(new_request("e1", r.id, utcnow()), r, None)
+    vector = bytes(range(256)) * 6  # any bytes: 384 float32 values
+    await store.put_embedding("e1", vector)
+    await store.put_embedding("gone", vector)  # no such request (expired, flushed)
+    assert await store.embeddings(["e1", "gone", "never"]) == {"e1": vector}
+    client = Redis.from_url(redis_server.url)
+    try:
+        assert not await client.exists(f"{prefix}request:gone")
+    finally:
+        await client.aclose()

@@ -156,3 +156,14 @@ async def test_stats_count_outcomes_and_step_durations(tmp_path: Path) -> None:
     assert len(stats.processing_seconds) == 1
     assert len(stats.step_seconds["triage"]) == 1
     await store.close()
+
+
+async def test_embeddings_round_trip_in_chunks(tmp_path: Path) -> None:
+    store = await new_store(tmp_path / "s.db")
+    vectors = {f"r{i}": bytes([i % 256]) * 1536 for i in range(1200)}  # > one IN (...) chunk
+    for rid, vector in vectors.items():
+        await store.put_embedding(rid, vector)
+    await store.put_embedding("r7", b"\x01" * 1536)  # the latest write wins
+    found = await store.embeddings([*vectors, "missing"])
+    assert found == {**vectors, "r7": b"\x01" * 1536}
+    await store.close()

@@ -1,8 +1,18 @@
-"""The triage agent: a submitted report in, a triage result out."""
+"""The triage agent: a submitted report in, a triage result out.
+
+Each report is embedded once (``triage.embeddings``); the vector serves the duplicate
+search and the engine's models, and is stored with the request so a restarted agent seeds
+its index without embedding every recent report again. Embedding runs on a worker thread
+(onnxruntime releases the GIL), so the event loop, which may also serve the API, is never
+blocked for the 10–40 ms it takes.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+
+import numpy as np
 
 from ai_pipeline.agents.messages import step_ran, to_topic
 from ai_pipeline.domain.errors import PermanentError
@@ -15,9 +25,11 @@ from ai_pipeline.domain.events import (
     utcnow,
 )
 from ai_pipeline.domain.models import DuplicateCandidate
+from ai_pipeline.domain.request_state import StepProgress
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.ports import OutgoingMessage, StateStore
 from ai_pipeline.triage.duplicates import DuplicateIndex
+from ai_pipeline.triage.embeddings import DIMENSIONS, Embedder, Embedding, report_text
 from ai_pipeline.triage.engine import TriageEngine
 from ai_pipeline.triage.routing import Router
 
@@ -30,26 +42,44 @@ class TriageAgent:
         store: StateStore,
         metrics: Metrics,
         router: Router | None = None,
+        embedder: Embedder | None = None,
     ):
         self.engine = engine
         self.index = index
         self.store = store
         self.metrics = metrics
         self.router = router or Router(())
+        self.embedder = embedder
 
     async def seed_index(self, limit: int) -> int:
-        """Fill the duplicate index with the newest stored reports, oldest first."""
+        """Fill the duplicate index with the newest stored reports, oldest first.
+
+        Reports stored without an embedding (triaged before embeddings were kept) are
+        embedded here, in batches on a worker thread.
+        """
         rows = await self.store.recent_reports(limit)
-        for state, report in rows[::-1]:
-            triage = state.progress.get(Step.TRIAGE)
-            if triage is not None and triage.data.get("security_sensitive"):
-                continue  # see handle(): never a duplicate target
+        rows = [
+            (state, report)
+            for state, report in rows[::-1]
+            if not _held_privately(state.progress.get(Step.TRIAGE))
+        ]
+        stored = await self.store.embeddings([state.request_id for state, _ in rows])
+        vectors = {rid: _vector(raw) for rid, raw in stored.items()}
+        missing = [
+            (s.request_id, r.full_text()) for s, r in rows if vectors.get(s.request_id) is None
+        ]
+        if missing and self.embedder is not None:
+            texts = [report_text(text) for _, text in missing]
+            computed = await asyncio.to_thread(self.embedder.embed, texts)
+            vectors.update((rid, row) for (rid, _), row in zip(missing, computed, strict=True))
+        for state, report in rows:
             self.index.add(
                 report.id,
                 state.request_id,
                 report.title,
                 report.full_text(),
                 issue_number=state.github_issue_number,
+                embedding=vectors.get(state.request_id),
             )
         return len(rows)
 
@@ -59,14 +89,23 @@ class TriageAgent:
         started = utcnow()
         report = event.report
         text = report.full_text()
+        embedding = await self._embed(text)
         vector = self.index.vector(report.title, text)
-        candidates = self.index.search(vector, k=5, exclude_bug_report_id=report.id)
-        result = await self.engine.triage(report, await self._with_issue_numbers(candidates))
+        candidates = self.index.search(
+            vector, k=5, exclude_bug_report_id=report.id, embedding=embedding
+        )
+        result = await self.engine.triage(
+            report, await self._with_issue_numbers(candidates), embedding
+        )
         result = self.router.apply(report, result)
         if not result.security_sensitive:
             # A report held for private handling must never be offered as the duplicate of a
             # public one: the link would disclose it.
-            self.index.add(report.id, event.request_id, report.title, text, vector=vector)
+            self.index.add(
+                report.id, event.request_id, report.title, text, vector=vector, embedding=embedding
+            )
+            if embedding is not None:
+                await self.store.put_embedding(event.request_id, embedding.tobytes())
         for field, value in result.confidence.items():
             self.metrics.triage_confidence.labels(field).observe(value)
         triaged = ReportTriaged(request_id=event.request_id, report=report, triage=result)
@@ -76,6 +115,11 @@ class TriageAgent:
             ),
             to_topic(Topic.TRIAGE_RESULTS, event.request_id, triaged),
         ]
+
+    async def _embed(self, text: str) -> Embedding | None:
+        if self.embedder is None:
+            return None
+        return await asyncio.to_thread(self.embedder.embed_one, report_text(text))
 
     async def _with_issue_numbers(
         self, candidates: list[DuplicateCandidate]
@@ -94,3 +138,13 @@ class TriageAgent:
                     )
             enriched.append(candidate)
         return enriched
+
+
+def _held_privately(triage: StepProgress | None) -> bool:
+    # See handle(): a security-sensitive report is never a duplicate target.
+    return triage is not None and bool(triage.data.get("security_sensitive"))
+
+
+def _vector(raw: bytes) -> Embedding | None:
+    vector = np.frombuffer(raw, dtype=np.float32)
+    return vector if vector.size == DIMENSIONS else None

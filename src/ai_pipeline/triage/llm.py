@@ -39,6 +39,7 @@ from ai_pipeline.domain.redaction import Redactor, redact_report
 from ai_pipeline.observability.logging import get_logger
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.triage import prompts, rules
+from ai_pipeline.triage.embeddings import Embedding
 from ai_pipeline.triage.local import THRESHOLDED_FIELDS, LocalTriageEngine
 
 log = get_logger(__name__)
@@ -269,8 +270,13 @@ class LlmTriageEngine:
         self.redactor = redactor
         self.schema = triage_schema(allowed)
 
-    async def triage(self, report: BugReport, candidates: list[DuplicateCandidate]) -> TriageResult:
-        base = self.local.decide(report, candidates)
+    async def triage(
+        self,
+        report: BugReport,
+        candidates: list[DuplicateCandidate],
+        embedding: Embedding | None = None,
+    ) -> TriageResult:
+        base = self.local.decide(report, candidates, embedding)
         messages = prompts.triage_messages(
             redact_report(report, self.redactor), self.allowed.extra_labels, self.allowed.assignees
         )

@@ -18,6 +18,7 @@ from ai_pipeline.domain.models import (
 from ai_pipeline.triage import rules
 from ai_pipeline.triage.artifact import Artifact, VectorizerSpec, load_artifact
 from ai_pipeline.triage.duplicates import DuplicateIndex
+from ai_pipeline.triage.embeddings import Embedding
 from ai_pipeline.triage.features import MAX_CHARS, tokenize
 from ai_pipeline.triage.linear import (
     LinearClassifier,
@@ -79,11 +80,19 @@ class LocalTriageEngine:
         return DuplicateIndex.from_artifact(self.artifact)
 
     async def triage(
-        self, report: BugReport, candidates: list[DuplicateCandidate]
+        self,
+        report: BugReport,
+        candidates: list[DuplicateCandidate],
+        embedding: Embedding | None = None,
     ) -> TriageResult:
-        return self.decide(report, candidates)
+        return self.decide(report, candidates, embedding)
 
-    def decide(self, report: BugReport, candidates: list[DuplicateCandidate]) -> TriageResult:
+    def decide(
+        self,
+        report: BugReport,
+        candidates: list[DuplicateCandidate],
+        embedding: Embedding | None = None,
+    ) -> TriageResult:
         """The synchronous decision (evaluation, benchmarks and the LLM fallback call it)."""
         # Models and rules read the same bounded prefix: the tail of a huge report is logs,
         # and scanning 128k characters with the rule regexes would cost ~30 ms.

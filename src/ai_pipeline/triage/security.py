@@ -153,3 +153,61 @@ def f_beta_threshold(
         if f > best_f:
             best_f, best_threshold = f, float(ranked[i])
     return round(best_threshold, 6)
+
+
+@dataclass(frozen=True)
+class ProjectResult:
+    project: str
+    threshold: float
+    tp: int
+    fp: int
+    fn: int
+
+    @property
+    def precision(self) -> float:
+        return self.tp / max(self.tp + self.fp, 1)
+
+    @property
+    def recall(self) -> float:
+        return self.tp / max(self.tp + self.fn, 1)
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return {
+            "project": self.project,
+            "threshold": round(self.threshold, 4),
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "flagged": self.tp + self.fp,
+        }
+
+
+def leave_one_project_out(
+    direction: npt.NDArray[np.float32],
+    embeddings: npt.NDArray[np.float32],
+    texts: Sequence[str],
+    positive: npt.NDArray[np.bool_],
+    projects: Sequence[str],
+) -> list[ProjectResult]:
+    """Fit on all projects but one (scaling and threshold), score the one left out."""
+    groups = np.array(projects)
+    results = []
+    for project in sorted(set(projects)):
+        train, test = np.flatnonzero(groups != project), np.flatnonzero(groups == project)
+        scorer = fit_scorer(
+            direction, embeddings[train], [texts[int(i)] for i in train], positive[train]
+        )
+        flagged = scorer.scores(embeddings[test], [texts[int(i)] for i in test]) >= scorer.threshold
+        truth = positive[test]
+        results.append(
+            ProjectResult(
+                project,
+                scorer.threshold,
+                tp=int((flagged & truth).sum()),
+                fp=int((flagged & ~truth).sum()),
+                fn=int((~flagged & truth).sum()),
+            )
+        )
+    return results

@@ -27,6 +27,7 @@ and the shared index sets together, and resolve mapping keys to request keys ins
 
 from __future__ import annotations
 
+import base64
 import functools
 import time
 import uuid
@@ -215,6 +216,13 @@ return 1
 
 # KEYS: index:expiry, then the sets a terminal request is in. ARGV: batch size.
 # Redis's own clock decides, the one that expires the keys. Returns how many went.
+# Only onto a request that exists: a request that expired (or was flushed) while its report
+# was being triaged must not come back as a hash holding nothing but an embedding.
+PUT_EMBEDDING_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'embedding', ARGV[1])
+end
+"""
 PURGE_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -297,6 +305,7 @@ class RedisStateStore:
         self._apply = self._redis.register_script(APPLY_SCRIPT)
         self._put_report = self._redis.register_script(PUT_REPORT_SCRIPT)
         self._purge = self._redis.register_script(PURGE_SCRIPT)
+        self._put_embedding = self._redis.register_script(PUT_EMBEDDING_SCRIPT)
         self._index = {s: self._key("index", s) for s in RequestStatus}
         self._active = self._key("index", "active")
         self._all = self._key("index", "all")
@@ -548,6 +557,28 @@ class RedisStateStore:
                         )
                     )
         return found[:limit]
+
+    @_unavailable
+    async def put_embedding(self, request_id: str, vector: bytes) -> None:
+        self.operations["redis|put_embedding"] += 1
+        # Base64: every reply of this client is decoded as text (decode_responses).
+        encoded = base64.b64encode(vector).decode("ascii")
+        await self._put_embedding(keys=[self._key("request", request_id)], args=[encoded])
+
+    @_unavailable
+    async def embeddings(self, request_ids: Sequence[str]) -> dict[str, bytes]:
+        self.operations["redis|embeddings"] += 1
+        found: dict[str, bytes] = {}
+        ids = list(request_ids)
+        for start in range(0, len(ids), REPORT_CHUNK):
+            pipe = self._redis.pipeline(transaction=False)
+            chunk = ids[start : start + REPORT_CHUNK]
+            for rid in chunk:
+                pipe.hget(self._key("request", rid), "embedding")
+            for rid, vector in zip(chunk, await pipe.execute(), strict=True):
+                if vector:
+                    found[rid] = base64.b64decode(vector)
+        return found
 
     @_unavailable
     async def stats(

@@ -39,6 +39,11 @@ CREATE TABLE IF NOT EXISTS filings (
     issue TEXT,
     updated_at REAL NOT NULL
 );
+-- Report embeddings for seeding the duplicate index after a restart (see StateStore).
+CREATE TABLE IF NOT EXISTS embeddings (
+    request_id TEXT PRIMARY KEY,
+    vector BLOB NOT NULL
+);
 -- The daily report's counters (ai_pipeline.reporting), one row per day and name.
 CREATE TABLE IF NOT EXISTS daily_stats (
     day TEXT NOT NULL,
@@ -198,6 +203,31 @@ class SqliteStateStore:
             (RequestState.model_validate_json(r[0]), BugReport.model_validate_json(r[1]))
             for r in rows
         ]
+
+    async def put_embedding(self, request_id: str, vector: bytes) -> None:
+        self.operations["sqlite|put_embedding"] += 1
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO embeddings (request_id, vector) VALUES (?, ?)",
+                (request_id, vector),
+            )
+
+        await self.db.write(op)
+
+    async def embeddings(self, request_ids: Sequence[str]) -> dict[str, bytes]:
+        self.operations["sqlite|embeddings"] += 1
+        found: dict[str, bytes] = {}
+        ids = list(request_ids)
+        for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.read(
+                f"SELECT request_id, vector FROM embeddings WHERE request_id IN ({marks})",
+                chunk,
+            )
+            found.update((row[0], bytes(row[1])) for row in rows)
+        return found
 
     async def stats(
         self, since: datetime, sample_limit: int = 100_000, with_steps: bool = True

@@ -74,9 +74,9 @@ async def health_document(
     bus, state = await _probe("bus", c.bus.ping), await _probe("state", c.store.ping)
     components[_component_name(bus, "bus")] = bus
     components[_component_name(state, "state")] = state
-    components["llm"] = (
-        {"status": "disabled"} if c.chat is None else c.chat.status()
-    ) | {"engine": c.triage_agent.engine.name}
+    components["llm"] = ({"status": "disabled"} if c.chat is None else c.chat.status()) | {
+        "engine": c.triage_agent.engine.name
+    }
     components["tracker"] = await _probe("tracker", pipeline.tracker_probe)
     core_down = bus["status"] == "unhealthy" or state["status"] == "unhealthy"
     degraded = any(v["status"] != "healthy" for k, v in components.items() if k != "llm")

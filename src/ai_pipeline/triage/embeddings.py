@@ -101,9 +101,7 @@ class Embedder:
         # see one agent take every core.
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            str(onnx), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = ort.InferenceSession(str(onnx), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
 
     def embed(

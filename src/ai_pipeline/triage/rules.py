@@ -244,8 +244,7 @@ def required_fields(issue_type: IssueType) -> tuple[str, ...]:
 
 # What to ask the reporter for each missing field: a question they can answer, not a name.
 MISSING_REQUESTS: dict[str, str] = {
-    STEPS: "What exact steps reproduce the problem? A numbered list from a fresh start helps"
-    " most.",
+    STEPS: "What exact steps reproduce the problem? A numbered list from a fresh start helps most.",
     EXPECTED: "What did you expect to happen?",
     ACTUAL: "What happened instead? Please paste the exact error message or stack trace.",
     ENVIRONMENT: "Which version are you running, and on which operating system, browser or"

@@ -46,7 +46,12 @@ def _texts(data_dir: Path) -> list[tuple[str, str]]:
 
 
 def _report(i: int, title: str, body: str) -> BugReport:
-    return BugReport(id=f"bench-{i}", title=title, description=body[:20_000] or title)
+    return BugReport(
+        id=f"bench-{i}",
+        title=title,
+        description=body[:20_000] or title,
+        reporter="bench@example.com",
+    )
 
 
 Pair = tuple[str, str]

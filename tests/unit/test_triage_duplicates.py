@@ -143,3 +143,36 @@ def test_the_index_forgets_its_oldest_reports_past_twice_its_capacity() -> None:
     assert found and all(int(c.bug_report_id[2:]) >= oldest_kept for c in found)
     assert index.set_issue_number(f"r-{total - 1}", 7)
     assert not index.set_issue_number("r-0", 7)
+
+
+def test_a_known_duplicate_folds_into_its_canonical_report(index: DuplicateIndex) -> None:
+    title = "Zebra theme: storing a drawing kills the painter"
+    index.add("r5", "req-r5", title, f"{title}\nPainter dies storing drawings.", canonical_id="r1")
+    index.add("r6", "req-r6", title, f"{title}\nZebra painter dies again.", canonical_id="r5")
+    found = index.query(f"{title}\nZebra painter dies again.", k=3, title=title)
+    ids = [c.bug_report_id for c in found]
+    assert ids.count("r1") == 1 and "r5" not in ids and "r6" not in ids
+    first = found[0]
+    assert (first.bug_report_id, first.via_bug_report_id) == ("r1", "r6")
+    assert first.similarity > 0.9  # the evidence: the match with r6
+    # The canonical report itself is never offered as its own duplicate's duplicate.
+    assert all(
+        c.bug_report_id != "r1"
+        for c in index.query(title, k=3, title=title, exclude_bug_report_id="r1")
+    )
+
+
+def test_semantic_similarity_is_fused_and_bounded(features: TfidfFeatures) -> None:
+    built = DuplicateIndex(features)
+    unit = np.zeros(duplicates.DIMENSIONS, dtype=np.float32)
+    unit[0] = 1.0
+    built.add("a", None, "alpha", "alpha words", embedding=unit)
+    built.add("b", None, "zzzz", "qqqq", embedding=-unit)  # opposite meaning, no shared words
+    found = built.query("alpha words", title="alpha", embedding=unit)
+    assert [c.bug_report_id for c in found] == ["a"]
+    assert found[0].similarity == pytest.approx(1.0)
+    # Lexical part alone carries only its weight when the query has no embedding match.
+    orthogonal = np.zeros_like(unit)
+    orthogonal[1] = 1.0
+    lexical = built.query("alpha words", title="alpha", embedding=orthogonal)[0].similarity
+    assert lexical == pytest.approx(duplicates.LEXICAL_WEIGHT)

@@ -73,6 +73,8 @@ class TriageAgent:
             computed = await asyncio.to_thread(self.embedder.embed, texts)
             vectors.update((rid, row) for (rid, _), row in zip(missing, computed, strict=True))
         for state, report in rows:
+            triage = state.progress.get(Step.TRIAGE)
+            canonical = (triage.data.get("duplicate_of") or {}) if triage else {}
             self.index.add(
                 report.id,
                 state.request_id,
@@ -80,6 +82,7 @@ class TriageAgent:
                 report.full_text(),
                 issue_number=state.github_issue_number,
                 embedding=vectors.get(state.request_id),
+                canonical_id=canonical.get("bug_report_id"),
             )
         return len(rows)
 
@@ -102,7 +105,13 @@ class TriageAgent:
             # A report held for private handling must never be offered as the duplicate of a
             # public one: the link would disclose it.
             self.index.add(
-                report.id, event.request_id, report.title, text, vector=vector, embedding=embedding
+                report.id,
+                event.request_id,
+                report.title,
+                text,
+                vector=vector,
+                embedding=embedding,
+                canonical_id=result.duplicate_of.bug_report_id if result.duplicate_of else None,
             )
             if embedding is not None:
                 await self.store.put_embedding(event.request_id, embedding.tobytes())

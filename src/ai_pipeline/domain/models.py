@@ -150,6 +150,9 @@ class DuplicateCandidate(BaseModel):
     issue_number: int | None = None
     title: str = ""
     similarity: float
+    # Set when the match was an earlier duplicate of this (canonical) report: the
+    # similarity is the one to that duplicate, whose id this is.
+    via_bug_report_id: str | None = None
 
 
 class AssigneeSuggestion(BaseModel):

@@ -131,7 +131,12 @@ def _duplicates(triage: TriageResult) -> str:
             else f"`{candidate.bug_report_id}`"
         )
         title = f" {prose(candidate.title)}" if candidate.title else ""
-        lines.append(f"- {where}{title} (similarity {candidate.similarity:.2f})")
+        via = (
+            f", through its duplicate `{prose(candidate.via_bug_report_id)}`"
+            if candidate.via_bug_report_id
+            else ""
+        )
+        lines.append(f"- {where}{title} (similarity {candidate.similarity:.2f}{via})")
     if triage.duplicate_of is not None:
         lines.insert(
             0, "Likely a duplicate of the first one below; left open for a human to decide."

@@ -33,6 +33,7 @@ from ai_pipeline.triage.linear import SparseVector, TfidfFeatures, rows_to_csr
 
 DEFAULT_TITLE_WEIGHT = 0.5
 LEXICAL_WEIGHT = 0.3
+CANONICAL_HOPS = 5
 # Reports kept searchable. Past twice this, the oldest sealed chunk is dropped, so memory
 # stays bounded (about 0.7 KB a report) in a service that runs for months.
 DEFAULT_CAPACITY = 100_000
@@ -46,6 +47,7 @@ class _Entry:
     request_id: str | None
     title: str
     issue_number: int | None
+    canonical_id: str | None = None  # the report this one was found to duplicate
 
 
 class DuplicateIndex:
@@ -99,11 +101,14 @@ class DuplicateIndex:
         issue_number: int | None = None,
         vector: SparseVector | None = None,
         embedding: Embedding | None = None,
+        canonical_id: str | None = None,
     ) -> None:
         """Index a report. Adding an id again replaces the earlier entry.
 
         ``vector``: the report's ``vector(title, text)`` when the caller already has it;
-        ``embedding``: its unit sentence embedding (see ``embeddings.report_text``).
+        ``embedding``: its unit sentence embedding (see ``embeddings.report_text``);
+        ``canonical_id``: the report it was found to duplicate. Searches then offer that
+        canonical report in its place, so a problem reported five times is one candidate.
         """
         if vector is None:  # before any mutation: a failure leaves no half entry
             vector = self.vector(title, text)
@@ -114,7 +119,7 @@ class DuplicateIndex:
         if row == len(self._dense):
             self._dense = np.concatenate([self._dense, np.zeros_like(self._dense)])
         self._dense[row] = 0.0 if embedding is None else embedding
-        self._entries.append(_Entry(bug_report_id, request_id, title, issue_number))
+        self._entries.append(_Entry(bug_report_id, request_id, title, issue_number, canonical_id))
         self._row_of_report[bug_report_id] = row
         if request_id is not None:
             self._rows_of_request.setdefault(request_id, []).append(row)
@@ -164,7 +169,21 @@ class DuplicateIndex:
             scores *= self._lexical_weight
             scores += (1.0 - self._lexical_weight) * np.clip(semantic, 0.0, 1.0)
         self._mask_unsearchable(scores, exclude_bug_report_id)
-        return [self._candidate(row, float(scores[row])) for row in _top_rows(scores, k)]
+        excluded = self._row_of_report.get(exclude_bug_report_id or "")
+        found: list[DuplicateCandidate] = []
+        offered: set[int] = set()
+        for row in _top_rows(scores, 2 * k):  # room for matches folding into one canonical
+            target = self._canonical_row(row)
+            if target in offered or target == excluded:
+                continue
+            offered.add(target)
+            candidate = self._candidate(target, float(scores[row]))
+            if target != row:
+                candidate.via_bug_report_id = self._entries[row].bug_report_id
+            found.append(candidate)
+            if len(found) == k:
+                break
+        return found
 
     def vector(self, title: str, text: str) -> SparseVector:
         """The weighted, l2-normalised vector of a report (same for indexing and querying)."""
@@ -194,6 +213,16 @@ class DuplicateIndex:
         excluded = self._row_of_report.get(exclude_bug_report_id or "")
         if excluded is not None:
             scores[excluded] = -1.0
+
+    def _canonical_row(self, row: int) -> int:
+        """Follow ``canonical_id`` links (a few hops at most) to a report still indexed."""
+        for _ in range(CANONICAL_HOPS):
+            canonical = self._entries[row].canonical_id
+            target = self._row_of_report.get(canonical) if canonical else None
+            if target is None or target == row:
+                return row
+            row = target
+        return row
 
     def _candidate(self, row: int, similarity: float) -> DuplicateCandidate:
         entry = self._entries[row]

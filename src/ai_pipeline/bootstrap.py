@@ -27,9 +27,9 @@ from ai_pipeline.ports import Bus, StateStore, Tracker
 from ai_pipeline.settings import Settings
 from ai_pipeline.triage.artifact import Artifact, load_artifact
 from ai_pipeline.triage.duplicates import DuplicateIndex
-from ai_pipeline.triage.embeddings import Embedder
+from ai_pipeline.triage.embeddings import DEFAULT_MAX_TOKENS, Embedder
 from ai_pipeline.triage.engine import TriageEngine
-from ai_pipeline.triage.local import LocalTriageEngine
+from ai_pipeline.triage.local import LocalTriageEngine, embedding_max_tokens
 from ai_pipeline.triage.routing import Router
 
 # Every agent: its consumer group, the topic it reads, and the request step it performs.
@@ -96,13 +96,16 @@ def bootstrap(
         Path(settings.triage_model_path) if settings.triage_model_path else None
     )
     chat = _chat_model(settings, metrics)
-    engine = engine or _engine(settings, artifact, chat, metrics)
-    index = DuplicateIndex.from_artifact(artifact, capacity=max(settings.duplicate_index_size, 1))
-    router = Router.load(Path(settings.routing_file)) if settings.routing_file else None
+    # One embedder per process, shared by duplicate search and the engine's models, with
+    # the token budget the shipped models were trained on.
     embedder = Embedder(
         Path(settings.embedding_model_dir) if settings.embedding_model_dir else None,
+        max_tokens=embedding_max_tokens(artifact) or DEFAULT_MAX_TOKENS,
         threads=settings.embedding_threads,
     )
+    engine = engine or _engine(settings, artifact, chat, metrics, embedder)
+    index = DuplicateIndex.from_artifact(artifact, capacity=max(settings.duplicate_index_size, 1))
+    router = Router.load(Path(settings.routing_file)) if settings.routing_file else None
     triage = TriageAgent(engine, index, store, metrics, router, embedder)
     coordinator = Coordinator(store, bus, metrics, settings.step_timeout_seconds)
     private_tracker = None
@@ -263,9 +266,13 @@ def _tracker(settings: Settings, db: SqliteDatabase) -> tuple[Tracker, LocalTrac
 
 
 def _engine(
-    settings: Settings, artifact: Artifact, chat: ChatModel | None, metrics: Metrics
+    settings: Settings,
+    artifact: Artifact,
+    chat: ChatModel | None,
+    metrics: Metrics,
+    embedder: Embedder,
 ) -> TriageEngine:
-    local = LocalTriageEngine(artifact)
+    local = LocalTriageEngine(artifact, embedder)
     if settings.triage_engine == "llm" and chat is not None:
         from ai_pipeline.triage.llm import LlmTriageEngine, allowed_from_settings
 

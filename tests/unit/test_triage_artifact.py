@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import zipfile
@@ -16,12 +17,14 @@ from ai_pipeline.triage.artifact import (
     Artifact,
     ArtifactError,
     ClassifierSpec,
+    DenseMemberSpec,
     DuplicateSpec,
     VectorizerSpec,
     default_model_dir,
     load_artifact,
     save_artifact,
 )
+from ai_pipeline.triage.type_features import CUES_VERSION, N_CUES
 
 TRIAGE_SRC = Path(artifact_module.__file__).parent
 MAX_ARTIFACT_BYTES = 4_000_000
@@ -47,13 +50,25 @@ def classifier(name: str, labels: tuple[str, ...], spec: VectorizerSpec) -> Clas
     )
 
 
+def dense_member(n_labels: int, dimensions: int = 8) -> DenseMemberSpec:
+    rng = np.random.default_rng(7)
+    return DenseMemberSpec(
+        coef=rng.normal(size=(n_labels, dimensions + N_CUES)).astype(np.float32),
+        intercept=rng.normal(size=n_labels).astype(np.float32),
+        embedding_dimensions=dimensions,
+        embedding_max_tokens=128,
+        cues_version=CUES_VERSION,
+    )
+
+
 def sample_artifact() -> Artifact:
     shared = vectorizer(["crash", "crash on", "feature", "how", "ünï"], seed=1)
     same_content = VectorizerSpec("bigram", shared.vocabulary, shared.idf.copy())
     other = vectorizer(["password", "xss"], seed=2)
+    type_spec = classifier("type", ("bug", "feature", "question"), shared)
     return Artifact(
         classifiers={
-            "type": classifier("type", ("bug", "feature", "question"), shared),
+            "type": dataclasses.replace(type_spec, members=(dense_member(3),)),
             "priority": classifier("priority", ("critical", "high", "low", "medium"), same_content),
             "security": classifier("security", ("other", "security"), other),
         },
@@ -80,6 +95,14 @@ def test_round_trip_keeps_everything(tmp_path: Path) -> None:
         assert got.coef.dtype == np.float32
         assert np.array_equal(got.coef, spec.coef)
         assert np.array_equal(got.intercept, spec.intercept)
+        assert len(got.members) == len(spec.members)
+        for got_member, member in zip(got.members, spec.members, strict=True):
+            assert np.array_equal(got_member.coef, member.coef)
+            assert np.array_equal(got_member.intercept, member.intercept)
+            assert got_member.embedding_dimensions == member.embedding_dimensions
+            assert got_member.embedding_max_tokens == member.embedding_max_tokens
+            assert got_member.cues_version == member.cues_version
+    assert len(loaded.classifier("type").members) == 1
 
 
 def test_identical_vectorizers_are_stored_once_and_shared(tmp_path: Path) -> None:
@@ -100,6 +123,8 @@ def test_weights_load_without_pickle(tmp_path: Path) -> None:
             "security.intercept",
             "type.coef",
             "type.intercept",
+            "type.member0.coef",
+            "type.member0.intercept",
         ]
         assert all(weights[key].dtype == np.float32 for key in weights.files)
 
@@ -134,11 +159,32 @@ def test_tokenizer_version_mismatch_is_refused(tmp_path: Path) -> None:
         load_artifact(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("cues_version", -1, "retrain"), ("kind", "tree", "unknown member"), ("n_features", 0, None)],
+)
+def test_dense_member_mismatch_is_refused(
+    tmp_path: Path, field: str, value: object, message: str | None
+) -> None:
+    save_artifact(sample_artifact(), tmp_path)
+    manifest_path = tmp_path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["classifiers"]["type"]["members"][0][field] = value
+    if field == "n_features":  # informational only: shapes are checked on the arrays
+        manifest["classifiers"]["type"]["members"][0]["embedding_dimensions"] = 9
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ArtifactError, match=message or "shape"):
+        load_artifact(tmp_path)
+
+
 def test_shipped_artifact_loads_and_is_small() -> None:
     directory = default_model_dir()
     assert sum((directory / name).stat().st_size for name in ARTIFACT_FILES) < MAX_ARTIFACT_BYTES
     artifact = load_artifact()
     assert set(artifact.classifiers) == {"type", "priority", "severity", "security"}
+    (member,) = artifact.classifier("type").members
+    assert member.embedding_dimensions == 384
+    assert member.embedding_max_tokens == 128
     assert 0.0 < artifact.duplicates.threshold < 1.0
     assert len(artifact.metadata["data_sha256"]) == 7
 

@@ -6,6 +6,7 @@ Trains tiny models on synthetic text, so it runs without ../shared/data.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,11 @@ from ai_pipeline.triage.artifact import (
     load_artifact,
     save_artifact,
 )
+from ai_pipeline.triage.embeddings import DIMENSIONS
 from ai_pipeline.triage.linear import LinearClassifier, TfidfFeatures
 from ai_pipeline.triage.tasks import Example, ModelSettings, Task
-from ai_pipeline.triage.train import FittedTask, classifier_spec, fit
+from ai_pipeline.triage.train import DenseRows, FittedTask, classifier_spec, fit
+from ai_pipeline.triage.type_features import N_CUES, dense_row
 
 WORDS = {
     "bug": [
@@ -187,3 +190,97 @@ def test_features_are_l2_normalised(fitted_type: FittedTask) -> None:
 def test_thresholds_are_calibrated(fitted_type: FittedTask, fitted_security: FittedTask) -> None:
     assert 0.3 <= fitted_type.thresholds["confidence"] <= 0.95
     assert 0.0 < fitted_security.thresholds["positive"] < 1.0
+
+
+# ------------------------------------------------------- dense members (issue-type ensemble)
+
+
+def fake_embed(texts: Sequence[str]) -> np.ndarray:
+    """A deterministic stand-in for MiniLM: dimension i counts label i's words, plus noise."""
+    rows = []
+    for text in texts:
+        words = text.casefold().split()
+        row = np.random.default_rng(len(text)).normal(0.0, 0.05, DIMENSIONS)
+        for i, vocabulary in enumerate(WORDS.values()):
+            row[i] += sum(word in vocabulary for word in words)
+        rows.append(row / max(float(np.linalg.norm(row)), 1e-12))
+    return np.asarray(rows, dtype=np.float32)
+
+
+class TinyDenseTypeTask(TinyTypeTask):
+    dense_C = 10.0
+
+
+@pytest.fixture(scope="module")
+def fitted_dense() -> FittedTask:
+    return fit(TinyDenseTypeTask(), synthetic_examples(30, seed=1), DenseRows(fake_embed))
+
+
+def test_dense_ensemble_equals_sklearn(fitted_dense: FittedTask, tmp_path: Path) -> None:
+    spec = classifier_spec(fitted_dense, {})
+    assert len(spec.members) == 1
+    assert spec.members[0].coef.shape == (3, DIMENSIONS + N_CUES)
+    security = fit(TinySecurityTask(), security_examples(seed=2))
+    artifact = Artifact(
+        classifiers={"type": spec, "security": classifier_spec(security, {})},
+        duplicates=DuplicateSpec(spec.vectorizer, title_weight=0.5, threshold=0.6),
+    )
+    save_artifact(artifact, tmp_path)
+    assert fitted_dense.dense is not None
+    dense = fitted_dense.dense(HELD_OUT)
+    expected = fitted_dense.predict_proba(HELD_OUT)
+    for loaded in (spec, load_artifact(tmp_path).classifier("type")):
+        classifier = LinearClassifier(loaded)
+        assert classifier.needs_dense
+        matrix = classifier.features.transform(HELD_OUT)
+        np.testing.assert_allclose(
+            classifier.predict_proba(matrix, dense), expected, rtol=0, atol=1e-5
+        )
+        assert classifier.predict(matrix, dense) == fitted_dense.predict(HELD_OUT)
+        for i, text in enumerate(HELD_OUT):
+            single = classifier.proba_vector(classifier.features.vector(text), dense[i])
+            np.testing.assert_allclose(single, expected[i], rtol=0, atol=1e-5)
+
+
+def test_dense_ensemble_is_the_mean_of_both_models(fitted_dense: FittedTask) -> None:
+    assert fitted_dense.dense is not None
+    tfidf_only = fitted_dense.pipeline.predict_proba(HELD_OUT)
+    dense_only = fitted_dense.member.predict_proba(fitted_dense.dense(HELD_OUT))
+    np.testing.assert_allclose(
+        fitted_dense.predict_proba(HELD_OUT), (tfidf_only + dense_only) / 2, rtol=0, atol=1e-12
+    )
+
+
+def test_embedding_changes_the_decision(fitted_dense: FittedTask) -> None:
+    classifier = LinearClassifier(classifier_spec(fitted_dense, {}))
+    text = "crash error the app"  # the words say bug
+    vector = classifier.features.vector(text)
+    as_bug = dense_row(fake_embed(["crash crash crash"])[0], text)
+    as_question = dense_row(fake_embed(["how why what how"])[0], text)
+    bug_label, _, bug_proba = classifier.best(vector, as_bug)
+    question_label, _, question_proba = classifier.best(vector, as_question)
+    q = classifier.labels.index("question")
+    assert question_proba[q] > bug_proba[q] + 0.2
+    assert (bug_label, question_label) == ("bug", "question")
+
+
+def test_dense_classifier_refuses_to_guess_without_dense_rows(fitted_dense: FittedTask) -> None:
+    classifier = LinearClassifier(classifier_spec(fitted_dense, {}))
+    with pytest.raises(ValueError, match="dense rows"):
+        classifier.proba_vector(classifier.features.vector("crash"))
+
+
+def test_dense_rows_embed_each_text_once() -> None:
+    calls: list[list[str]] = []
+
+    def counting(texts: Sequence[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return fake_embed(texts)
+
+    rows = DenseRows(counting)
+    first = rows(["a crash", "how to add"])
+    second = rows(["how to add", "a crash", "new text"])
+    assert [len(c) for c in calls] == [2, 1]
+    np.testing.assert_array_equal(first[0], second[1])
+    np.testing.assert_array_equal(first[1], second[0])
+    assert first.shape == (2, DIMENSIONS + N_CUES)

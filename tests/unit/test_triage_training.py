@@ -6,15 +6,19 @@ Skipped on a clone without the data folder; a failure under CI (env var CI set).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from ai_pipeline.triage.artifact import ARTIFACT_FILES, Artifact, load_artifact
 from ai_pipeline.triage.linear import LinearClassifier
 from ai_pipeline.triage.tasks import get_task
 from ai_pipeline.triage.train import (
+    DenseRows,
+    Embed,
     classifier_spec,
     fit,
     save,
@@ -26,14 +30,18 @@ from tests.conftest import require_data
 # Measured on the held-out split when the shipped model was trained, minus a margin that
 # absorbs library-version noise but not a real regression.
 FLOORS = {
-    ("type", "macro_f1"): 0.72,  # measured 0.790
-    ("type", "accuracy"): 0.72,  # measured 0.790
+    ("type", "macro_f1"): 0.75,  # measured 0.803
+    ("type", "accuracy"): 0.75,  # measured 0.803
     ("priority", "macro_f1"): 0.42,  # measured 0.497
     ("priority", "accuracy"): 0.60,  # measured 0.677
     ("severity", "macro_f1"): 0.42,  # measured 0.497
     ("security", "roc_auc"): 0.65,  # measured 0.773
 }
-PER_REPO_FLOOR = 0.68  # NLBSE protocol, measured 0.758
+PER_REPO_FLOOR = 0.74  # NLBSE protocol on the held-out split, measured 0.804
+# NLBSE protocol, 5-fold cross-validation per repository (one repeat here, two when shipped).
+PER_REPO_CV_FLOOR = 0.77  # measured 0.814 ± 0.018 (5 x 2)
+GENERIC_CV_FLOOR = 0.76  # measured 0.803 ± 0.029 (5 x 2)
+CV_REPEATS = 1  # the shipped model uses 2; one keeps this test's training time down
 SECURITY_RECALL_FLOOR = 0.5  # model and rules, measured 0.714
 RECALL_FLOORS = {"1": 0.40, "5": 0.62, "10": 0.78}  # measured 0.493 / 0.720 / 0.853
 
@@ -46,12 +54,30 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def retrained(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def embed() -> Embed:
+    """The service's embedder, memoised per call: both trainings make the same calls, so the
+    second one reuses the first one's vectors (embedding 1,500 issues takes about a minute)."""
+    from ai_pipeline.triage.embeddings import Embedder
+
+    embedder = Embedder(threads=1)
+    seen: dict[tuple[str, ...], npt.NDArray[np.float32]] = {}
+
+    def memoised(texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        key = tuple(texts)
+        if key not in seen:
+            seen[key] = embedder.embed(texts)
+        return seen[key]
+
+    return memoised
+
+
+@pytest.fixture(scope="module")
+def retrained(data_dir: Path, embed: Embed, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Train twice from scratch into two directories."""
     directories = []
     for name in ("first", "second"):
         out = tmp_path_factory.mktemp(name)
-        save(train(data_dir), out)
+        save(train(data_dir, embed=embed, protocol_repeats=CV_REPEATS), out)
         directories.append(out)
     return directories
 
@@ -68,6 +94,10 @@ def test_validation_scores_are_sane(retrained: list[Path]) -> None:
         assert artifact.classifier(task).scores[metric] >= floor, (task, metric)
     type_scores = artifact.classifier("type").scores
     assert type_scores["per_repository_models"]["mean"] >= PER_REPO_FLOOR
+    cv = type_scores["cross_validation"]
+    assert cv["per_repository"]["mean"] >= PER_REPO_CV_FLOOR
+    assert cv["generic"]["mean"] >= GENERIC_CV_FLOOR
+    assert len(cv["per_repository"]) == len(cv["generic"]) == 2 + 5  # mean, std, 5 repos
     security = artifact.classifier("security").scores
     assert security["model_and_rules"]["recall"] >= SECURITY_RECALL_FLOOR
     recall = artifact.duplicates.scores["recall_at"]
@@ -93,14 +123,19 @@ def _scores(artifact: Artifact) -> list[float]:
 
 
 @pytest.mark.parametrize("task_name", ["type", "priority", "security"])
-def test_artifact_inference_equals_sklearn_on_validation(data_dir: Path, task_name: str) -> None:
+def test_artifact_inference_equals_sklearn_on_validation(
+    data_dir: Path, embed: Embed, task_name: str
+) -> None:
     task = get_task(task_name)
     split = split_examples(task.examples(data_dir))
-    fitted = fit(task, split.train)
+    dense = DenseRows(embed) if task.dense_C is not None else None
+    fitted = fit(task, split.train, dense)
     classifier = LinearClassifier(classifier_spec(fitted, {}))
+    assert classifier.needs_dense == (task_name == "type")
     texts = [e.text for e in split.validation]
     matrix = classifier.features.transform(texts)
-    assert classifier.predict(matrix) == fitted.predict(texts)
+    rows = dense(texts) if dense is not None else None
+    assert classifier.predict(matrix, rows) == fitted.predict(texts)
     np.testing.assert_allclose(
-        classifier.predict_proba(matrix), fitted.predict_proba(texts), rtol=0, atol=1e-5
+        classifier.predict_proba(matrix, rows), fitted.predict_proba(texts), rtol=0, atol=1e-5
     )

@@ -10,6 +10,10 @@ Layout of an artifact directory:
 - ``weights.npz``: coefficient matrices and intercepts (float32), read with
   ``allow_pickle=False``.
 
+A classifier may carry further *dense members* (the issue-type model does): linear models
+over per-report dense features (a sentence embedding and template cues, see
+``type_features.py``) whose probabilities are averaged with the tf-idf model's.
+
 Writing is byte-deterministic (sorted keys, fixed zip timestamps) so that retraining on the
 same data gives the same files and a model change always shows up in review.
 """
@@ -29,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ai_pipeline.triage.features import TOKENIZER_VERSION
+from ai_pipeline.triage.type_features import CUES_VERSION, N_CUES
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -70,11 +75,32 @@ class VectorizerSpec:
 
 
 @dataclass(frozen=True, eq=False)
+class DenseMemberSpec:
+    """A softmax linear model over a dense block ``[embedding | cues]`` of one report.
+
+    ``embedding_max_tokens`` is the token budget the embedding was computed with in training
+    (inference must use the same), ``cues_version`` the cue set (``type_features.py``).
+    """
+
+    coef: Float32Array  # (n_labels, embedding dimensions + number of cues)
+    intercept: Float32Array
+    embedding_dimensions: int
+    embedding_max_tokens: int
+    cues_version: int
+
+    @property
+    def n_features(self) -> int:
+        return int(self.coef.shape[1])
+
+
+@dataclass(frozen=True, eq=False)
 class ClassifierSpec:
     """A linear text classifier: ``link(X @ coef.T + intercept)``.
 
     ``labels`` are in the column order of the fitted model (scikit-learn's ``classes_``).
     For ``sigmoid`` there is a single row of coefficients scoring ``labels[1]``.
+    With ``members`` (softmax only), the prediction is the mean of this model's probabilities
+    and each member's, all in ``labels`` order.
     """
 
     name: str
@@ -85,6 +111,7 @@ class ClassifierSpec:
     link: Link
     thresholds: dict[str, float] = field(default_factory=dict)
     scores: dict[str, Any] = field(default_factory=dict)
+    members: tuple[DenseMemberSpec, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,6 +197,7 @@ def _manifest(artifact: Artifact, named: list[tuple[VectorizerSpec, str]]) -> di
             "vectorizer": _vectorizer_name(named, spec.vectorizer),
             "thresholds": spec.thresholds,
             "scores": spec.scores,
+            **({"members": [_member_to_json(m) for m in spec.members]} if spec.members else {}),
         }
         for name, spec in artifact.classifiers.items()
     }
@@ -185,6 +213,16 @@ def _manifest(artifact: Artifact, named: list[tuple[VectorizerSpec, str]]) -> di
             "scores": dup.scores,
         },
         "metadata": artifact.metadata,
+    }
+
+
+def _member_to_json(member: DenseMemberSpec) -> dict[str, Any]:
+    return {
+        "kind": "dense",
+        "embedding_dimensions": member.embedding_dimensions,
+        "embedding_max_tokens": member.embedding_max_tokens,
+        "cues_version": member.cues_version,
+        "n_features": member.n_features,
     }
 
 
@@ -204,6 +242,11 @@ def _collect_arrays(artifact: Artifact) -> dict[str, npt.NDArray[Any]]:
     for name, spec in artifact.classifiers.items():
         arrays[f"{name}.coef"] = np.ascontiguousarray(spec.coef, dtype=np.float32)
         arrays[f"{name}.intercept"] = np.ascontiguousarray(spec.intercept, dtype=np.float32)
+        for i, member in enumerate(spec.members):
+            arrays[f"{name}.member{i}.coef"] = np.ascontiguousarray(member.coef, dtype=np.float32)
+            arrays[f"{name}.member{i}.intercept"] = np.ascontiguousarray(
+                member.intercept, dtype=np.float32
+            )
     return arrays
 
 
@@ -299,6 +342,12 @@ def _classifier_from_json(
         raise ArtifactError(f"{name}: unknown link {link!r}")
     if coef.ndim != 2 or coef.shape[1] != len(vectorizer.vocabulary):
         raise ArtifactError(f"{name}: coefficients do not match the vocabulary")
+    members = tuple(
+        _member_from_json(f"{name}.member{i}", member, arrays, len(coef))
+        for i, member in enumerate(raw.get("members", []))
+    )
+    if members and link != "softmax":
+        raise ArtifactError(f"{name}: dense members need the softmax link")
     return ClassifierSpec(
         name=name,
         labels=tuple(str(label) for label in raw["labels"]),
@@ -308,4 +357,28 @@ def _classifier_from_json(
         link=link,
         thresholds={key: float(value) for key, value in raw["thresholds"].items()},
         scores=dict(raw["scores"]),
+        members=members,
     )
+
+
+def _member_from_json(
+    key: str, raw: dict[str, Any], arrays: dict[str, npt.NDArray[Any]], n_labels: int
+) -> DenseMemberSpec:
+    if raw.get("kind") != "dense":
+        raise ArtifactError(f"{key}: unknown member kind {raw.get('kind')!r}")
+    if raw["cues_version"] != CUES_VERSION:
+        raise ArtifactError(
+            f"{key}: trained with cues {raw['cues_version']!r}, this code has {CUES_VERSION}; "
+            "retrain"
+        )
+    member = DenseMemberSpec(
+        coef=arrays[f"{key}.coef"].astype(np.float32, copy=False),
+        intercept=arrays[f"{key}.intercept"].astype(np.float32, copy=False),
+        embedding_dimensions=int(raw["embedding_dimensions"]),
+        embedding_max_tokens=int(raw["embedding_max_tokens"]),
+        cues_version=int(raw["cues_version"]),
+    )
+    expected = (n_labels, member.embedding_dimensions + N_CUES)
+    if member.coef.shape != expected or member.intercept.shape != (n_labels,):
+        raise ArtifactError(f"{key}: coefficients of shape {member.coef.shape}, not {expected}")
+    return member

@@ -4,6 +4,10 @@ This reproduces, for the settings training uses, scikit-learn's
 ``TfidfVectorizer(analyzer=..., sublinear_tf=..., norm="l2").transform`` followed by
 ``LogisticRegression.decision_function`` / ``predict_proba`` / ``predict``. The equivalence is
 pinned by a unit test, so the service never has to import scikit-learn.
+
+A classifier with dense members (issue type) also needs each report's dense row
+(``type_features.dense_row``: embedding, then cues); its probabilities are the mean of the
+tf-idf model's and the members'.
 """
 
 from __future__ import annotations
@@ -15,7 +19,13 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp  # type: ignore[import-untyped, unused-ignore]
 
-from ai_pipeline.triage.artifact import Analyzer, ClassifierSpec, FloatArray, VectorizerSpec
+from ai_pipeline.triage.artifact import (
+    Analyzer,
+    ClassifierSpec,
+    DenseMemberSpec,
+    FloatArray,
+    VectorizerSpec,
+)
 from ai_pipeline.triage.features import analyze, analyze_unigrams, with_bigrams
 
 IntArray = npt.NDArray[np.int32]
@@ -108,8 +118,26 @@ def sigmoid(scores: FloatArray) -> FloatArray:
     return result
 
 
+class DenseMember:
+    """Softmax inference of one :class:`DenseMemberSpec` (float64, as scikit-learn sums)."""
+
+    def __init__(self, spec: DenseMemberSpec) -> None:
+        self.spec = spec
+        self._coef = spec.coef.astype(np.float64)
+        self._intercept = spec.intercept.astype(np.float64)
+
+    def predict_proba(self, dense: FloatArray) -> FloatArray:
+        """Probabilities for dense rows (2-d) or one dense row (1-d)."""
+        scores: FloatArray = np.atleast_2d(dense) @ self._coef.T + self._intercept
+        proba = softmax(scores)
+        return proba if dense.ndim == 2 else proba[0]
+
+
 class LinearClassifier:
-    """``LogisticRegression`` inference from a :class:`ClassifierSpec`."""
+    """``LogisticRegression`` inference from a :class:`ClassifierSpec`.
+
+    With dense members, every probability method needs the dense rows as well (``dense``).
+    """
 
     def __init__(self, spec: ClassifierSpec, features: TfidfFeatures | None = None) -> None:
         self.spec = spec
@@ -119,35 +147,55 @@ class LinearClassifier:
         # float32 on disk; computing in float64 keeps the sums as scikit-learn does them.
         self._coef = spec.coef.astype(np.float64)
         self._intercept = spec.intercept.astype(np.float64)
+        self.members = tuple(DenseMember(member) for member in spec.members)
+
+    @property
+    def needs_dense(self) -> bool:
+        """Whether predictions need each report's dense row (embedding and cues)."""
+        return bool(self.members)
 
     # -- batch (evaluation, tests)
 
     def decision_function(self, matrix: sp.csr_matrix) -> FloatArray:
+        """Scores of the tf-idf model alone (members have their own scores)."""
         scores: FloatArray = np.asarray(matrix @ self._coef.T) + self._intercept
         return scores
 
-    def predict_proba(self, matrix: sp.csr_matrix) -> FloatArray:
-        return self._link(self.decision_function(matrix))
+    def predict_proba(self, matrix: sp.csr_matrix, dense: FloatArray | None = None) -> FloatArray:
+        return self._combine(self._link(self.decision_function(matrix)), dense)
 
-    def predict(self, matrix: sp.csr_matrix) -> list[str]:
-        return [self.labels[i] for i in np.argmax(self.predict_proba(matrix), axis=1)]
+    def predict(self, matrix: sp.csr_matrix, dense: FloatArray | None = None) -> list[str]:
+        return [self.labels[i] for i in np.argmax(self.predict_proba(matrix, dense), axis=1)]
 
-    def predict_texts(self, texts: Sequence[str]) -> list[str]:
-        return self.predict(self.features.transform(texts))
+    def predict_texts(self, texts: Sequence[str], dense: FloatArray | None = None) -> list[str]:
+        return self.predict(self.features.transform(texts), dense)
 
     # -- single report (service path)
 
-    def proba_vector(self, vector: SparseVector) -> FloatArray:
-        """Class probabilities for one tf-idf row, in ``labels`` order."""
+    def proba_vector(self, vector: SparseVector, dense: FloatArray | None = None) -> FloatArray:
+        """Class probabilities for one tf-idf row (and dense row), in ``labels`` order."""
         scores: FloatArray = self._coef[:, vector.indices] @ vector.values + self._intercept
         proba: FloatArray = self._link(scores[np.newaxis, :])[0]
-        return proba
+        return self._combine(proba, dense)
 
-    def best(self, vector: SparseVector) -> tuple[str, float, FloatArray]:
+    def best(
+        self, vector: SparseVector, dense: FloatArray | None = None
+    ) -> tuple[str, float, FloatArray]:
         """The most probable label, its probability, and all probabilities."""
-        proba = self.proba_vector(vector)
+        proba = self.proba_vector(vector, dense)
         best = int(np.argmax(proba))
         return self.labels[best], float(proba[best]), proba
+
+    def _combine(self, proba: FloatArray, dense: FloatArray | None) -> FloatArray:
+        if not self.members:
+            return proba
+        if dense is None:
+            raise ValueError(f"classifier {self.name!r} needs the dense rows (embedding, cues)")
+        total = proba.copy()
+        for member in self.members:
+            total += member.predict_proba(dense)
+        result: FloatArray = total / (1 + len(self.members))
+        return result
 
     def _link(self, scores: FloatArray) -> FloatArray:
         if self.spec.link == "softmax":

@@ -1,11 +1,19 @@
-"""The offline triage engine: shipped linear models plus rules, numpy/scipy only."""
+"""The offline triage engine: shipped linear models plus rules, numpy/scipy only.
+
+The issue-type model also reads the report's sentence embedding (MiniLM, onnxruntime): one
+embedding call per report, exposed as :meth:`LocalTriageEngine.embed` so that other users
+(duplicate search) can share the same vector.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from ai_pipeline.domain.models import (
     BugReport,
@@ -18,7 +26,7 @@ from ai_pipeline.domain.models import (
 from ai_pipeline.triage import rules
 from ai_pipeline.triage.artifact import Artifact, VectorizerSpec, load_artifact
 from ai_pipeline.triage.duplicates import DuplicateIndex
-from ai_pipeline.triage.embeddings import Embedding
+from ai_pipeline.triage.embeddings import Embedding, report_text
 from ai_pipeline.triage.features import MAX_CHARS, tokenize
 from ai_pipeline.triage.linear import (
     LinearClassifier,
@@ -26,10 +34,19 @@ from ai_pipeline.triage.linear import (
     TfidfFeatures,
     terms_from_tokens,
 )
+from ai_pipeline.triage.type_features import dense_row
 
 CLASSIFIERS = ("type", "priority", "severity", "security")
 # Fields whose confidence is compared with a threshold to decide ``needs-triage``.
 THRESHOLDED_FIELDS = ("type", "priority", "severity", "category")
+
+
+class TextEmbedder(Protocol):
+    """What the engine needs of :class:`~ai_pipeline.triage.embeddings.Embedder`."""
+
+    max_tokens: int
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
 
 
 @dataclass(frozen=True)
@@ -47,7 +64,9 @@ class LocalTriageEngine:
 
     name: str = "local"
 
-    def __init__(self, artifact: Artifact) -> None:
+    def __init__(self, artifact: Artifact, embedder: TextEmbedder | None = None) -> None:
+        """``embedder`` defaults to the service's MiniLM :class:`Embedder` (one thread), built
+        here once when a classifier needs embeddings."""
         self.artifact = artifact
         features = _SharedFeatures()
         self._classifiers = {
@@ -58,6 +77,7 @@ class LocalTriageEngine:
         missing = set(CLASSIFIERS) - set(self._classifiers)
         if missing:
             raise ValueError(f"artifact lacks classifiers: {', '.join(sorted(missing))}")
+        self._embedder = embedder or _default_embedder(artifact)
         self._security_threshold = artifact.classifier("security").thresholds["positive"]
         self._duplicate_threshold = artifact.duplicates.threshold
         self.thresholds: dict[str, float] = {
@@ -71,9 +91,24 @@ class LocalTriageEngine:
         }
 
     @classmethod
-    def load(cls, path: Path | None = None) -> LocalTriageEngine:
+    def load(
+        cls, path: Path | None = None, embedder: TextEmbedder | None = None
+    ) -> LocalTriageEngine:
         """Load the artifact at ``path``, by default the model shipped with the package."""
-        return cls(load_artifact(path))
+        return cls(load_artifact(path), embedder)
+
+    def embed(self, report: BugReport) -> Embedding:
+        """The report's unit sentence embedding: the vector the type model reads, the same
+        as the triage agent's (``report_text`` of the full text), shareable with duplicate
+        search. Pass it to :meth:`decide` to avoid a second embedding call."""
+        return self.embed_text(_model_text(report))
+
+    def embed_text(self, text: str) -> Embedding:
+        """Unit embedding of a model text (``report.full_text()`` bounded to ``MAX_CHARS``)."""
+        if self._embedder is None:
+            raise ValueError("this engine has no embedder (its artifact needs none)")
+        row: Embedding = self._embedder.embed([report_text(text)])[0]
+        return row
 
     def new_duplicate_index(self) -> DuplicateIndex:
         """An empty duplicate index using this artifact's idf and title weight."""
@@ -96,8 +131,8 @@ class LocalTriageEngine:
         """The synchronous decision (evaluation, benchmarks and the LLM fallback call it)."""
         # Models and rules read the same bounded prefix: the tail of a huge report is logs,
         # and scanning 128k characters with the rule regexes would cost ~30 ms.
-        text = report.full_text()[:MAX_CHARS]
-        fields = self._decide_fields(report.title, text)
+        text = _model_text(report)
+        fields = self._decide_fields(report.title, text, embedding)
         ranked = _usable_candidates(report, candidates)
         duplicate_of = self._duplicate_of(ranked)
         confidence = {**fields.confidence, "duplicate": _duplicate_confidence(ranked, duplicate_of)}
@@ -130,11 +165,11 @@ class LocalTriageEngine:
             engine=self.name,
         )
 
-    def _decide_fields(self, title: str, text: str) -> _Fields:
+    def _decide_fields(self, title: str, text: str, embedding: Embedding | None = None) -> _Fields:
         """Models and rules on the report text; the text is tokenised once for all of them."""
         tokens = tokenize(text)
         vectors = self._vectors(tokens)
-        issue_type, type_conf = self._predict("type", vectors)
+        issue_type, type_conf = self._predict_type(text, vectors, embedding)
         priority, priority_conf = self._predict("priority", vectors)
         severity, severity_conf = self._predict("severity", vectors)
         category = rules.guess_category(title, text, tokens)
@@ -174,6 +209,21 @@ class LocalTriageEngine:
                 vectors[id(features)] = features.vector_from_terms(terms[features.analyzer])
         return vectors
 
+    def _predict_type(
+        self,
+        text: str,
+        vectors: dict[int, SparseVector],
+        embedding: Embedding | None,
+    ) -> tuple[str, float]:
+        classifier = self._classifiers["type"]
+        dense = None
+        if classifier.needs_dense:
+            if embedding is None:
+                embedding = self.embed_text(text)
+            dense = dense_row(embedding, text)
+        label, probability, _ = classifier.best(vectors[id(classifier.features)], dense)
+        return label, _round(probability)
+
     def _predict(self, name: str, vectors: dict[int, SparseVector]) -> tuple[str, float]:
         classifier = self._classifiers[name]
         label, probability, _ = classifier.best(vectors[id(classifier.features)])
@@ -183,6 +233,31 @@ class LocalTriageEngine:
         classifier = self._classifiers["security"]
         proba = classifier.proba_vector(vectors[id(classifier.features)])
         return float(proba[classifier.labels.index("security")])
+
+
+def _model_text(report: BugReport) -> str:
+    # Models and rules read the same bounded prefix: the tail of a huge report is logs,
+    # and scanning 128k characters with the rule regexes would cost ~30 ms.
+    return report.full_text()[:MAX_CHARS]
+
+
+def embedding_max_tokens(artifact: Artifact) -> int | None:
+    """The token budget the artifact's embedding models were trained with (None: no such
+    model). The duplicate index and the security score read the same vector."""
+    specs = artifact.classifiers.values()
+    tokens = {member.embedding_max_tokens for spec in specs for member in spec.members}
+    if len(tokens) > 1:
+        raise ValueError("classifiers need embeddings of different token budgets")
+    return tokens.pop() if tokens else None
+
+
+def _default_embedder(artifact: Artifact) -> TextEmbedder | None:
+    tokens = embedding_max_tokens(artifact)
+    if tokens is None:
+        return None
+    from ai_pipeline.triage.embeddings import Embedder
+
+    return Embedder(max_tokens=tokens, threads=1)
 
 
 class _SharedFeatures:

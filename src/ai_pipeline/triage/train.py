@@ -11,6 +11,7 @@ Run: ``python -m ai_pipeline.triage.train --data-dir ../shared/data``
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import platform
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from ai_pipeline.triage import rules
 from ai_pipeline.triage.artifact import (
     Artifact,
     ClassifierSpec,
+    DenseMemberSpec,
     DuplicateSpec,
     FloatArray,
     VectorizerSpec,
@@ -32,6 +34,7 @@ from ai_pipeline.triage.artifact import (
     save_artifact,
 )
 from ai_pipeline.triage.duplicates import DuplicateIndex
+from ai_pipeline.triage.embeddings import DEFAULT_MAX_TOKENS, DIMENSIONS, report_text
 from ai_pipeline.triage.linear import ANALYZERS, LinearClassifier, TfidfFeatures
 from ai_pipeline.triage.tasks import (
     DUPLICATE_FILES,
@@ -42,6 +45,7 @@ from ai_pipeline.triage.tasks import (
     get_task,
     load_duplicate_data,
 )
+from ai_pipeline.triage.type_features import CUES_VERSION, dense_matrix
 
 SEED = 42
 VALIDATION_FRACTION = 0.2
@@ -57,9 +61,41 @@ DUPLICATE_THRESHOLD_GRID = tuple(round(0.40 + 0.05 * i, 2) for i in range(12))  
 DUPLICATE_F_BETA = 0.5
 # A missed security report is disclosed publicly, so recall weighs more than precision.
 SECURITY_F_BETA = 2.0
+# The NLBSE protocol figures are cross-validated: 5 folds per repository, repeated twice.
+PROTOCOL_REPEATS = 2
+TERM_CACHE = 4096  # texts whose analyzed terms are memoised while one task trains
 
 Progress = Callable[[str], None]
 BoolArray = npt.NDArray[np.bool_]
+Embed = Callable[[Sequence[str]], npt.NDArray[np.float32]]
+
+
+class DenseRows:
+    """Dense rows (embedding, then cues) of report texts; each text is embedded once.
+
+    What is embedded is ``report_text(text)``, as the triage agent and the engine do.
+    ``embed`` defaults to the service's :class:`Embedder` (one thread, 128 tokens), built on
+    first use; tests may pass a memoised one.
+    """
+
+    def __init__(self, embed: Embed | None = None) -> None:
+        self._embed = embed
+        self._cache: dict[str, npt.NDArray[np.float32]] = {}
+
+    def __call__(self, texts: Sequence[str]) -> FloatArray:
+        missing = sorted({t for t in texts if t not in self._cache})
+        if missing:
+            vectors = self._embedder()([report_text(t) for t in missing])
+            self._cache.update(zip(missing, vectors, strict=True))
+        embeddings = np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0))
+        return dense_matrix(embeddings.reshape(len(texts), -1), texts)
+
+    def _embedder(self) -> Embed:
+        if self._embed is None:
+            from ai_pipeline.triage.embeddings import Embedder
+
+            self._embed = Embedder(max_tokens=DEFAULT_MAX_TOKENS, threads=1).embed
+        return self._embed
 
 
 # ------------------------------------------------------------------------------ splitting
@@ -99,28 +135,46 @@ class FittedTask:
     pipeline: Any  # sklearn.pipeline.Pipeline(TfidfVectorizer, LogisticRegression)
     thresholds: dict[str, float]
     n_train: int
+    # Tasks with ``dense_C``: LogisticRegression over ``dense`` rows, probabilities averaged.
+    member: Any = None
+    dense: DenseRows | None = None
 
     @property
     def classes(self) -> tuple[str, ...]:
         return tuple(str(c) for c in self.pipeline[-1].classes_)
 
     def predict_proba(self, texts: Sequence[str]) -> FloatArray:
-        proba: FloatArray = self.pipeline.predict_proba(list(texts))
-        return proba
+        return _models_proba(self.pipeline, self.member, self.dense, texts)
 
     def predict(self, texts: Sequence[str]) -> list[str]:
-        return [str(label) for label in self.pipeline.predict(list(texts))]
+        classes = self.classes
+        return [classes[i] for i in np.argmax(self.predict_proba(texts), axis=1)]
 
 
-def make_pipeline(task: Task) -> Any:
-    """A fresh ``TfidfVectorizer`` + ``LogisticRegression`` with the task's settings."""
+def _models_proba(
+    pipeline: Any, member: Any, dense: DenseRows | None, texts: Sequence[str]
+) -> FloatArray:
+    proba: FloatArray = pipeline.predict_proba(list(texts))
+    if member is None or dense is None:
+        return proba
+    if list(member.classes_) != list(pipeline[-1].classes_):
+        raise ValueError("the dense member's classes differ from the tf-idf model's")
+    mean: FloatArray = (proba + member.predict_proba(dense(texts))) / 2.0
+    return mean
+
+
+def make_pipeline(task: Task, analyzer: Callable[[str], list[str]] | None = None) -> Any:
+    """A fresh ``TfidfVectorizer`` + ``LogisticRegression`` with the task's settings.
+
+    ``analyzer`` may replace the task's analyzer by a memoised copy of it (same terms).
+    """
     from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped, unused-ignore]
     from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped, unused-ignore]
     from sklearn.pipeline import Pipeline  # type: ignore[import-untyped, unused-ignore]
 
     settings = task.settings
     vectorizer = TfidfVectorizer(
-        analyzer=ANALYZERS[settings.analyzer],
+        analyzer=analyzer or ANALYZERS[settings.analyzer],
         min_df=settings.min_df,
         sublinear_tf=True,
         norm="l2",
@@ -135,24 +189,64 @@ def make_pipeline(task: Task) -> Any:
     return Pipeline([("tfidf", vectorizer), ("model", model)])
 
 
-def fit(task: Task, train: Sequence[Example]) -> FittedTask:
-    """Fit the task's pipeline on ``train``; thresholds come from out-of-fold predictions."""
-    from sklearn.model_selection import (  # type: ignore[import-untyped, unused-ignore]
-        StratifiedKFold,
-        cross_val_predict,
-    )
+def memoised_analyzer(task: Task) -> Callable[[str], list[str]]:
+    """The task's analyzer, memoising the terms of recent texts (cross-validation refits the
+    vectorizer on the same texts many times)."""
+    return functools.lru_cache(maxsize=TERM_CACHE)(ANALYZERS[task.settings.analyzer])
+
+
+def fit_models(
+    task: Task,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    dense: DenseRows | None = None,
+    sample_weight: FloatArray | None = None,
+    analyzer: Callable[[str], list[str]] | None = None,
+) -> tuple[Any, Any]:
+    """The task's tf-idf pipeline and, with ``dense_C``, its dense member, fitted on texts."""
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped, unused-ignore]
+
+    with _single_thread():
+        pipeline = make_pipeline(task, analyzer).fit(
+            list(texts), list(labels), model__sample_weight=sample_weight
+        )
+        member = None
+        if task.dense_C is not None:
+            if dense is None:
+                raise ValueError(f"task {task.name!r} needs dense rows (embeddings)")
+            member = LogisticRegression(C=task.dense_C, max_iter=MAX_ITER, random_state=SEED)
+            member.fit(dense(texts), list(labels), sample_weight=sample_weight)
+    return pipeline, member
+
+
+def fit(task: Task, train: Sequence[Example], dense: DenseRows | None = None) -> FittedTask:
+    """Fit the task's models on ``train``; thresholds come from out-of-fold predictions."""
+    from sklearn.model_selection import StratifiedKFold  # type: ignore[import-untyped, unused-ignore]
 
     texts = [e.text for e in train]
     labels = [e.label for e in train]
+    if task.dense_C is not None and dense is None:
+        dense = DenseRows()
+    analyzer = memoised_analyzer(task)
     folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=SEED)
-    with _single_thread():
-        oof = cross_val_predict(
-            make_pipeline(task), texts, labels, cv=folds, method="predict_proba"
+    oof: FloatArray | None = None
+    for fold_train, fold_test in folds.split(texts, labels):
+        pipeline, member = fit_models(
+            task,
+            [texts[i] for i in fold_train],
+            [labels[i] for i in fold_train],
+            dense,
+            analyzer=analyzer,
         )
-        pipeline = make_pipeline(task).fit(texts, labels)
+        proba = _models_proba(pipeline, member, dense, [texts[i] for i in fold_test])
+        if oof is None:
+            oof = np.zeros((len(texts), proba.shape[1]))
+        oof[fold_test] = proba
+    assert oof is not None
+    pipeline, member = fit_models(task, texts, labels, dense, analyzer=analyzer)
     classes = tuple(str(c) for c in pipeline[-1].classes_)
     thresholds = calibrate_thresholds(task, labels, oof, classes)
-    return FittedTask(task, pipeline, thresholds, len(train))
+    return FittedTask(task, pipeline, thresholds, len(train), member, dense)
 
 
 def _single_thread() -> Any:
@@ -298,22 +392,119 @@ def _macro_f1_per_group(
     return scores
 
 
-def evaluate_per_group_models(task: Task, split: Split) -> dict[str, float]:
-    """The NLBSE'24 protocol: one classifier per repository, macro-F1 per repository,
-    averaged. Trained on the repository's training rows, scored on its held-out rows."""
+def evaluate_per_group_models(
+    task: Task, split: Split, dense: DenseRows | None = None
+) -> dict[str, float]:
+    """The NLBSE'24 protocol on the held-out split: one classifier per repository, macro-F1
+    per repository, averaged. Each is trained on its repository's training rows plus (at
+    ``other_group_weight``) the other repositories' training rows, scored on its held-out
+    rows."""
     from sklearn.metrics import f1_score  # type: ignore[import-untyped, unused-ignore]
 
+    analyzer = memoised_analyzer(task)
     scores = {}
     for group in sorted({e.group for e in split.train}):
-        train = [e for e in split.train if e.group == group]
+        train, weights = _with_other_groups(task, split.train, group)
         validation = [e for e in split.validation if e.group == group]
-        with _single_thread():
-            pipeline = make_pipeline(task).fit([e.text for e in train], [e.label for e in train])
-        predicted = pipeline.predict([e.text for e in validation])
+        predicted = _fit_predict(task, train, weights, validation, dense, analyzer)
         truth = [e.label for e in validation]
         scores[group] = _r(f1_score(truth, predicted, labels=list(task.labels), average="macro"))
     scores["mean"] = _r(float(np.mean(list(scores.values()))))
     return scores
+
+
+def cross_validate_per_group(
+    task: Task,
+    examples: Sequence[Example],
+    dense: DenseRows | None = None,
+    repeats: int = PROTOCOL_REPEATS,
+) -> dict[str, Any]:
+    """Both NLBSE figures by repeated stratified 5-fold cross-validation on all examples.
+
+    ``per_repository``: the protocol. For each repository, 5 folds of its own issues; a
+    fold's model trains on the other four folds plus every other repository's issues at
+    ``other_group_weight``. ``generic``: one model on all repositories (5 folds stratified
+    by repository and label, weight 1), scored per repository. Mean ± std are over the
+    ``repeats × 5`` fold-level means of the five repositories.
+    """
+    from sklearn.metrics import f1_score  # type: ignore[import-untyped, unused-ignore]
+    from sklearn.model_selection import StratifiedKFold  # type: ignore[import-untyped, unused-ignore]
+
+    analyzer = memoised_analyzer(task)
+    labels = list(task.labels)
+    groups = sorted({e.group for e in examples})
+    protocol = np.zeros((repeats, CV_FOLDS, len(groups)))
+    generic = np.zeros((repeats, CV_FOLDS, len(groups)))
+    for repeat in range(repeats):
+        for g, group in enumerate(groups):
+            own = [e for e in examples if e.group == group]
+            others = [e for e in examples if e.group != group]
+            folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=SEED + repeat)
+            for k, (tr, te) in enumerate(folds.split(own, [e.label for e in own])):
+                train = [own[i] for i in tr] + others
+                weights = np.concatenate(
+                    [np.ones(len(tr)), np.full(len(others), task.other_group_weight)]
+                )
+                test = [own[i] for i in te]
+                predicted = _fit_predict(task, train, weights, test, dense, analyzer)
+                protocol[repeat, k, g] = f1_score(
+                    [e.label for e in test], predicted, labels=labels, average="macro"
+                )
+        folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=SEED + repeat)
+        strata = [f"{e.group}|{e.label}" for e in examples]
+        for k, (tr, te) in enumerate(folds.split(examples, strata)):
+            train = [examples[i] for i in tr]
+            test = [examples[i] for i in te]
+            predicted = _fit_predict(task, train, np.ones(len(train)), test, dense, analyzer)
+            for g, group in enumerate(groups):
+                rows = [i for i, e in enumerate(test) if e.group == group]
+                generic[repeat, k, g] = f1_score(
+                    [test[i].label for i in rows],
+                    [predicted[i] for i in rows],
+                    labels=labels,
+                    average="macro",
+                )
+    return {
+        "method": f"stratified {CV_FOLDS}-fold x {repeats} per repository; other "
+        f"repositories at sample weight {task.other_group_weight}",
+        "per_repository": _cv_summary(protocol, groups),
+        "generic": _cv_summary(generic, groups),
+    }
+
+
+def _cv_summary(scores: FloatArray, groups: list[str]) -> dict[str, Any]:
+    fold_means = scores.mean(axis=2).ravel()
+    per_group = scores.mean(axis=(0, 1))
+    return {
+        "mean": _r(float(fold_means.mean())),
+        "std": _r(float(fold_means.std())),
+        **{group: _r(float(v)) for group, v in zip(groups, per_group, strict=True)},
+    }
+
+
+def _with_other_groups(
+    task: Task, examples: Sequence[Example], group: str
+) -> tuple[list[Example], FloatArray]:
+    own = [e for e in examples if e.group == group]
+    others = [e for e in examples if e.group != group] if task.other_group_weight > 0 else []
+    weights = np.concatenate([np.ones(len(own)), np.full(len(others), task.other_group_weight)])
+    return own + others, weights
+
+
+def _fit_predict(
+    task: Task,
+    train: Sequence[Example],
+    weights: FloatArray,
+    test: Sequence[Example],
+    dense: DenseRows | None,
+    analyzer: Callable[[str], list[str]],
+) -> list[str]:
+    pipeline, member = fit_models(
+        task, [e.text for e in train], [e.label for e in train], dense, weights, analyzer
+    )
+    proba = _models_proba(pipeline, member, dense, [e.text for e in test])
+    classes = [str(c) for c in pipeline[-1].classes_]
+    return [classes[i] for i in np.argmax(proba, axis=1)]
 
 
 def _majority_share(labels: Sequence[str]) -> float:
@@ -352,6 +543,20 @@ def classifier_spec(fitted: FittedTask, scores: dict[str, Any]) -> ClassifierSpe
         link="sigmoid" if len(fitted.classes) == 2 else "softmax",
         thresholds=fitted.thresholds,
         scores=scores,
+        members=() if fitted.member is None else (dense_member_spec(fitted),),
+    )
+
+
+def dense_member_spec(fitted: FittedTask) -> DenseMemberSpec:
+    member = fitted.member
+    if tuple(str(c) for c in member.classes_) != fitted.classes:
+        raise ValueError("the dense member's classes differ from the tf-idf model's")
+    return DenseMemberSpec(
+        coef=np.asarray(member.coef_, dtype=np.float32),
+        intercept=np.asarray(member.intercept_, dtype=np.float32),
+        embedding_dimensions=DIMENSIONS,
+        embedding_max_tokens=DEFAULT_MAX_TOKENS,
+        cues_version=CUES_VERSION,
     )
 
 
@@ -473,8 +678,13 @@ class ArtifactEvaluation:
     data_matches_artifact: bool
 
 
-def evaluate_artifact(artifact: Artifact, task_name: str, data_dir: Path) -> ArtifactEvaluation:
-    """Score a saved classifier on the same held-out split training used (same seed)."""
+def evaluate_artifact(
+    artifact: Artifact, task_name: str, data_dir: Path, dense: DenseRows | None = None
+) -> ArtifactEvaluation:
+    """Score a saved classifier on the same held-out split training used (same seed).
+
+    A classifier with dense members embeds the validation texts (``dense``, by default the
+    service's embedder)."""
     from sklearn.metrics import confusion_matrix  # type: ignore[import-untyped, unused-ignore]
 
     task = get_task(task_name)
@@ -485,8 +695,18 @@ def evaluate_artifact(artifact: Artifact, task_name: str, data_dir: Path) -> Art
     if task.binary:
         predicted, metrics = _security_decisions(classifier, texts, truth, task)
     else:
-        predicted = classifier.predict_texts(texts)
+        rows = (dense or DenseRows())(texts) if classifier.needs_dense else None
+        predicted = classifier.predict_texts(texts, rows)
         metrics = _multiclass_metrics(truth, predicted, list(task.labels))
+        if len({e.group for e in validation}) > 1:
+            metrics.update(
+                {
+                    f"macro_f1 {group}": value
+                    for group, value in _macro_f1_per_group(
+                        validation, predicted, list(task.labels)
+                    ).items()
+                }
+            )
     labels = list(task.labels)
     confusion = confusion_matrix(truth, predicted, labels=labels)
     return ArtifactEvaluation(
@@ -567,8 +787,17 @@ def data_matches(artifact: Artifact, data_dir: Path, files: Sequence[str]) -> bo
 # ---------------------------------------------------------------------------------- train
 
 
-def train(data_dir: Path, progress: Progress | None = None) -> Artifact:
-    """Fit and evaluate every task and duplicate search; return the artifact (not saved)."""
+def train(
+    data_dir: Path,
+    progress: Progress | None = None,
+    embed: Embed | None = None,
+    protocol_repeats: int = PROTOCOL_REPEATS,
+) -> Artifact:
+    """Fit and evaluate every task and duplicate search; return the artifact (not saved).
+
+    ``embed`` (texts → unit rows) defaults to the service's embedder; ``protocol_repeats``
+    is the number of repeats of the per-repository cross-validation (0: skip it).
+    """
     report = progress or (lambda _step: None)
     classifiers: dict[str, ClassifierSpec] = {}
     corpus: dict[str, str] = {}  # text by identity, so shared sources count once for idf
@@ -577,10 +806,15 @@ def train(data_dir: Path, progress: Progress | None = None) -> Artifact:
         examples = task.examples(data_dir)
         corpus.update((e.text, e.text) for e in examples)
         split = split_examples(examples)
-        fitted = fit(task, split.train)
+        dense = DenseRows(embed) if task.dense_C is not None else None
+        fitted = fit(task, split.train, dense)
         scores = evaluate(fitted, split.validation)
         if name == "type":
-            scores["per_repository_models"] = evaluate_per_group_models(task, split)
+            scores["per_repository_models"] = evaluate_per_group_models(task, split, dense)
+            if protocol_repeats > 0:
+                scores["cross_validation"] = cross_validate_per_group(
+                    task, examples, dense, protocol_repeats
+                )
         classifiers[name] = classifier_spec(fitted, scores)
         report(f"task {name}")
     spec, threshold, scores = evaluate_duplicates(sorted(corpus), load_duplicate_data(data_dir))
@@ -603,7 +837,10 @@ def training_metadata(data_dir: Path) -> dict[str, Any]:
         "seed": SEED,
         "validation_fraction": VALIDATION_FRACTION,
         "cv_folds": CV_FOLDS,
-        "model": "tf-idf (sublinear tf, l2) + logistic regression",
+        "model": "tf-idf (sublinear tf, l2) + logistic regression; type: mean of that and a "
+        "logistic regression over [MiniLM embedding (128 tokens) | template cues]",
+        "embedding": {"dimensions": DIMENSIONS, "max_tokens": DEFAULT_MAX_TOKENS},
+        "cues_version": CUES_VERSION,
         "settings": {
             name: {
                 "analyzer": cls.settings.analyzer,
@@ -611,6 +848,10 @@ def training_metadata(data_dir: Path) -> dict[str, Any]:
                 "C": cls.settings.C,
                 "class_weight": cls.settings.class_weight,
                 "target_accuracy": cls.target_accuracy,
+                **({"dense_C": cls.dense_C} if cls.dense_C is not None else {}),
+                **(
+                    {"other_group_weight": cls.other_group_weight} if cls.other_group_weight else {}
+                ),
             }
             for name, cls in sorted(TASKS.items())
         },

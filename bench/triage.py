@@ -26,9 +26,10 @@ from ai_pipeline.agents.triage import TriageAgent
 from ai_pipeline.domain.events import BugReportSubmitted
 from ai_pipeline.domain.models import BugReport
 from ai_pipeline.observability.metrics import Metrics
+from ai_pipeline.triage.duplicate_eval import load_seamonkey
 from ai_pipeline.triage.embeddings import Embedder, report_text
 from ai_pipeline.triage.local import LocalTriageEngine
-from ai_pipeline.triage.tasks import TASKS, get_task, load_duplicate_data
+from ai_pipeline.triage.tasks import TASKS, get_task
 
 DATA_DIR = Path(os.environ.get("AI_PIPELINE_DATA_DIR", "../shared/data"))
 
@@ -40,7 +41,7 @@ def _texts(data_dir: Path) -> list[tuple[str, str]]:
         for example in get_task(name).examples(data_dir):
             title, _, body = example.text.partition("\n")
             seen.setdefault(example.text, (title[:200] or "untitled", body))
-    for report in load_duplicate_data(data_dir).reports:
+    for report in load_seamonkey(data_dir).reports:
         seen.setdefault(report.text, (report.title[:200] or "untitled", report.description))
     return list(seen.values())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from ai_pipeline.domain.models import BugReport
+from ai_pipeline.domain.models import BugReport, IssueType, Priority, Severity, TriageResult
 
 _ids = itertools.count(1)
 
@@ -28,3 +28,16 @@ def report_dict(**overrides: Any) -> dict[str, Any]:
 
 def report(**overrides: Any) -> BugReport:
     return BugReport.model_validate(report_dict(**overrides))
+
+
+def triage(**overrides: Any) -> TriageResult:
+    values: dict[str, Any] = {
+        "type": IssueType.BUG,
+        "priority": Priority.HIGH,
+        "severity": Severity.MAJOR,
+        "category": "crash",
+        "labels": ["bug", "crash"],
+        "confidence": {"type": 0.91, "priority": 0.55},
+    }
+    values.update(overrides)
+    return TriageResult.model_validate(values)

@@ -4,27 +4,10 @@ from __future__ import annotations
 
 from ai_pipeline.domain.models import (
     DuplicateCandidate,
-    IssueType,
-    Priority,
-    Severity,
-    TriageResult,
 )
 from ai_pipeline.drafting.marker import request_id_in
 from ai_pipeline.drafting.template import code_block, neutralise_mentions, render
-from tests.factories import report
-
-
-def triage(**kw: object) -> TriageResult:
-    values: dict[str, object] = {
-        "type": IssueType.BUG,
-        "priority": Priority.HIGH,
-        "severity": Severity.MAJOR,
-        "category": "crash",
-        "labels": ["bug", "crash"],
-        "confidence": {"type": 0.91, "priority": 0.55},
-    }
-    values.update(kw)
-    return TriageResult.model_validate(values)
+from tests.factories import report, triage
 
 
 def test_the_body_has_every_section_and_the_marker() -> None:

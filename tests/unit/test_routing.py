@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ai_pipeline.domain.models import IssueType, Priority, Severity, TriageResult
+from ai_pipeline.domain.models import TriageResult
 from ai_pipeline.triage.routing import Router, RoutingError, paths_in_text
-from tests.factories import report
+from tests.factories import report, triage
 
 RULES = """
 # general first, specific later: the last matching rule wins
@@ -22,14 +22,7 @@ path:*.sql          @acme/data
 
 
 def result(**overrides: object) -> TriageResult:
-    fields: dict[str, object] = {
-        "type": IssueType.BUG,
-        "priority": Priority.MEDIUM,
-        "severity": Severity.MODERATE,
-        "category": "backend",
-        "labels": ["bug"],
-    }
-    return TriageResult.model_validate({**fields, **overrides})
+    return triage(**{"category": "backend", "labels": ["bug"], **overrides})
 
 
 ROUTER = Router.parse(RULES, source="ROUTING")

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from ai_pipeline.adapters.bus.sqlite import SqliteBus
-from ai_pipeline.adapters.sqlite_db import SqliteDatabase
 from ai_pipeline.adapters.state.sqlite import SqliteStateStore
 from ai_pipeline.agents.triage import TriageAgent
 from ai_pipeline.domain.events import BugReportSubmitted, ReportTriaged, decode, utcnow
@@ -17,6 +15,7 @@ from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.triage.embeddings import Embedder, FloatMatrix
 from ai_pipeline.triage.local import LocalTriageEngine
 from tests.factories import report
+from tests.unit.test_sqlite_state import new_store
 
 pytestmark = pytest.mark.anyio
 
@@ -34,15 +33,6 @@ class CountingEmbedder(Embedder):
 @pytest.fixture(scope="module")
 def engine() -> LocalTriageEngine:
     return LocalTriageEngine.load()
-
-
-async def new_store(path: Path) -> SqliteStateStore:
-    db = SqliteDatabase(path)
-    bus = SqliteBus(db, {"t": 1})
-    store = SqliteStateStore(db, bus, same_file_bus=bus)
-    await bus.start()
-    await store.start()
-    return store
 
 
 def agent_on(store: SqliteStateStore, engine: LocalTriageEngine) -> TriageAgent:

@@ -19,11 +19,13 @@ from ai_pipeline.triage.artifact import (
     ClassifierSpec,
     DenseMemberSpec,
     DuplicateSpec,
+    SecuritySpec,
     VectorizerSpec,
     default_model_dir,
     load_artifact,
     save_artifact,
 )
+from ai_pipeline.triage.security import SecurityScorer
 from ai_pipeline.triage.type_features import CUES_VERSION, N_CUES
 
 TRIAGE_SRC = Path(artifact_module.__file__).parent
@@ -74,6 +76,17 @@ def sample_artifact() -> Artifact:
         },
         duplicates=DuplicateSpec(vectorizer(["a", "b"], seed=3), title_weight=0.5, threshold=0.6),
         metadata={"seed": 42, "data_sha256": {"x.csv": "00"}},
+        security=SecuritySpec(
+            SecurityScorer(
+                direction=tuple(float(v) for v in np.linspace(-1, 1, 384, dtype=np.float32)),
+                similarity_mean=0.02,
+                similarity_std=0.04,
+                vocabulary_mean=0.3,
+                vocabulary_std=0.8,
+                threshold=2.99,
+            ),
+            {"pooled": {"recall": 0.55}},
+        ),
     )
 
 
@@ -103,6 +116,9 @@ def test_round_trip_keeps_everything(tmp_path: Path) -> None:
             assert got_member.embedding_max_tokens == member.embedding_max_tokens
             assert got_member.cues_version == member.cues_version
     assert len(loaded.classifier("type").members) == 1
+    assert loaded.security is not None and original.security is not None
+    assert loaded.security.scorer == original.security.scorer  # float32 direction: exact
+    assert loaded.security.scores == original.security.scores
 
 
 def test_identical_vectorizers_are_stored_once_and_shared(tmp_path: Path) -> None:
@@ -120,6 +136,7 @@ def test_weights_load_without_pickle(tmp_path: Path) -> None:
             "priority.coef",
             "priority.intercept",
             "security.coef",
+            "security.direction",
             "security.intercept",
             "type.coef",
             "type.intercept",
@@ -181,7 +198,9 @@ def test_shipped_artifact_loads_and_is_small() -> None:
     directory = default_model_dir()
     assert sum((directory / name).stat().st_size for name in ARTIFACT_FILES) < MAX_ARTIFACT_BYTES
     artifact = load_artifact()
-    assert set(artifact.classifiers) == {"type", "priority", "severity", "security"}
+    assert set(artifact.classifiers) == {"type", "priority", "severity"}
+    assert artifact.security is not None
+    assert len(artifact.security.scorer.direction) == 384
     (member,) = artifact.classifier("type").members
     assert member.embedding_dimensions == 384
     assert member.embedding_max_tokens == 128

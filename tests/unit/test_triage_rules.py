@@ -141,12 +141,8 @@ def test_feature_requests_and_questions_need_no_repro() -> None:
         "authentication bypass with an empty token",
     ],
 )
-def test_strong_keywords_make_a_report_sensitive(text: str) -> None:
+def test_strong_keywords_are_found(text: str) -> None:
     assert rules.strong_security_terms(text)
-    decision = rules.decide_security(text, model_probability=0.0, threshold=0.3)
-    assert decision.sensitive
-    assert decision.reason == "keyword"
-    assert decision.confidence >= rules.STRONG_RULE_CONFIDENCE
 
 
 @pytest.mark.parametrize(
@@ -158,28 +154,8 @@ def test_strong_keywords_make_a_report_sensitive(text: str) -> None:
         "Unexpected token in JSON at position 0",
     ],
 )
-def test_ordinary_reports_are_not_sensitive(text: str) -> None:
+def test_ordinary_reports_have_no_strong_keyword(text: str) -> None:
     assert not rules.strong_security_terms(text)
-    assert not rules.decide_security(text, model_probability=0.01, threshold=0.3).sensitive
-
-
-def test_model_score_above_threshold_is_sensitive() -> None:
-    decision = rules.decide_security("Odd behaviour", model_probability=0.4, threshold=0.3)
-    assert decision.sensitive
-    assert decision.reason == "model"
-    assert decision.confidence == 0.4
-
-
-def test_weak_hint_lowers_the_bar() -> None:
-    text = "Password field accepts anything"
-    assert rules.decide_security(text, model_probability=0.2, threshold=0.3).reason == "model+hint"
-    assert not rules.decide_security(text, model_probability=0.1, threshold=0.3).sensitive
-    assert not rules.decide_security("Field accepts anything", 0.2, 0.3).sensitive
-
-
-def test_not_sensitive_confidence_is_one_minus_probability() -> None:
-    decision = rules.decide_security("Nothing", model_probability=0.1, threshold=0.3)
-    assert decision == rules.SecurityDecision(False, 0.9, "none")
 
 
 # -------------------------------------------------------------------------------- labels

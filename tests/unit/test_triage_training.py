@@ -35,15 +35,16 @@ FLOORS = {
     ("priority", "macro_f1"): 0.42,  # measured 0.497
     ("priority", "accuracy"): 0.60,  # measured 0.677
     ("severity", "macro_f1"): 0.42,  # measured 0.497
-    ("security", "roc_auc"): 0.65,  # measured 0.773
 }
 PER_REPO_FLOOR = 0.74  # NLBSE protocol on the held-out split, measured 0.804
 # NLBSE protocol, 5-fold cross-validation per repository (one repeat here, two when shipped).
 PER_REPO_CV_FLOOR = 0.77  # measured 0.814 ± 0.018 (5 x 2)
 GENERIC_CV_FLOOR = 0.76  # measured 0.803 ± 0.029 (5 x 2)
 CV_REPEATS = 1  # the shipped model uses 2; one keeps this test's training time down
-SECURITY_RECALL_FLOOR = 0.5  # model and rules, measured 0.714
-RECALL_FLOORS = {"1": 0.40, "5": 0.62, "10": 0.78}  # measured 0.493 / 0.720 / 0.853
+# Each FARSEC project scored by a fit on the other two, pooled: measured 0.56 / 0.21.
+SECURITY_FLOORS = {"recall": 0.45, "precision": 0.15}
+# SeaMonkey replayed in creation order (46 queries): measured 0.674 / 0.891 / 0.935.
+RECALL_FLOORS = {"1": 0.55, "5": 0.82, "10": 0.87}
 
 pytestmark = pytest.mark.data
 
@@ -98,12 +99,22 @@ def test_validation_scores_are_sane(retrained: list[Path]) -> None:
     assert cv["per_repository"]["mean"] >= PER_REPO_CV_FLOOR
     assert cv["generic"]["mean"] >= GENERIC_CV_FLOOR
     assert len(cv["per_repository"]) == len(cv["generic"]) == 2 + 5  # mean, std, 5 repos
-    security = artifact.classifier("security").scores
-    assert security["model_and_rules"]["recall"] >= SECURITY_RECALL_FLOOR
+    assert artifact.security is not None
+    security = artifact.security.scores
+    assert [r["project"] for r in security["leave_one_project_out"]] == [
+        "ambari",
+        "camel",
+        "wicket",
+    ]
+    for metric, floor in SECURITY_FLOORS.items():
+        assert security["pooled"][metric] >= floor, metric
     recall = artifact.duplicates.scores["recall_at"]
     for k, floor in RECALL_FLOORS.items():
         assert recall[k] >= floor, f"recall@{k}"
-    assert 0.4 <= artifact.duplicates.threshold <= 0.95
+    assert artifact.duplicates.scores["n_queries"] == 46
+    # Fusion must beat either signal alone, or it is not earning its cost.
+    assert recall["5"] > artifact.duplicates.scores["recall_at_lexical_only"]["5"]
+    assert 0.5 <= artifact.duplicates.threshold <= 0.9
 
 
 def test_shipped_artifact_is_up_to_date(retrained: list[Path]) -> None:
@@ -113,16 +124,20 @@ def test_shipped_artifact_is_up_to_date(retrained: list[Path]) -> None:
     assert _scores(shipped) == pytest.approx(_scores(fresh), abs=0.02)
     if shipped.metadata["versions"] == fresh.metadata["versions"]:
         assert shipped.duplicates.threshold == fresh.duplicates.threshold
+        assert shipped.security is not None and fresh.security is not None
+        assert shipped.security.scorer == fresh.security.scorer
         for name, spec in fresh.classifiers.items():
             assert shipped.classifier(name).thresholds == spec.thresholds, name
 
 
 def _scores(artifact: Artifact) -> list[float]:
     flat = [artifact.classifier(task).scores[metric] for task, metric in FLOORS]
+    assert artifact.security is not None
+    flat += [float(artifact.security.scores["pooled"][m]) for m in SECURITY_FLOORS]
     return flat + [float(v) for v in artifact.duplicates.scores["recall_at"].values()]
 
 
-@pytest.mark.parametrize("task_name", ["type", "priority", "security"])
+@pytest.mark.parametrize("task_name", ["type", "priority"])
 def test_artifact_inference_equals_sklearn_on_validation(
     data_dir: Path, embed: Embed, task_name: str
 ) -> None:

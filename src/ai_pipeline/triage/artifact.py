@@ -24,7 +24,7 @@ import io
 import json
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -32,10 +32,13 @@ from typing import Any, Literal, cast
 import numpy as np
 import numpy.typing as npt
 
+from ai_pipeline.triage.embeddings import DIMENSIONS
 from ai_pipeline.triage.features import TOKENIZER_VERSION
+from ai_pipeline.triage.security import SecurityScorer
 from ai_pipeline.triage.type_features import CUES_VERSION, N_CUES
 
 FORMAT_VERSION = 1
+SECURITY_DIRECTION = "security.direction"
 MANIFEST_FILE = "manifest.json"
 VOCAB_FILE = "vocab.json"
 WEIGHTS_FILE = "weights.npz"
@@ -115,6 +118,14 @@ class ClassifierSpec:
 
 
 @dataclass(frozen=True, eq=False)
+class SecuritySpec:
+    """The security-sensitivity score (``triage.security``) and its cross-project scores."""
+
+    scorer: SecurityScorer
+    scores: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
 class DuplicateSpec:
     """Settings of duplicate search: idf source, title weight, ``duplicate_of`` threshold."""
 
@@ -129,6 +140,7 @@ class Artifact:
     classifiers: dict[str, ClassifierSpec]
     duplicates: DuplicateSpec
     metadata: dict[str, Any] = field(default_factory=dict)
+    security: SecuritySpec | None = None
 
     def classifier(self, name: str) -> ClassifierSpec:
         try:
@@ -213,7 +225,22 @@ def _manifest(artifact: Artifact, named: list[tuple[VectorizerSpec, str]]) -> di
             "scores": dup.scores,
         },
         "metadata": artifact.metadata,
+        **({"security": _security_to_json(artifact.security)} if artifact.security else {}),
     }
+
+
+def _security_to_json(spec: SecuritySpec) -> dict[str, Any]:
+    constants = {k: v for k, v in asdict(spec.scorer).items() if k != "direction"}
+    return {**constants, "scores": spec.scores}
+
+
+def _security_from_json(raw: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]) -> SecuritySpec:
+    direction = arrays.get(SECURITY_DIRECTION)
+    if direction is None or direction.shape != (DIMENSIONS,):
+        raise ArtifactError(f"{SECURITY_DIRECTION} is missing or not {DIMENSIONS} values")
+    constants = {k: float(v) for k, v in raw.items() if k != "scores"}
+    scorer = SecurityScorer(direction=tuple(float(v) for v in direction), **constants)
+    return SecuritySpec(scorer, dict(raw.get("scores", {})))
 
 
 def _member_to_json(member: DenseMemberSpec) -> dict[str, Any]:
@@ -247,6 +274,8 @@ def _collect_arrays(artifact: Artifact) -> dict[str, npt.NDArray[Any]]:
             arrays[f"{name}.member{i}.intercept"] = np.ascontiguousarray(
                 member.intercept, dtype=np.float32
             )
+    if artifact.security is not None:
+        arrays[SECURITY_DIRECTION] = np.asarray(artifact.security.scorer.direction, np.float32)
     return arrays
 
 
@@ -294,7 +323,8 @@ def load_artifact(directory: Path | None = None) -> Artifact:
         threshold=float(dup["threshold"]),
         scores=dict(dup["scores"]),
     )
-    return Artifact(classifiers, duplicates, dict(manifest["metadata"]))
+    security = _security_from_json(manifest["security"], arrays) if "security" in manifest else None
+    return Artifact(classifiers, duplicates, dict(manifest["metadata"]), security)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ai_pipeline.triage.duplicate_eval import ChronologicalPairs
 from ai_pipeline.triage.features import join_fields
 from ai_pipeline.triage.tasks import Example, Report
 
@@ -85,6 +86,22 @@ class UserExport:
     duplicates: dict[str, frozenset[str]] = field(default_factory=dict)
     unmapped: dict[str, Counter[str]] = field(default_factory=dict)
     rows: int = 0
+
+    def chronological_pairs(self) -> ChronologicalPairs:
+        """Reports oldest first (``created_at``, then file order) and, per report, its
+        labelled duplicates among older ones: the replay ``duplicate_eval`` measures."""
+        order = sorted(
+            range(len(self.reports)),
+            key=lambda i: (self.created_at.get(self.reports[i].id, ""), i),
+        )
+        reports = [self.reports[i] for i in order]
+        position = {report.id: i for i, report in enumerate(reports)}
+        queries = {}
+        for report_id, canon in self.duplicates.items():
+            older = frozenset(c for c in canon if position[c] < position[report_id])
+            if older:
+                queries[report_id] = older
+        return ChronologicalPairs(reports, dict(sorted(queries.items())))
 
     def tasks(self) -> list[str]:
         """Tasks with enough examples to fit: two classes, at least 10 examples each."""

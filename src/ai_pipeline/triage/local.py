@@ -34,11 +34,14 @@ from ai_pipeline.triage.linear import (
     TfidfFeatures,
     terms_from_tokens,
 )
+from ai_pipeline.triage.security import decide_security
 from ai_pipeline.triage.type_features import dense_row
 
-CLASSIFIERS = ("type", "priority", "severity", "security")
+CLASSIFIERS = ("type", "priority", "severity")
 # Fields whose confidence is compared with a threshold to decide ``needs-triage``.
 THRESHOLDED_FIELDS = ("type", "priority", "severity", "category")
+# ``SecurityScorer.confidence`` reads 0.5 exactly at the score threshold.
+SECURITY_CONFIDENCE_AT_THRESHOLD = 0.5
 
 
 class TextEmbedder(Protocol):
@@ -77,8 +80,10 @@ class LocalTriageEngine:
         missing = set(CLASSIFIERS) - set(self._classifiers)
         if missing:
             raise ValueError(f"artifact lacks classifiers: {', '.join(sorted(missing))}")
+        if artifact.security is None:
+            raise ValueError("artifact lacks the security score; run the train command")
+        self._security = artifact.security.scorer
         self._embedder = embedder or _default_embedder(artifact)
-        self._security_threshold = artifact.classifier("security").thresholds["positive"]
         self._duplicate_threshold = artifact.duplicates.threshold
         self.thresholds: dict[str, float] = {
             **{
@@ -86,7 +91,7 @@ class LocalTriageEngine:
                 for name in ("type", "priority", "severity")
             },
             "category": rules.CATEGORY_CONFIDENCE_THRESHOLD,
-            "security": self._security_threshold,
+            "security": SECURITY_CONFIDENCE_AT_THRESHOLD,
             "duplicate": self._duplicate_threshold,
         }
 
@@ -169,13 +174,13 @@ class LocalTriageEngine:
         """Models and rules on the report text; the text is tokenised once for all of them."""
         tokens = tokenize(text)
         vectors = self._vectors(tokens)
+        if embedding is None and self._embedder is not None:
+            embedding = self.embed_text(text)
         issue_type, type_conf = self._predict_type(text, vectors, embedding)
         priority, priority_conf = self._predict("priority", vectors)
         severity, severity_conf = self._predict("severity", vectors)
         category = rules.guess_category(title, text, tokens)
-        security = rules.decide_security(
-            text, self._security_probability(vectors), self._security_threshold
-        )
+        security = decide_security(self._security, text, embedding)
         return _Fields(
             issue_type=IssueType(issue_type),
             priority=Priority(priority),
@@ -228,11 +233,6 @@ class LocalTriageEngine:
         classifier = self._classifiers[name]
         label, probability, _ = classifier.best(vectors[id(classifier.features)])
         return label, _round(probability)
-
-    def _security_probability(self, vectors: dict[int, SparseVector]) -> float:
-        classifier = self._classifiers["security"]
-        proba = classifier.proba_vector(vectors[id(classifier.features)])
-        return float(proba[classifier.labels.index("security")])
 
 
 def _model_text(report: BugReport) -> str:

@@ -299,35 +299,14 @@ _STRONG_SECURITY = _words(
     r"session (?:fixation|hijack\w*)",
     r"clickjacking",
 )
-# Weak hints: common in ordinary bugs too; they only tip a borderline model score.
-_WEAK_SECURITY = _words(
-    r"password\w*",
-    r"credentials?",
-    r"secrets?",
-    r"(?:access|auth|api|bearer|session) tokens?",
-    r"api keys?",
-    r"permissions?",
-    r"unauthori[sz]ed",
-    r"authenticat\w*",
-    r"authori[sz]\w*",
-    r"ssl|tls",
-    r"certificates?",
-    r"encrypt\w*|decrypt\w*",
-    r"injection",
-    r"(?:buffer|heap|integer) overflow",
-    r"denial of service",
-    r"kerberos|acl",
-    r"security",
-)
 STRONG_RULE_CONFIDENCE = 0.95
-WEAK_HINT_FACTOR = 0.5  # a weak hint halves the model threshold
 
 
 @dataclass(frozen=True)
 class SecurityDecision:
     sensitive: bool
     confidence: float
-    reason: str  # "keyword", "model", "model+hint" or "none"
+    reason: str  # "keyword", "score" or "none"
 
 
 # Issue templates keep their instructions in HTML comments ("report security
@@ -347,26 +326,8 @@ def strong_security_terms(text: str) -> list[str]:
     return _strong_terms(_security_text(text))
 
 
-def has_weak_security_hint(text: str) -> bool:
-    return _WEAK_SECURITY.search(_security_text(text)) is not None
-
-
 def _strong_terms(lowered: str) -> list[str]:
     return sorted({m.group(0) for m in _STRONG_SECURITY.finditer(lowered)})
-
-
-def decide_security(text: str, model_probability: float, threshold: float) -> SecurityDecision:
-    """Sensitive on a strong keyword, on a model score above threshold, or on a weak hint
-    combined with a model score above half the threshold."""
-    lowered = _security_text(text)
-    if _strong_terms(lowered):
-        return SecurityDecision(True, max(STRONG_RULE_CONFIDENCE, model_probability), "keyword")
-    if model_probability >= threshold:
-        return SecurityDecision(True, model_probability, "model")
-    near_threshold = model_probability >= threshold * WEAK_HINT_FACTOR
-    if near_threshold and _WEAK_SECURITY.search(lowered) is not None:
-        return SecurityDecision(True, model_probability, "model+hint")
-    return SecurityDecision(False, 1.0 - model_probability, "none")
 
 
 # -------------------------------------------------------------------------------- labels

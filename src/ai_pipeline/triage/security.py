@@ -28,6 +28,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from ai_pipeline.triage.embeddings import DIMENSIONS
+from ai_pipeline.triage.rules import STRONG_RULE_CONFIDENCE, SecurityDecision, strong_security_terms
+
 FloatArray = npt.NDArray[np.float64]
 SECURITY_FILE = "security.json"
 SECURITY_F_BETA = 2.0
@@ -70,6 +73,22 @@ WORD_GROUPS = {
     "session": r"session\w*|cookie\w*|fixation",
 }
 _GROUPS = tuple(re.compile(r"\b(?:" + pattern + r")\b") for pattern in WORD_GROUPS.values())
+
+
+def decide_security(
+    scorer: SecurityScorer, text: str, embedding: npt.NDArray[np.float32] | None
+) -> SecurityDecision:
+    """Sensitive when the score clears the threshold, or on a strong keyword (a CVE id,
+    "XSS", "SQL injection"…) whatever the score. Without an embedding (an engine built
+    without an embedder) the semantic half reads a neutral, all-zero vector."""
+    vector = embedding if embedding is not None else np.zeros(DIMENSIONS, np.float32)
+    score = scorer.score(vector, text)
+    confidence = scorer.confidence(score)
+    if strong_security_terms(text):
+        return SecurityDecision(True, max(STRONG_RULE_CONFIDENCE, confidence), "keyword")
+    if score >= scorer.threshold:
+        return SecurityDecision(True, confidence, "score")
+    return SecurityDecision(False, 1.0 - confidence, "none")
 
 
 def vocabulary_score(text: str) -> float:
@@ -190,8 +209,11 @@ def leave_one_project_out(
     texts: Sequence[str],
     positive: npt.NDArray[np.bool_],
     projects: Sequence[str],
+    also_flagged: npt.NDArray[np.bool_] | None = None,
 ) -> list[ProjectResult]:
-    """Fit on all projects but one (scaling and threshold), score the one left out."""
+    """Fit on all projects but one (scaling and threshold), score the one left out.
+
+    ``also_flagged``: reports a rule flags whatever the score (the engine's keywords)."""
     groups = np.array(projects)
     results = []
     for project in sorted(set(projects)):
@@ -200,6 +222,8 @@ def leave_one_project_out(
             direction, embeddings[train], [texts[int(i)] for i in train], positive[train]
         )
         flagged = scorer.scores(embeddings[test], [texts[int(i)] for i in test]) >= scorer.threshold
+        if also_flagged is not None:
+            flagged |= also_flagged[test]
         truth = positive[test]
         results.append(
             ProjectResult(

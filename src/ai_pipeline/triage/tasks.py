@@ -54,8 +54,6 @@ class Task:
     # ``needs-triage`` threshold: the lowest confidence whose out-of-fold accuracy (predictions
     # at or above it) still reaches this target.
     target_accuracy: ClassVar[float] = 0.8
-    # Binary tasks: labels[1] is the positive class.
-    binary: ClassVar[bool] = False
     # C of a second logistic regression over each report's dense row (sentence embedding and
     # template cues, ``type_features.py``) averaged with the tf-idf model; None: tf-idf only.
     dense_C: ClassVar[float | None] = None
@@ -157,7 +155,6 @@ class SecurityTask(Task):
 
     name = "security"
     labels = ("other", "security")
-    binary = True
     data_files = ("farsec/ambari-rest.csv", "farsec/camel-rest.csv", "farsec/wicket-rest.csv")
     settings = ModelSettings(analyzer="unigram", min_df=2, C=1.0, class_weight="balanced")
     raw_labels: ClassVar[dict[str, str]] = {"0": "other", "1": "security"}
@@ -203,30 +200,6 @@ class Report:
         return join_fields([self.title, self.description])
 
 
-@dataclass(frozen=True)
-class DuplicateData:
-    """SeaMonkey reports and, per report, the ids of its labelled duplicates in the file."""
-
-    reports: list[Report]
-    duplicates: dict[str, frozenset[str]]
-
-
 SEAMONKEY_REPORTS = "gitbugs/seamonkey/SeaMonkey_bugs.csv"
 SEAMONKEY_PAIRS = "gitbugs/seamonkey/SeaMonkey_bugs-combined.csv"
 DUPLICATE_FILES = (SEAMONKEY_REPORTS, SEAMONKEY_PAIRS)
-
-
-def load_duplicate_data(data_dir: Path) -> DuplicateData:
-    reports = [
-        Report(row["Issue id"].strip(), row["Summary"], row["Description"])
-        for row in read_csv(data_dir / SEAMONKEY_REPORTS)
-    ]
-    known = {report.id for report in reports}
-    duplicates: dict[str, set[str]] = {}
-    for row in read_csv(data_dir / SEAMONKEY_PAIRS):
-        query = row["Issue id"].strip()
-        # "Duplicate id" may list several ids: "1284028, 1648584".
-        for other in (part.strip() for part in row["Duplicate id"].split(",")):
-            if query in known and other in known and other != query:
-                duplicates.setdefault(query, set()).add(other)
-    return DuplicateData(reports, {q: frozenset(d) for q, d in sorted(duplicates.items())})

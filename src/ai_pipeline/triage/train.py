@@ -22,28 +22,36 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ai_pipeline.triage import rules
+from ai_pipeline.triage import duplicate_eval, rules
 from ai_pipeline.triage.artifact import (
     Artifact,
     ClassifierSpec,
     DenseMemberSpec,
     DuplicateSpec,
     FloatArray,
+    SecuritySpec,
     VectorizerSpec,
     default_model_dir,
     save_artifact,
 )
-from ai_pipeline.triage.duplicates import DuplicateIndex
+from ai_pipeline.triage.duplicates import LEXICAL_WEIGHT
 from ai_pipeline.triage.embeddings import DEFAULT_MAX_TOKENS, DIMENSIONS, report_text
-from ai_pipeline.triage.linear import ANALYZERS, LinearClassifier, TfidfFeatures
+from ai_pipeline.triage.export import UserExport
+from ai_pipeline.triage.linear import ANALYZERS, LinearClassifier
+from ai_pipeline.triage.security import (
+    PROTOTYPES,
+    ProjectResult,
+    fit_scorer,
+    leave_one_project_out,
+    prototype_direction,
+)
 from ai_pipeline.triage.tasks import (
     DUPLICATE_FILES,
     TASKS,
-    DuplicateData,
     Example,
+    SecurityTask,
     Task,
     get_task,
-    load_duplicate_data,
 )
 from ai_pipeline.triage.type_features import CUES_VERSION, dense_matrix
 
@@ -53,16 +61,11 @@ CV_FOLDS = 5
 MAX_ITER = 5000
 DUPLICATE_MIN_DF = 2
 DUPLICATE_TITLE_WEIGHT = 0.5  # title and body count equally (grid 0.3/0.5/0.7 on SeaMonkey)
-RECALL_AT = (1, 5, 10)
 # Confidence thresholds are searched on a coarse grid: the data is too small for finer steps.
 CONFIDENCE_GRID = tuple(round(0.30 + 0.05 * i, 2) for i in range(14))  # 0.30 … 0.95
-DUPLICATE_THRESHOLD_GRID = tuple(round(0.40 + 0.05 * i, 2) for i in range(12))  # 0.40 … 0.95
-# A wrong ``duplicate_of`` hides a new problem, so precision weighs more than recall.
-DUPLICATE_F_BETA = 0.5
-# A missed security report is disclosed publicly, so recall weighs more than precision.
-SECURITY_F_BETA = 2.0
 # The NLBSE protocol figures are cross-validated: 5 folds per repository, repeated twice.
 PROTOCOL_REPEATS = 2
+MIN_EXPORT_DUPLICATE_QUERIES = 10  # fewer labelled pairs cannot place a threshold
 TERM_CACHE = 4096  # texts whose analyzed terms are memoised while one task trains
 
 Progress = Callable[[str], None]
@@ -83,12 +86,21 @@ class DenseRows:
         self._cache: dict[str, npt.NDArray[np.float32]] = {}
 
     def __call__(self, texts: Sequence[str]) -> FloatArray:
+        return dense_matrix(self.embeddings(texts), texts)
+
+    def embeddings(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """The unit embeddings of ``report_text(text)`` for each text, one row each."""
         missing = sorted({t for t in texts if t not in self._cache})
         if missing:
             vectors = self._embedder()([report_text(t) for t in missing])
             self._cache.update(zip(missing, vectors, strict=True))
-        embeddings = np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0))
-        return dense_matrix(embeddings.reshape(len(texts), -1), texts)
+        if not texts:
+            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+        return np.stack([self._cache[t] for t in texts])
+
+    def raw(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Embeddings of the texts exactly as given (no ``report_text``), uncached."""
+        return np.asarray(self._embedder()(list(texts)), dtype=np.float32)
 
     def _embedder(self) -> Embed:
         if self._embed is None:
@@ -108,10 +120,17 @@ class Split:
 
 
 def split_examples(examples: Sequence[Example], seed: int = SEED) -> Split:
-    """Stratified (by group and label) held-out split; the same for training and ``eval``."""
+    """Stratified (by group and label) held-out split; the same for training and ``eval``.
+
+    A team's small export may have a group with a single example of a label: those
+    splits are stratified by label alone."""
+    from collections import Counter
+
     from sklearn.model_selection import train_test_split  # type: ignore[import-untyped, unused-ignore]
 
     strata = [f"{e.group}|{e.label}" for e in examples]
+    if min(Counter(strata).values()) < 2:
+        strata = [e.label for e in examples]
     train_idx, val_idx = train_test_split(
         np.arange(len(examples)),
         test_size=VALIDATION_FRACTION,
@@ -259,10 +278,6 @@ def _single_thread() -> Any:
 def calibrate_thresholds(
     task: Task, labels: Sequence[str], proba: FloatArray, classes: tuple[str, ...]
 ) -> dict[str, float]:
-    if task.binary:
-        positive = np.array([label == task.labels[1] for label in labels])
-        score = proba[:, classes.index(task.labels[1])]
-        return {"positive": best_f_beta_threshold(positive, score, SECURITY_F_BETA)}
     correct = np.array([classes[i] == y for i, y in zip(proba.argmax(axis=1), labels, strict=True)])
     return {"confidence": confidence_threshold(proba.max(axis=1), correct, task.target_accuracy)}
 
@@ -283,33 +298,11 @@ def confidence_threshold(confidence: FloatArray, correct: BoolArray, target: flo
     return max(accuracies, key=lambda t: (accuracies[t], -t)) if accuracies else 0.5
 
 
-def best_f_beta_threshold(positive: BoolArray, score: FloatArray, beta: float) -> float:
-    """The probability threshold maximising F-beta (ties: the higher threshold)."""
-    candidates = np.unique(np.round(score, 4))
-    best_threshold, best_f = 0.5, -1.0
-    for threshold in candidates:
-        f = f_beta(positive, score >= threshold, beta)
-        if f >= best_f:
-            best_threshold, best_f = float(threshold), f
-    return best_threshold
-
-
-def f_beta(truth: BoolArray, predicted: BoolArray, beta: float) -> float:
-    tp = float(np.sum(truth & predicted))
-    precision = tp / max(float(predicted.sum()), 1.0)
-    recall = tp / max(float(truth.sum()), 1.0)
-    if precision + recall == 0.0:
-        return 0.0
-    return (1 + beta**2) * precision * recall / (beta**2 * precision + recall)
-
-
 # ------------------------------------------------------------------------------- evaluate
 
 
 def evaluate(fitted: FittedTask, validation: Sequence[Example]) -> dict[str, Any]:
     """Held-out scores of a fitted task (JSON-ready)."""
-    if fitted.task.binary:
-        return _evaluate_binary(fitted, validation)
     return _evaluate_multiclass(fitted, validation)
 
 
@@ -331,49 +324,6 @@ def _evaluate_multiclass(fitted: FittedTask, validation: Sequence[Example]) -> d
     if len({e.group for e in validation}) > 1:
         scores["macro_f1_per_group"] = _macro_f1_per_group(validation, predicted, labels)
     return scores
-
-
-def _evaluate_binary(fitted: FittedTask, validation: Sequence[Example]) -> dict[str, Any]:
-    from sklearn.metrics import (  # type: ignore[import-untyped, unused-ignore]
-        average_precision_score,
-        roc_auc_score,
-    )
-
-    positive_label = fitted.task.labels[1]
-    truth = np.array([e.label == positive_label for e in validation])
-    column = fitted.classes.index(positive_label)
-    proba = fitted.predict_proba([e.text for e in validation])[:, column]
-    threshold = fitted.thresholds["positive"]
-    by_model = proba >= threshold
-    with_rules = np.array(
-        [
-            rules.decide_security(e.text, float(p), threshold).sensitive
-            for e, p in zip(validation, proba, strict=True)
-        ]
-    )
-    keywords_only = np.array([bool(rules.strong_security_terms(e.text)) for e in validation])
-    return {
-        "n_train": fitted.n_train,
-        "n_validation": len(validation),
-        "n_positive_validation": int(truth.sum()),
-        "roc_auc": _r(roc_auc_score(truth, proba)),
-        "average_precision": _r(average_precision_score(truth, proba)),
-        "model": _binary_scores(truth, by_model),
-        "model_and_rules": _binary_scores(truth, with_rules),
-        "strong_keywords_only": _binary_scores(truth, keywords_only),
-    }
-
-
-def _binary_scores(truth: BoolArray, predicted: BoolArray) -> dict[str, Any]:
-    tp = int(np.sum(truth & predicted))
-    precision = tp / max(int(predicted.sum()), 1)
-    recall = tp / max(int(truth.sum()), 1)
-    return {
-        "precision": _r(precision),
-        "recall": _r(recall),
-        "f1": _r(f_beta(truth, predicted, 1.0)),
-        "flagged": int(predicted.sum()),
-    }
 
 
 def _macro_f1_per_group(
@@ -573,97 +523,6 @@ def fit_duplicate_vectorizer(texts: Sequence[str]) -> VectorizerSpec:
     return vectorizer_spec(vectorizer, "unigram")
 
 
-@dataclass(frozen=True)
-class DuplicateRun:
-    """Top-1 similarity of every report against all others, and which were right."""
-
-    recall: dict[int, float]
-    top_similarity: FloatArray  # per report
-    top_is_duplicate: BoolArray  # per report
-    has_duplicate: BoolArray  # per report: a labelled duplicate is in the index
-
-
-def run_duplicate_search(
-    spec: VectorizerSpec,
-    data: DuplicateData,
-    title_weight: float = DUPLICATE_TITLE_WEIGHT,
-    recall_at: Sequence[int] = RECALL_AT,
-) -> DuplicateRun:
-    """Index every report, query each one against the rest, as the service would."""
-    index = DuplicateIndex(TfidfFeatures(spec), title_weight=title_weight)
-    for report in data.reports:
-        index.add(report.id, None, report.title, report.text)
-    hits = dict.fromkeys(recall_at, 0)
-    top_similarity, top_is_duplicate, has_duplicate = [], [], []
-    for report in data.reports:
-        found = index.query(
-            report.text, k=max(recall_at), exclude_bug_report_id=report.id, title=report.title
-        )
-        gold = data.duplicates.get(report.id, frozenset())
-        ranked = [candidate.bug_report_id for candidate in found]
-        top_similarity.append(found[0].similarity if found else 0.0)
-        top_is_duplicate.append(bool(ranked) and ranked[0] in gold)
-        has_duplicate.append(bool(gold))
-        for k in recall_at:
-            hits[k] += bool(gold.intersection(ranked[:k]))
-    queries = max(len(data.duplicates), 1)
-    return DuplicateRun(
-        recall={k: _r(hits[k] / queries) for k in recall_at},
-        top_similarity=np.array(top_similarity),
-        top_is_duplicate=np.array(top_is_duplicate, dtype=np.bool_),
-        has_duplicate=np.array(has_duplicate, dtype=np.bool_),
-    )
-
-
-def calibrate_duplicate_threshold(run: DuplicateRun) -> tuple[float, dict[str, Any]]:
-    """Threshold for ``duplicate_of`` maximising F0.5 over reports with a labelled duplicate.
-
-    Only those reports are used: SeaMonkey's duplicate labels are far from complete (many
-    near-identical pairs are unlabelled), so precision over all reports would be meaningless.
-    """
-    labelled = run.has_duplicate
-    correct = run.top_is_duplicate[labelled]
-    similarity = run.top_similarity[labelled]
-    best, best_f = DUPLICATE_THRESHOLD_GRID[-1], -1.0
-    for threshold in DUPLICATE_THRESHOLD_GRID:
-        f = f_beta(correct, similarity >= threshold, DUPLICATE_F_BETA)
-        if f > best_f:
-            best, best_f = threshold, f
-    flagged = similarity >= best
-    details = {
-        "threshold_f0_5": _r(best_f),
-        "threshold_precision": _r(float(correct[flagged].mean()) if flagged.any() else 0.0),
-        "threshold_recall": _r(float((correct & flagged).sum() / max(int(labelled.sum()), 1))),
-        # Share of *all* reports whose best match passes: what the service would flag.
-        "flag_rate_all_reports": _r(float((run.top_similarity >= best).mean())),
-    }
-    return best, details
-
-
-def evaluate_duplicates(
-    corpus: Sequence[str], data: DuplicateData
-) -> tuple[VectorizerSpec, float, dict[str, Any]]:
-    """Fit the duplicate idf, measure recall@k on SeaMonkey, calibrate the threshold.
-
-    Also reports recall with idf fitted *without* SeaMonkey's text, the fairer estimate for
-    a tracker whose reports the idf has never seen.
-    """
-    spec = fit_duplicate_vectorizer([*corpus, *(r.text for r in data.reports)])
-    run = run_duplicate_search(spec, data)
-    threshold, details = calibrate_duplicate_threshold(run)
-    unseen = run_duplicate_search(fit_duplicate_vectorizer(corpus), data)
-    scores = {
-        "dataset": "gitbugs/seamonkey",
-        "n_reports": len(data.reports),
-        "n_queries": len(data.duplicates),
-        "title_weight": DUPLICATE_TITLE_WEIGHT,
-        "recall_at": {str(k): v for k, v in run.recall.items()},
-        "recall_at_idf_without_seamonkey": {str(k): v for k, v in unseen.recall.items()},
-        **details,
-    }
-    return spec, threshold, scores
-
-
 # ------------------------------------------------------------------ evaluate an artifact
 
 
@@ -692,21 +551,18 @@ def evaluate_artifact(
     classifier = LinearClassifier(artifact.classifier(task_name))
     texts = [e.text for e in validation]
     truth = [e.label for e in validation]
-    if task.binary:
-        predicted, metrics = _security_decisions(classifier, texts, truth, task)
-    else:
-        rows = (dense or DenseRows())(texts) if classifier.needs_dense else None
-        predicted = classifier.predict_texts(texts, rows)
-        metrics = _multiclass_metrics(truth, predicted, list(task.labels))
-        if len({e.group for e in validation}) > 1:
-            metrics.update(
-                {
-                    f"macro_f1 {group}": value
-                    for group, value in _macro_f1_per_group(
-                        validation, predicted, list(task.labels)
-                    ).items()
-                }
-            )
+    rows = (dense or DenseRows())(texts) if classifier.needs_dense else None
+    predicted = classifier.predict_texts(texts, rows)
+    metrics = _multiclass_metrics(truth, predicted, list(task.labels))
+    if len({e.group for e in validation}) > 1:
+        metrics.update(
+            {
+                f"macro_f1 {group}": value
+                for group, value in _macro_f1_per_group(
+                    validation, predicted, list(task.labels)
+                ).items()
+            }
+        )
     labels = list(task.labels)
     confusion = confusion_matrix(truth, predicted, labels=labels)
     return ArtifactEvaluation(
@@ -732,47 +588,65 @@ def _multiclass_metrics(
     }
 
 
-def _security_decisions(
-    classifier: LinearClassifier, texts: list[str], truth: list[str], task: Task
-) -> tuple[list[str], dict[str, Any]]:
-    """The engine's decision (model and keyword rules) per text, plus model-only scores."""
-    positive, negative = task.labels[1], task.labels[0]
-    threshold = classifier.spec.thresholds["positive"]
-    column = classifier.labels.index(positive)
-    proba = classifier.predict_proba(classifier.features.transform(texts))[:, column]
-    decided = [
-        rules.decide_security(t, float(p), threshold).sensitive
-        for t, p in zip(texts, proba, strict=True)
-    ]
-    actual = np.array([label == positive for label in truth], dtype=np.bool_)
-    metrics = {
-        "n_validation": len(truth),
-        "n_positive": int(actual.sum()),
-        "threshold": threshold,
-        **{f"model {k}": v for k, v in _binary_scores(actual, proba >= threshold).items()},
-        **{
-            f"model+rules {k}": v
-            for k, v in _binary_scores(actual, np.array(decided, dtype=np.bool_)).items()
-        },
+def evaluate_artifact_security(
+    artifact: Artifact, data_dir: Path, dense: DenseRows | None = None
+) -> ArtifactEvaluation:
+    """Leave one FARSEC project out with the artifact's prototype direction: scaling and
+    threshold from the other projects, the engine's decision (score or strong keyword) on
+    the one left out; the confusion matrix pools the three held-out projects."""
+    if artifact.security is None:
+        raise ValueError("artifact has no security score")
+    task = SecurityTask()
+    examples = task.examples(data_dir)
+    texts = [e.text for e in examples]
+    embeddings = (dense or DenseRows()).embeddings(texts)
+    positive = np.array([e.label == task.labels[1] for e in examples])
+    keywords = np.array([bool(rules.strong_security_terms(t)) for t in texts])
+    direction = np.asarray(artifact.security.scorer.direction, dtype=np.float32)
+    held_out = leave_one_project_out(
+        direction, embeddings, texts, positive, [e.group for e in examples], keywords
+    )
+    tp, fp, fn = (sum(getattr(r, k) for r in held_out) for k in ("tp", "fp", "fn"))
+    tn = len(examples) - tp - fp - fn
+    metrics: dict[str, Any] = {"n_reports": len(examples), "n_positive": int(positive.sum())}
+    for result in held_out:
+        metrics |= {
+            f"{result.project} precision": _r(result.precision),
+            f"{result.project} recall": _r(result.recall),
+            f"{result.project} tp/fp/fn": f"{result.tp}/{result.fp}/{result.fn}",
+        }
+    metrics |= {
+        "pooled precision": _r(tp / max(tp + fp, 1)),
+        "pooled recall": _r(tp / max(tp + fn, 1)),
     }
-    return [positive if d else negative for d in decided], metrics
+    return ArtifactEvaluation(
+        task="security (leave one project out)",
+        labels=list(task.labels),
+        confusion=[[tn, fp], [fn, tp]],
+        metrics=metrics,
+        data_matches_artifact=data_matches(artifact, data_dir, task.data_files),
+    )
 
 
 def evaluate_artifact_duplicates(
-    artifact: Artifact, data_dir: Path, depth: int = 10
+    artifact: Artifact, data_dir: Path, embed: Embed | None = None, depth: int = 10
 ) -> tuple[dict[int, float], dict[str, Any]]:
-    """Recall@1..depth of the artifact's duplicate search on SeaMonkey, and summary figures."""
+    """Recall@1..depth of the artifact's duplicate search on SeaMonkey replayed in creation
+    order, with the service's embeddings, and what its threshold flags."""
     spec = artifact.duplicates
-    run = run_duplicate_search(
-        spec.vectorizer,
-        load_duplicate_data(data_dir),
-        title_weight=spec.title_weight,
-        recall_at=range(1, depth + 1),
+    pairs = duplicate_eval.load_seamonkey(data_dir)
+    embeddings = DenseRows(embed).embeddings([r.text for r in pairs.reports])
+    run = duplicate_eval.replay(
+        pairs, spec.vectorizer, embeddings, range(1, depth + 1), spec.title_weight
     )
-    flagged = run.top_similarity >= spec.threshold
+    flagged = run.query_top_score >= spec.threshold
+    correct = flagged & run.query_top_correct
     summary = {
+        "queries": run.n_queries,
         "threshold": spec.threshold,
-        "flag_rate_all_reports": _r(float(flagged.mean())),
+        "threshold precision": _r(float(correct.sum() / max(int(flagged.sum()), 1))),
+        "threshold recall": _r(float(correct.sum() / max(run.n_queries, 1))),
+        "flag_rate_all_reports": _r(float((run.all_top_score >= spec.threshold).mean())),
         "data_matches_artifact": data_matches(artifact, data_dir, DUPLICATE_FILES),
     }
     return run.recall, summary
@@ -799,14 +673,20 @@ def train(
     is the number of repeats of the per-repository cross-validation (0: skip it).
     """
     report = progress or (lambda _step: None)
+    rows = DenseRows(embed)  # one cache: a text shared by tasks is embedded once
     classifiers: dict[str, ClassifierSpec] = {}
     corpus: dict[str, str] = {}  # text by identity, so shared sources count once for idf
+    security: SecuritySpec | None = None
     for name in sorted(TASKS):
         task = get_task(name)
         examples = task.examples(data_dir)
         corpus.update((e.text, e.text) for e in examples)
+        if name == SecurityTask.name:
+            security = fit_security(examples, rows)
+            report(f"task {name}")
+            continue
         split = split_examples(examples)
-        dense = DenseRows(embed) if task.dense_C is not None else None
+        dense = rows if task.dense_C is not None else None
         fitted = fit(task, split.train, dense)
         scores = evaluate(fitted, split.validation)
         if name == "type":
@@ -817,10 +697,117 @@ def train(
                 )
         classifiers[name] = classifier_spec(fitted, scores)
         report(f"task {name}")
-    spec, threshold, scores = evaluate_duplicates(sorted(corpus), load_duplicate_data(data_dir))
-    duplicates = DuplicateSpec(spec, DUPLICATE_TITLE_WEIGHT, threshold, scores)
+    pairs = duplicate_eval.load_seamonkey(data_dir)
+    duplicates = fit_duplicates(sorted(corpus), pairs, rows)
     report("duplicates")
-    return Artifact(classifiers, duplicates, training_metadata(data_dir))
+    return Artifact(classifiers, duplicates, training_metadata(data_dir), security)
+
+
+def train_from_export(
+    export: UserExport,
+    base: Artifact,
+    progress: Progress | None = None,
+    embed: Embed | None = None,
+) -> Artifact:
+    """Refit what a team's export labels (``triage.export``); keep the rest of ``base``.
+
+    Classifiers are refit on the export's examples of their task, the security score on its
+    ``security`` column, duplicate search (idf and threshold) on its ``duplicate_of`` pairs
+    replayed by ``created_at``. Tasks the export does not label keep ``base``'s model.
+    """
+    report = progress or (lambda _step: None)
+    rows = DenseRows(embed)
+    classifiers = dict(base.classifiers)
+    security, duplicates = base.security, base.duplicates
+    trained = export.tasks()
+    for name in trained:
+        examples = export.examples[name]
+        if name == SecurityTask.name:
+            security = fit_security(examples, rows)
+        else:
+            task = get_task(name)
+            split = split_examples(examples)
+            dense = rows if task.dense_C is not None else None
+            fitted = fit(task, split.train, dense)
+            classifiers[name] = classifier_spec(fitted, evaluate(fitted, split.validation))
+        report(f"task {name}")
+    pairs = export.chronological_pairs()
+    if len(pairs.queries) >= MIN_EXPORT_DUPLICATE_QUERIES:
+        corpus = sorted({e.text for examples in export.examples.values() for e in examples})
+        duplicates = fit_duplicates(corpus or [r.text for r in pairs.reports], pairs, rows)
+        trained.append("duplicates")
+    report("duplicates")
+    metadata = {
+        "export": {"file": export.source, "records": export.rows, "trained": trained},
+        "base": base.metadata,
+    }
+    return Artifact(classifiers, duplicates, metadata, security)
+
+
+# ------------------------------------------------------------------------------ security
+
+
+def fit_security(examples: Sequence[Example], rows: DenseRows) -> SecuritySpec:
+    """The transferable security score (``triage.security``), fitted on every project, and
+    its leave-one-project-out figures: the project scored is never seen in fitting."""
+    texts = [e.text for e in examples]
+    embeddings = rows.embeddings(texts)
+    direction = prototype_direction(rows.raw(PROTOTYPES))
+    positive = np.array([e.label == SecurityTask.labels[1] for e in examples])
+    keywords = np.array([bool(rules.strong_security_terms(t)) for t in texts])
+    projects = [e.group for e in examples]
+    if len(set(projects)) < 2:  # a single project: nothing to leave out
+        return SecuritySpec(
+            fit_scorer(direction, embeddings, texts, positive),
+            {"protocol": "one project: threshold fitted in-sample", "n_reports": len(examples)},
+        )
+    held_out = leave_one_project_out(direction, embeddings, texts, positive, projects, keywords)
+    pooled = ProjectResult(
+        "pooled",
+        float("nan"),
+        tp=sum(r.tp for r in held_out),
+        fp=sum(r.fp for r in held_out),
+        fn=sum(r.fn for r in held_out),
+    )
+    scorer = fit_scorer(direction, embeddings, texts, positive)
+    return SecuritySpec(
+        scorer,
+        {
+            "protocol": "leave one project out: scaling and F2 threshold fitted on the others",
+            "decision": "score >= threshold, or a strong security keyword",
+            "leave_one_project_out": [r.as_dict() for r in held_out],
+            "pooled": {k: v for k, v in pooled.as_dict().items() if k != "threshold"},
+            "n_reports": len(examples),
+            "n_positive": int(positive.sum()),
+        },
+    )
+
+
+# ---------------------------------------------------------------------------- duplicates
+
+
+def fit_duplicates(
+    corpus: Sequence[str], pairs: duplicate_eval.ChronologicalPairs, rows: DenseRows
+) -> DuplicateSpec:
+    """idf from the training corpus only (never the reports searched: a user's tracker is
+    not known in advance), then the labelled reports replayed in creation order, as the
+    service sees them, to measure recall and choose the ``duplicate_of`` threshold."""
+    spec = fit_duplicate_vectorizer(corpus)
+    embeddings = rows.embeddings([r.text for r in pairs.reports])
+    fused = duplicate_eval.replay(pairs, spec, embeddings, title_weight=DUPLICATE_TITLE_WEIGHT)
+    lexical = duplicate_eval.replay(pairs, spec, None, title_weight=DUPLICATE_TITLE_WEIGHT)
+    threshold, details = duplicate_eval.choose_threshold(fused)
+    scores = {
+        "protocol": "each later report of a pair queries all reports created before it",
+        "n_reports": len(pairs.reports),
+        "n_queries": fused.n_queries,
+        "lexical_weight": LEXICAL_WEIGHT,
+        "title_weight": DUPLICATE_TITLE_WEIGHT,
+        "recall_at": {str(k): v for k, v in fused.recall.items()},
+        "recall_at_lexical_only": {str(k): v for k, v in lexical.recall.items()},
+        **details,
+    }
+    return DuplicateSpec(spec, DUPLICATE_TITLE_WEIGHT, threshold, scores)
 
 
 TRAIN_STEPS = len(TASKS) + 1  # one progress report per task, one for duplicates

@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import distributed, e2e, ingest, plots
+from bench import distributed, e2e, ingest, plots, triage
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--only", choices=["ingest", "e2e", "distributed"], default=None)
+    parser.add_argument("--only", choices=["ingest", "e2e", "distributed", "triage"], default=None)
     parser.add_argument(
         "--duration", type=float, default=30.0, help="wrk seconds per server, over all rounds"
     )
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> None:
         figures["ingest"] = ingest.run(args.duration, args.connections, args.rounds)
     if args.only in (None, "e2e"):
         figures["e2e"] = e2e.run(args.rate, args.e2e_seconds)
+    if args.only in (None, "triage"):
+        figures["triage"] = triage.run()
     if args.only in (None, "distributed"):
         figures["distributed"] = distributed.run(
             args.dist_reports, args.dist_rate, args.dist_rate_seconds, args.burst
@@ -61,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         pngs.append(plots.latency_png(figures, RESULTS / "latency.png"))
     if "distributed" in figures:
         pngs.append(plots.distributed_png(figures["distributed"], RESULTS / "distributed.png"))
+    if "one_process_1_threads" in figures.get("triage", {}):
+        pngs.append(plots.triage_png(figures["triage"], RESULTS / "triage.png"))
     summary = summarise(figures)
     images = "".join(f"\n![{p.stem}]({p.name})\n" for p in pngs)
     (RESULTS / "summary.md").write_text(summary + images)
@@ -122,7 +126,48 @@ def summarise(figures: dict[str, Any]) -> str:
         ]
     if "distributed" in figures:
         lines += _distributed_lines(figures["distributed"])
+    if "quality" in figures.get("triage", {}):
+        lines += _triage_lines(figures["triage"])
     return "\n".join(lines)
+
+
+def _triage_lines(t: dict[str, Any]) -> list[str]:
+    q = t["quality"]
+    cv, generic = q["type_per_repository_cv"], q["type_generic_cv"]
+    recall = q["duplicates_recall_at"]
+    pooled = q["security_pooled"]
+    lines = [
+        "## Triage (local engine)",
+        "",
+        "| | measured | target |",
+        "|---|---|---|",
+        f"| issue type, NLBSE'24 protocol (per-repository macro-F1, 5-fold × 2 CV) |"
+        f" {cv['mean']:.3f} ± {cv['std']:.3f}; one generic model {generic['mean']:.3f} |"
+        " ≥ 0.83 |",
+        f"| duplicates, SeaMonkey in creation order ({q['duplicates_queries']} queries) |"
+        f" recall@1/5/10 {recall['1']:.3f} / {recall['5']:.3f} / {recall['10']:.3f} |"
+        " recall@5 ≥ 0.88 |",
+    ]
+    for r in q["security_leave_one_project_out"]:
+        lines.append(
+            f"| security, {r['project']} left out (tp/fp/fn {r['tp']}/{r['fp']}/{r['fn']}) |"
+            f" precision {r['precision']:.2f}, recall {r['recall']:.2f} |"
+            " recall ≥ 0.80 at precision ≥ 0.40 |"
+        )
+    if pooled:
+        lines.append(
+            f"| security, pooled over the three | precision {pooled['precision']:.2f},"
+            f" recall {pooled['recall']:.2f} | |"
+        )
+    for key, value in t.items():
+        if key.startswith(("one_process", "processes")):
+            name = key.replace("_", " ")
+            lines.append(
+                f"| speed, {name}, 10,000 indexed | {value['reports_per_s']:.1f} reports/s,"
+                f" p50 {value['ms_p50']:.1f} ms, model load {value['model_load_s']:.2f} s |"
+                " ≥ 50 reports/s, load ≤ 2 s |"
+            )
+    return [*lines, ""]
 
 
 def _distributed_lines(d: dict[str, Any]) -> list[str]:

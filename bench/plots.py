@@ -81,3 +81,25 @@ def distributed_png(d: dict[str, Any], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def triage_png(t: dict[str, Any], path: Path) -> Path:
+    """Time per report through the triage agent (10,000 indexed), per layout."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(figsize=(7, 4))
+    for key, value in t.items():
+        if key.startswith("one_process"):
+            axes.hist(value["samples"]["ms"], bins=60, alpha=0.6, label=key.replace("_", " "))
+    axes.axvline(20, color="red", linestyle=":", label="50 reports/s in one process")
+    axes.set_xlabel("ms per report (embedding, duplicate search, models, rules)")
+    axes.set_ylabel("reports")
+    axes.set_title("Local triage against a 10,000-report index")
+    axes.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -93,19 +93,22 @@ class Fleet:
         lock = threading.Lock()
 
         def post(report: dict[str, Any]) -> None:
-            deadline = time.monotonic() + 300
+            deadline = time.monotonic() + 200
+            last = "nothing sent"
             while time.monotonic() < deadline:
                 try:
                     r = httpx.post(f"{self.api.url}/api/v1/bug-reports", json=report, timeout=60)
-                except httpx.HTTPError:
+                except httpx.HTTPError as error:
+                    last = repr(error)
                     time.sleep(0.5)
                     continue
                 if r.status_code in (200, 201):
                     with lock:
                         accepted[str(report["id"])] = r.json()["request_id"]
                     return
+                last = f"{r.status_code} {r.text[:300]}"
                 time.sleep(0.5)
-            raise TimeoutError(f"report {report['id']} never accepted")
+            raise TimeoutError(f"report {report['id']} never accepted; last answer: {last}")
 
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(post, reports))

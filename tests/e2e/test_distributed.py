@@ -50,11 +50,22 @@ def run_through(fleet: Fleet, github: FakeGitHub, fault: Callable[[], None]) -> 
     """Send REPORTS reports; once a fifth is filed, inject ``fault``; wait for the end."""
     reports = [report_dict() for _ in range(REPORTS)]
     accepted: dict[str, str] = {}
-    sender = threading.Thread(target=lambda: accepted.update(fleet.submit(reports)))
+    failures: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            accepted.update(fleet.submit(reports))
+        except BaseException as error:  # reported below, with the fleet's logs
+            failures.append(error)
+
+    sender = threading.Thread(target=send)
     sender.start()
-    assert github.wait_for(lambda gh: len(gh.issues) >= REPORTS // 5, timeout=300), fleet.logs()
+    # Well inside the test's own timeout, so a stuck fleet fails with its logs attached.
+    started = github.wait_for(lambda gh: len(gh.issues) >= REPORTS // 5, timeout=220)
+    assert started, f"{failures}\n{fleet.logs()}"
     fault()
     sender.join(600)
+    assert not failures, f"{failures}\n{fleet.logs()}"
     assert len(accepted) == REPORTS
     fleet.wait_all_done(REPORTS)
     return accepted

@@ -85,6 +85,7 @@ async def _run(
     started = time.perf_counter()
     embedder = Embedder(threads=threads)
     engine = LocalTriageEngine.load(embedder=embedder)
+    embedder.warm_up()  # the onnxruntime session is part of loading the model
     load_seconds = time.perf_counter() - started
     index = engine.new_duplicate_index()
     for i, (title, body) in enumerate(indexed):

@@ -57,6 +57,8 @@ class TriageAgent:
         Reports stored without an embedding (triaged before embeddings were kept) are
         embedded here, in batches on a worker thread.
         """
+        if self.embedder is not None:
+            await asyncio.to_thread(self.embedder.warm_up)
         rows = await self.store.recent_reports(limit)
         rows = [
             (state, report)

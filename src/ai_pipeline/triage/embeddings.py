@@ -79,7 +79,12 @@ def model_files(model_dir: Path | None) -> tuple[Path, Path]:
 
 
 class Embedder:
-    """Turns texts into unit vectors. Thread-compatible, not thread-safe: one per worker."""
+    """Turns texts into unit vectors. Thread-compatible, not thread-safe: one per worker.
+
+    The files are checked at construction (a missing model fails start-up, not the first
+    report), but the onnxruntime session, about 170 MB resident, is only built on first
+    use: a process that never triages (``serve --role api``, the other agents) never pays it.
+    """
 
     def __init__(
         self,
@@ -87,22 +92,36 @@ class Embedder:
         max_tokens: int = DEFAULT_MAX_TOKENS,
         threads: int = 1,
     ) -> None:
-        import onnxruntime as ort  # type: ignore[import-untyped, unused-ignore]
         from tokenizers import Tokenizer
 
-        onnx, tokenizer_file = model_files(model_dir)
+        self._onnx, tokenizer_file = model_files(model_dir)
         self.max_tokens = max_tokens
-        self.model_id = f"{onnx.parent.name}/{onnx.name}:{_short_digest(onnx)}"
+        self.threads = threads
+        self.model_id = f"{self._onnx.parent.name}/{self._onnx.name}:{_short_digest(self._onnx)}"
         self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self._tokenizer.enable_truncation(max_tokens)
         self._tokenizer.no_padding()
-        options = ort.SessionOptions()
-        # One thread by default: the service scales by process, and a shared box should not
-        # see one agent take every core.
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(onnx), options, providers=["CPUExecutionProvider"])
-        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._session: Any = None
+        self._inputs: set[str] = set()
+
+    def warm_up(self) -> None:
+        """Build the session now (a triage agent does at start, not on its first report)."""
+        self.embed_one("warm up")
+
+    def _open(self) -> Any:
+        if self._session is None:
+            import onnxruntime as ort  # type: ignore[import-untyped, unused-ignore]
+
+            options = ort.SessionOptions()
+            # One thread by default: the service scales by process, and a shared box should
+            # not see one agent take every core.
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(
+                str(self._onnx), options, providers=["CPUExecutionProvider"]
+            )
+            self._inputs = {i.name for i in self._session.get_inputs()}
+        return self._session
 
     def embed(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
@@ -132,10 +151,11 @@ class Embedder:
         for r, row in enumerate(ids):
             input_ids[r, : len(row)] = row
             mask[r, : len(row)] = 1
+        session = self._open()
         feed: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feed["token_type_ids"] = np.zeros_like(input_ids)
-        hidden = np.asarray(self._session.run(None, feed)[0], dtype=np.float32)
+        hidden = np.asarray(session.run(None, feed)[0], dtype=np.float32)
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)

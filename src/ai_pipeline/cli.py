@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import sys
 from enum import StrEnum
@@ -453,6 +454,10 @@ _register_triage_commands()
 
 
 def main() -> None:
+    # A crash in native code (librdkafka, onnxruntime) then leaves every thread's Python
+    # stack on stderr instead of a bare "exited with -11": an API process was seen to die
+    # so at start, once in several runs, against a freshly started broker.
+    faulthandler.enable()
     app()
 
 

@@ -77,10 +77,7 @@ def distributed_png(d: dict[str, Any], path: Path) -> Path:
     right.set_xlabel("seconds since the first submission")
     right.set_ylabel("issues filed")
     right.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, 110)
 
 
 def triage_png(t: dict[str, Any], path: Path) -> Path:
@@ -99,7 +96,13 @@ def triage_png(t: dict[str, Any], path: Path) -> Path:
     axes.set_ylabel("reports")
     axes.set_title("Local triage against a 10,000-report index")
     axes.legend()
+    return _save(fig, path, 100)
+
+
+def _save(fig: Any, path: Path, dpi: int) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

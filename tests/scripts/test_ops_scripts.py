@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, require_tool
 from tests.factories import report_dict
 from tests.fakes.github_server import FakeGitHub, run_fake_github
 from tests.fleet import TOKEN, Fleet
@@ -203,11 +203,7 @@ def test_retention_keeps_the_newest_archives(tmp_path: Path) -> None:
 
 @pytest.fixture
 def moto_server(tmp_path: Path) -> Iterator[str]:
-    moto = shutil.which("moto_server", path=str(Path(sys.executable).parent))
-    if moto is None:
-        if os.environ.get("CI"):
-            pytest.fail("moto_server is not installed (pip install -e '.[dev]')")
-        pytest.skip("moto_server is not installed")
+    moto = require_tool("moto_server", Path(sys.executable).parent / "moto_server")
     port = free_port()
     with (tmp_path / "moto.log").open("wb") as log:
         proc = subprocess.Popen(

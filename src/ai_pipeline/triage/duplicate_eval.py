@@ -9,7 +9,7 @@ best score against older ones: what a threshold on ``duplicate_of`` would flag.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,10 @@ import numpy.typing as npt
 
 from ai_pipeline.triage.artifact import VectorizerSpec
 from ai_pipeline.triage.duplicates import DuplicateIndex
-from ai_pipeline.triage.embeddings import FloatMatrix, report_text
+from ai_pipeline.triage.embeddings import FloatMatrix
 from ai_pipeline.triage.linear import TfidfFeatures
 from ai_pipeline.triage.tasks import SEAMONKEY_PAIRS, SEAMONKEY_REPORTS, Report, read_csv
 
-Embed = Callable[[Sequence[str]], FloatMatrix]
 RECALL_AT = (1, 5, 10)
 THRESHOLD_GRID = tuple(round(0.50 + 0.05 * i, 2) for i in range(9))  # 0.50 … 0.90
 TARGET_PRECISION = 0.8
@@ -104,10 +103,6 @@ def replay(
         query_top_correct=np.array(query_correct, dtype=np.bool_),
         all_top_score=np.array(all_scores),
     )
-
-
-def embed_reports(reports: Sequence[Report], embed: Embed) -> FloatMatrix:
-    return embed([report_text(report.text) for report in reports])
 
 
 def choose_threshold(run: Replay) -> tuple[float, dict[str, Any]]:

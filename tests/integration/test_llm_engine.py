@@ -24,7 +24,7 @@ from ai_pipeline.adapters.llm import (
     TokenBudget,
 )
 from ai_pipeline.domain.redaction import Redactor
-from ai_pipeline.drafting.llm_draft import LlmDrafter
+from ai_pipeline.drafting.llm_draft import DRAFT_MAX_TOKENS, LlmDrafter
 from ai_pipeline.drafting.template import render
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.triage.llm import ENGINE, AllowedValues, LlmTriageEngine, default_allowed_labels
@@ -197,6 +197,7 @@ async def test_the_llm_drafter_keeps_the_reporters_facts_byte_identical(
         s.sample("ai_pipeline_llm_fallbacks_total", component="draft", reason=INVALID_OUTPUT) == 0
     )
     assert len(proxy.chat_requests) == 1
+    assert proxy.chat_requests[0]["body"]["max_tokens"] == DRAFT_MAX_TOKENS  # not the global 300
     assert draft.body.startswith("## Overview\n") and draft.body.endswith(template.body)
     assert "\n" not in draft.title and draft.title.strip()
     for fact in ["2.3.1-rc.2+build.77", "Windows 11 23H2", r.actual_behavior or "-"]:

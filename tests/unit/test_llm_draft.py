@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ai_pipeline.adapters.llm import TIMEOUT, LlmError
-from ai_pipeline.drafting.llm_draft import LlmDrafter
+from ai_pipeline.drafting.llm_draft import DRAFT_MAX_TOKENS, DRAFT_SCHEMA, LlmDrafter
 from ai_pipeline.drafting.template import render
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.triage.local import LocalTriageEngine
@@ -67,3 +67,11 @@ async def test_without_a_usable_answer_the_template_draft_is_used(
         "ai_pipeline_llm_fallbacks_total", {"component": "draft", "reason": "invalid_output"}
     )
     assert fallbacks == 1
+
+
+def test_the_draft_call_may_spend_a_token_per_character_of_the_longest_answer() -> None:
+    """A small model writes the summary to its maximum length; a cut answer is invalid."""
+    properties = DRAFT_SCHEMA["properties"]
+    assert isinstance(properties, dict)
+    longest = sum(field["maxLength"] for field in properties.values())
+    assert longest + len('{"title": "", "summary": ""}') <= DRAFT_MAX_TOKENS

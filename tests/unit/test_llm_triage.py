@@ -48,7 +48,12 @@ class FakeChat:
         self.calls: list[list[Message]] = []
 
     async def complete(
-        self, messages: list[Message], schema_name: str, schema: dict[str, Any]
+        self,
+        messages: list[Message],
+        schema_name: str,
+        schema: dict[str, Any],
+        *,
+        max_tokens: int | None = None,
     ) -> Completion:
         self.calls.append(messages)
         if isinstance(self.answer, LlmError):

@@ -60,7 +60,12 @@ class ChatModel(Protocol):
     model: str
 
     async def complete(
-        self, messages: list[Message], schema_name: str, schema: dict[str, Any]
+        self,
+        messages: list[Message],
+        schema_name: str,
+        schema: dict[str, Any],
+        *,
+        max_tokens: int | None = None,
     ) -> Completion: ...
 
     async def close(self) -> None: ...
@@ -190,14 +195,24 @@ class OpenAIChat:
         }
 
     async def complete(
-        self, messages: list[Message], schema_name: str, schema: dict[str, Any]
+        self,
+        messages: list[Message],
+        schema_name: str,
+        schema: dict[str, Any],
+        *,
+        max_tokens: int | None = None,
     ) -> Completion:
+        """``max_tokens`` overrides the configured cap for one call: a caller whose schema
+        allows long strings asks for what that schema can need, so a valid answer is never
+        cut (a cut answer is invalid JSON, and a retry would be cut the same way)."""
         attempt = 0
         while True:
             if self.budget.exhausted():
                 raise LlmError(BUDGET_EXHAUSTED, f"{self.budget.daily_limit} tokens a day")
             try:
-                completion = await self._attempt(messages, schema_name, schema)
+                completion = await self._attempt(
+                    messages, schema_name, schema, max_tokens or self.options.max_tokens
+                )
             except LlmError as error:
                 self._count_error(error.reason)
                 if error.reason not in _RETRIED or attempt >= self.options.max_retries:
@@ -215,7 +230,7 @@ class OpenAIChat:
         return self._rng.uniform(0.0, ceiling)
 
     async def _attempt(
-        self, messages: list[Message], schema_name: str, schema: dict[str, Any]
+        self, messages: list[Message], schema_name: str, schema: dict[str, Any], max_tokens: int
     ) -> Completion:
         started = time.perf_counter()
         try:
@@ -223,7 +238,7 @@ class OpenAIChat:
                 raw = await self._client.chat.completions.with_raw_response.create(
                     model=self.model,
                     messages=cast("list[ChatCompletionMessageParam]", messages),
-                    max_tokens=self.options.max_tokens,
+                    max_tokens=max_tokens,
                     temperature=self.options.temperature,
                     response_format=_json_schema_format(schema_name, schema),
                 )

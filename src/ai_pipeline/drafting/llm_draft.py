@@ -22,15 +22,20 @@ from ai_pipeline.triage import prompts
 log = get_logger(__name__)
 
 MAX_SUMMARY = 800
+TITLE_CHARS, SUMMARY_CHARS = 100, 400
 DRAFT_SCHEMA = {
     "type": "object",
     "properties": {
-        "title": {"type": "string", "minLength": 8, "maxLength": 100},
-        "summary": {"type": "string", "minLength": 20, "maxLength": 600},
+        "title": {"type": "string", "minLength": 8, "maxLength": TITLE_CHARS},
+        "summary": {"type": "string", "minLength": 20, "maxLength": SUMMARY_CHARS},
     },
     "required": ["title", "summary"],
     "additionalProperties": False,
 }
+# Enough for the longest answer the schema allows, about one token per character in the
+# worst case: a small model writes summaries to the very limit, and with the global cap of
+# 300 tokens one such answer in fifteen was cut and fell back to the template.
+DRAFT_MAX_TOKENS = TITLE_CHARS + SUMMARY_CHARS + 48
 
 
 class DraftAnswer(BaseModel):
@@ -59,7 +64,10 @@ class LlmDrafter:
         template = render(request_id, report, triage)
         try:
             completion = await self.chat.complete(
-                prompts.draft_messages(report, triage), "issue_draft", DRAFT_SCHEMA
+                prompts.draft_messages(report, triage),
+                "issue_draft",
+                DRAFT_SCHEMA,
+                max_tokens=DRAFT_MAX_TOKENS,
             )
             answer = _parse(completion.content)
         except LlmError as error:

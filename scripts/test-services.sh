@@ -44,3 +44,25 @@ if [[ ! -x "$kustomize_bin/kustomize" ]]; then
   GOBIN="$kustomize_bin" GOFLAGS=-mod=mod \
     go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
 fi
+
+# Prism (a validating mock server) and GitHub's OpenAPI description, for the contract test of
+# the GitHub tracker (tests/integration/test_github_contract.py): installed once from the npm
+# registry, each pinned version into its own cache folder. Prism 5.14.2 is the newest that runs
+# on Node 20.
+PRISM_VERSION=5.14.2
+GITHUB_OPENAPI_VERSION=23.0.2
+npm_cache_dir="${XDG_CACHE_HOME:-$HOME/.cache}/ai-pipeline"
+npm_install() {  # npm_install FOLDER PACKAGE@VERSION FILE-IT-LEAVES
+  local folder="$npm_cache_dir/$1"
+  [[ -e "$folder/$3" ]] && return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "npm is needed to install $2 and is not installed" >&2
+    exit 1
+  fi
+  echo "installing $2 with npm (once)"
+  mkdir -p "$folder"
+  npm install --prefix "$folder" --no-audit --no-fund --loglevel=error --save-exact "$2" >/dev/null
+}
+npm_install "prism-$PRISM_VERSION" "@stoplight/prism-cli@$PRISM_VERSION" node_modules/.bin/prism
+npm_install "octokit-openapi-$GITHUB_OPENAPI_VERSION" "@octokit/openapi@$GITHUB_OPENAPI_VERSION" \
+  node_modules/@octokit/openapi/generated/api.github.com.json

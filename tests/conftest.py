@@ -117,3 +117,15 @@ def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from tests.llm_server import LlamaServer
 
     yield from _started(LlamaServer(tmp_path_factory.mktemp("llm")))
+
+
+@pytest.fixture(scope="session")
+def prism_github(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Prism mocking GitHub's OpenAPI description, validating every request (tests/prism.py):
+    .url, .port, .log(), start(), stop(), kill(). Prism and the description are installed by
+    scripts/test-services.sh; skipped without them, a failure under CI."""
+    from tests.prism import GITHUB_SPEC, PRISM, PrismServer
+
+    prism = require_tool("prism", PRISM)
+    spec = Path(require_tool(GITHUB_SPEC.name, GITHUB_SPEC))  # a file: never found on PATH
+    yield from _started(PrismServer(tmp_path_factory.mktemp("prism"), spec=spec, prism=prism))

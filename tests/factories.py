@@ -41,3 +41,20 @@ def triage(**overrides: Any) -> TriageResult:
     }
     values.update(overrides)
     return TriageResult.model_validate(values)
+
+
+def app_key_pems() -> tuple[str, str]:
+    """A fresh GitHub App key pair: (private PEM as GitHub issues it, public PEM)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,  # "BEGIN RSA PRIVATE KEY"
+        serialization.NoEncryption(),
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public.decode()

@@ -108,6 +108,11 @@ class Fleet:
                     return
                 last = f"{r.status_code} {r.text[:300]}"
                 time.sleep(0.5)
+            api = self.api.proc
+            if api is not None and api.poll() is not None:
+                # The API died under us (a native crash shows as -11 with faulthandler's
+                # stacks in its log): say so, with the log, not just "connection refused".
+                last += f"; the API process exited with {api.returncode}:\n{self.api.log()[-6000:]}"
             raise TimeoutError(f"report {report['id']} never accepted; last answer: {last}")
 
         with ThreadPoolExecutor(threads) as pool:

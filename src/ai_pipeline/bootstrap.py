@@ -61,6 +61,8 @@ class Container:
     # Called once on shutdown (after the agents stop): clients of optional adapters (LLM).
     close_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     chat: ChatModel | None = None
+    # Where security-sensitive reports go when it is not the local tracker (a private repo).
+    private_tracker: Tracker | None = None
 
 
 def bootstrap(
@@ -87,9 +89,10 @@ def bootstrap(
     bus = _bus(settings, sqlite)
     store = _store(settings, bus, sqlite)
     local_tracker = None
+    private_tracker: Tracker | None = None
     tracker_db = settings.state if _is_sqlite(settings.state) else settings.local_tracker_db
     if tracker is None:
-        tracker, local_tracker = _tracker(settings, sqlite(tracker_db))
+        tracker, local_tracker, private_tracker = _trackers(settings, sqlite(tracker_db), metrics)
     elif isinstance(tracker, LocalTracker):
         local_tracker = tracker
     artifact = load_artifact(
@@ -108,10 +111,15 @@ def bootstrap(
     router = Router.load(Path(settings.routing_file)) if settings.routing_file else None
     triage = TriageAgent(engine, index, store, metrics, router, embedder)
     coordinator = Coordinator(store, bus, metrics, settings.step_timeout_seconds)
-    private_tracker = None
-    if settings.security_reports == "private" and local_tracker is None:
+    private = settings.security_reports == "private"
+    if private and private_tracker is None and local_tracker is None:
         private_tracker = local_tracker = LocalTracker(sqlite(tracker_db), settings.base_url)
-    tracker_agent = TrackerAgent(tracker, store, metrics, private_tracker)
+    close_hooks: list[Callable[[], Awaitable[None]]] = [chat.close] if chat else []
+    if private_tracker is not None and private_tracker is not local_tracker:
+        close_hooks.append(private_tracker.close)
+    tracker_agent = TrackerAgent(
+        tracker, store, metrics, private_tracker, duplicates=settings.duplicate_mode
+    )
     ticket_agent = TicketCreationAgent(
         Redactor.from_setting(settings.redact), _drafter(settings, chat, metrics)
     )
@@ -156,7 +164,8 @@ def bootstrap(
         ingest_priority=priority,
         runners=runners,
         databases=list(databases.values()),
-        close_hooks=[chat.close] if chat is not None else [],
+        close_hooks=close_hooks,
+        private_tracker=private_tracker if private_tracker is not local_tracker else None,
         chat=chat,
     )
 
@@ -243,26 +252,17 @@ def _store(settings: Settings, bus: Bus, sqlite: Callable[[str], SqliteDatabase]
     raise ValueError(f"AI_PIPELINE_STATE must be sqlite:///… or redis://…, not {settings.state!r}")
 
 
-def _tracker(settings: Settings, db: SqliteDatabase) -> tuple[Tracker, LocalTracker | None]:
+def _trackers(
+    settings: Settings, db: SqliteDatabase, metrics: Metrics
+) -> tuple[Tracker, LocalTracker | None, Tracker | None]:
+    """The tracker, the local tracker if one runs, and a private GitHub tracker if set."""
     if settings.tracker == "github":
-        from ai_pipeline.adapters.trackers.github import GitHubTracker
+        from ai_pipeline.adapters.trackers.github_wiring import github_trackers
 
-        if settings.github_token is None or settings.github_repository is None:
-            raise ValueError(
-                "AI_PIPELINE_TRACKER=github needs AI_PIPELINE_GITHUB_TOKEN and"
-                " AI_PIPELINE_GITHUB_REPOSITORY"
-            )
-        return (
-            GitHubTracker(
-                settings.github_api_url,
-                settings.github_repository,
-                settings.github_token.get_secret_value(),
-                timeout=settings.github_timeout_seconds,
-            ),
-            None,
-        )
+        public, private = github_trackers(settings, metrics)
+        return public, None, private
     local = LocalTracker(db, settings.base_url)
-    return local, local
+    return local, local, None
 
 
 def _engine(

@@ -197,6 +197,14 @@ class StateStore(Protocol):
     async def ping(self) -> dict[str, Any]: ...
 
 
+@dataclass(frozen=True)
+class OpenIssue:
+    number: int
+    url: str
+    title: str
+    occurrences: int  # comments the pipeline added to it, one per later duplicate report
+
+
 class Tracker(Protocol):
     name: str
 
@@ -206,6 +214,18 @@ class Tracker(Protocol):
 
     async def find_filed(self, request_id: str) -> FiledIssue | None:
         """An issue filed earlier for ``request_id`` (marker search), for unknown outcomes."""
+        ...
+
+    async def open_issue(self, number: int) -> OpenIssue | None:
+        """Issue ``number`` if it exists and is open (not closed, not a pull request)."""
+        ...
+
+    async def add_comment(self, request_id: str, number: int, body: str) -> FiledIssue:
+        """Comment ``body`` (it carries the request's marker) on issue ``number``."""
+        ...
+
+    async def find_comment(self, request_id: str, number: int) -> FiledIssue | None:
+        """A comment added earlier for ``request_id`` on issue ``number`` (marker search)."""
         ...
 
     async def ping(self) -> dict[str, Any]: ...

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import time
 from collections.abc import Awaitable, Callable, Collection
+from typing import Any
 
 from ai_pipeline.agents.runner import AgentRunner
 from ai_pipeline.bootstrap import AGENTS, Container
@@ -25,7 +26,7 @@ class Pipeline:
             raise ValueError(f"unknown agents: {sorted(unknown)}")
         self.c = container
         self.agents = frozenset(agents)
-        self.tracker_probe = CachedProbe(container.tracker.ping)
+        self.tracker_probe = CachedProbe(self._ping_trackers)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_handled: dict[str, tuple[int | None, float]] = {}
         c = container
@@ -86,6 +87,19 @@ class Pipeline:
 
         self._tasks.append(asyncio.create_task(loop(), name=name))
 
+    async def _ping_trackers(self) -> dict[str, Any]:
+        """The tracker's health, and the private repository's beside it when one is set:
+        security reports cannot be filed while it is unreachable or not private."""
+        health = await self.c.tracker.ping()
+        private = self.c.private_tracker
+        if private is None:
+            return health
+        private_health = await private.ping()
+        status = "healthy" if private_health.get("status") == "healthy" else "unhealthy"
+        if health.get("status") != "healthy":
+            status = str(health.get("status", "unhealthy"))
+        return {**health, "status": status, "private": private_health}
+
     async def _sweep(self) -> None:
         failed = await self.c.coordinator.fail_stuck(moving=await self._steps_moving())
         if failed:
@@ -107,7 +121,9 @@ class Pipeline:
                 self._last_handled[runner.spec.name] = (handled, now)
             changed_at = self._last_handled[runner.spec.name][1]
             backlog = lag.get((runner.spec.group, runner.spec.topic.value), 0) > 0
-            recent = now - changed_at < self.c.settings.step_timeout_seconds
+            # Waiting out a limit the tracker announced (GitHub's hourly reset) is progress.
+            waiting = runner.spec.name in self.agents and runner.health.waiting_until > time.time()
+            recent = waiting or now - changed_at < self.c.settings.step_timeout_seconds
             if runner.spec.step is not None and backlog and recent:
                 moving.add(runner.spec.step)
         return moving

@@ -62,10 +62,32 @@ class Settings(BaseSettings):
     github_repository: str | None = None
     github_api_url: str = "https://api.github.com"
     github_timeout_seconds: float = Field(default=10.0, gt=0)
-    # Security-sensitive reports: "private" files them on the built-in local tracker (kept
-    # in the service, flagged `security`) instead of the public tracker; "public" files them
-    # like any other report.
+    # As a GitHub App instead of a token: its id, installation and private key (the PEM
+    # itself, or a file holding it, e.g. a mounted secret). Installation tokens are fetched
+    # and refreshed five minutes before they expire.
+    github_app_id: int | None = Field(default=None, ge=1)
+    github_app_installation_id: int | None = Field(default=None, ge=1)
+    github_app_private_key: SecretStr | None = None
+    github_app_private_key_file: str | None = None
+    # Labels the repository lacks: "create" them (with a colour and a description) or file
+    # the issue with "existing" labels only.
+    github_labels: Literal["create", "existing"] = "create"
+    github_milestone: int | None = Field(default=None, ge=1)  # by number; sent while open
+    # Security-sensitive reports go here when set (it must be a private repository);
+    # otherwise to the built-in local tracker.
+    github_private_repository: str | None = None
+    # GitHub's content-creation pacing, per process (give each tracker process its share).
+    github_creations_per_minute: int = Field(default=80, ge=1)
+    github_creations_per_hour: int = Field(default=500, ge=1)
+    # Longer rate-limit waits hand the message back to the bus instead of holding it.
+    github_max_wait_seconds: float = Field(default=60.0, gt=0)
+    # Security-sensitive reports: "private" files them on the private tracker (the GitHub
+    # private repository above, or the built-in local tracker, flagged `security`) instead
+    # of the public one; "public" files them like any other report.
     security_reports: Literal["private", "public"] = "private"
+    # A report triage matched to an open issue: "link" files its own issue naming the
+    # original; "comment" adds it to the original as a comment. Nothing is ever closed.
+    duplicate_mode: Literal["link", "comment"] = "link"
 
     # Triage.
     triage_engine: Literal["local", "llm"] = "local"
@@ -135,7 +157,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    @field_validator("github_repository")
+    @field_validator("github_repository", "github_private_repository")
     @classmethod
     def _owner_slash_name(cls, value: str | None) -> str | None:
         if value is not None and (value.count("/") != 1 or value.startswith("/")):

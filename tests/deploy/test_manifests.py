@@ -245,7 +245,7 @@ def test_configuration_is_known_settings_and_secrets_come_from_the_secret(
 ) -> None:
     config = by_kind(docs, "ConfigMap")["ai-pipeline-config"]["data"]
     assert set(config) <= SETTINGS_VARIABLES, set(config) - SETTINGS_VARIABLES
-    assert not {k for k in config if k.endswith(("_TOKEN", "_API_KEY"))}
+    assert not {k for k in config if k.endswith(("_TOKEN", "_API_KEY", "_PRIVATE_KEY"))}
     values = {k.removeprefix("AI_PIPELINE_").lower(): v for k, v in config.items()}
     settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
     assert settings.bus.startswith("kafka://") and settings.state.startswith("redis://")
@@ -257,7 +257,11 @@ def test_configuration_is_known_settings_and_secrets_come_from_the_secret(
             for e in container["env"]
             if "secretKeyRef" in e.get("valueFrom", {})
         }
-        assert secrets.keys() == {"AI_PIPELINE_GITHUB_TOKEN", "AI_PIPELINE_LLM_API_KEY"}, name
+        assert secrets.keys() == {
+            "AI_PIPELINE_GITHUB_TOKEN",
+            "AI_PIPELINE_GITHUB_APP_PRIVATE_KEY",
+            "AI_PIPELINE_LLM_API_KEY",
+        }, name
         assert {s["name"] for s in secrets.values()} == {"ai-pipeline-secrets"}
         assert all("value" not in e for e in container["env"]), f"{name}: a literal env value"
 
@@ -459,7 +463,7 @@ def test_compose_prometheus_config_is_valid(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 rule files found" in result.stdout
+    assert "5 rule files found" in result.stdout
 
 
 def test_compose_grafana_provisions_the_dashboard(compose: dict[str, Any]) -> None:

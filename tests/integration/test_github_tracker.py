@@ -9,16 +9,19 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import httpx
 import pytest
 
-from ai_pipeline.adapters.trackers.github import GitHubTracker
-from ai_pipeline.domain.errors import PermanentError, TransientError
+from ai_pipeline.adapters.trackers.github import GitHubOptions, GitHubTracker
+from ai_pipeline.adapters.trackers.github_pacing import RateGate
+from ai_pipeline.domain.errors import PermanentError, TransientError, UnavailableError
 from ai_pipeline.domain.models import IssueDraft
 from ai_pipeline.drafting.marker import marker
+from ai_pipeline.observability.metrics import Metrics
 from tests.fakes.github_server import FakeGitHub, run_fake_github
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
 TOKEN = "ghp_FAKEtoken0123456789abcdefSECRETxyz"
 REQUEST_ID = "req-42"
+LABELS = ["bug", "priority: high"]
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +33,8 @@ def github_server() -> Iterator[FakeGitHub]:
 @pytest.fixture
 def gh(github_server: FakeGitHub) -> FakeGitHub:
     github_server.reset()
+    for label in LABELS:  # so the only POST a filing makes is the issue's
+        github_server.add_label(label)
     return github_server
 
 
@@ -71,7 +76,11 @@ async def test_files_the_draft_with_the_payload_and_headers_github_expects(
     assert filed.url == stored[0]["html_url"] == f"{gh.web_url}/acme/widgets/issues/1"
     assert (filed.title, filed.created) == ("Crash on save", True)
     assert [label["name"] for label in stored[0]["labels"]] == ["bug", "priority: high"]
-    (sent,) = gh.requests
+    checks, (sent,) = [r for r in gh.requests if r.method == "GET"], gh.posts()
+    assert [r.path for r in checks] == [
+        "/repos/acme/widgets/labels",
+        "/repos/acme/widgets/assignees/octocat",
+    ]
     assert (sent.method, sent.path) == ("POST", "/repos/acme/widgets/issues")
     assert sent.json == {
         "title": "Crash on save",
@@ -80,7 +89,7 @@ async def test_files_the_draft_with_the_payload_and_headers_github_expects(
         "assignees": ["octocat"],
     }
     assert sent.headers["authorization"] == f"Bearer {TOKEN}"
-    assert sent.headers["accept"] == "application/vnd.github+json"
+    assert sent.headers["accept"] == "application/vnd.github+json, application/json;q=0.9"
     assert sent.headers["x-github-api-version"] == "2022-11-28"
     assert sent.headers["user-agent"].startswith("ai-pipeline")
 
@@ -107,7 +116,8 @@ async def test_works_under_an_enterprise_server_api_path() -> None:
     assert ghes.url.endswith("/api/v3")
     assert found is not None and found.number == filed.number
     assert health["status"] == "healthy"
-    assert [r.path for r in ghes.requests] == [
+    assert all(r.path.startswith("/repos/team/app") for r in ghes.requests)
+    assert [r.path for r in ghes.requests if r.path.endswith(("/issues", "/app"))] == [
         "/repos/team/app/issues",
         "/repos/team/app/issues",
         "/repos/team/app",
@@ -180,37 +190,49 @@ async def test_find_filed_returns_none_after_one_short_page(
 # --- error mapping -----------------------------------------------------------------------
 
 TRANSIENT: dict[str, tuple[Callable[[FakeGitHub], None], float | None, str]] = {
-    "500": (lambda gh: gh.fail_next(500), None, "500 Internal Server Error"),
-    "502": (lambda gh: gh.fail_next(502), None, "502 Bad Gateway"),
-    "503 with Retry-After": (lambda gh: gh.fail_next(503, retry_after=30), 30, "503"),
-    "429 with Retry-After": (lambda gh: gh.fail_next(429, retry_after=7), 7, "429"),
+    "500": (lambda gh: gh.fail_next(500, method="POST"), None, "500 Internal Server Error"),
+    "502": (lambda gh: gh.fail_next(502, method="POST"), None, "502 Bad Gateway"),
+    "503 with Retry-After": (
+        lambda gh: gh.fail_next(503, retry_after=30, method="POST"),
+        30,
+        "503",
+    ),
+    "429 with Retry-After": (
+        lambda gh: gh.fail_next(429, retry_after=7, method="POST"),
+        7,
+        "secondary rate limit",
+    ),
     "403 secondary limit": (
-        lambda gh: gh.rate_limit_next(retry_after=42),
+        lambda gh: gh.rate_limit_next(retry_after=42, method="POST"),
         42,
         "secondary rate limit",
     ),
     "403 secondary limit, no header": (
-        lambda gh: gh.rate_limit_next(retry_after=None),
+        lambda gh: gh.rate_limit_next(retry_after=None, method="POST"),
         60,
         "secondary rate limit",
     ),
     "403 primary limit": (
-        lambda gh: gh.rate_limit_next(primary=True, reset_in=120),
+        lambda gh: gh.rate_limit_next(primary=True, reset_in=120, method="POST"),
         120,
-        "API rate limit exceeded",
+        "primary rate limit",
     ),
 }
 
 
 @pytest.mark.parametrize("case", TRANSIENT, ids=list(TRANSIENT))
-async def test_server_failures_and_rate_limits_are_transient_with_the_wait_github_asks_for(
-    gh: FakeGitHub, tracker: GitHubTracker, case: str
+async def test_outages_and_long_rate_limits_hand_the_report_back_with_the_wait(
+    gh: FakeGitHub, case: str
 ) -> None:
+    """UnavailableError: the runner redelivers later without spending an attempt."""
     inject, retry_after, text = TRANSIENT[case]
     inject(gh)
-
-    with pytest.raises(TransientError) as raised:
-        await tracker.create_issue(REQUEST_ID, draft())
+    tracker = GitHubTracker(gh.url, gh.repository, TOKEN, options=GitHubOptions(max_wait_seconds=1))
+    try:
+        with pytest.raises(UnavailableError) as raised:
+            await tracker.create_issue(REQUEST_ID, draft())
+    finally:
+        await tracker.close()
 
     assert text in str(raised.value)
     if retry_after is None:
@@ -218,15 +240,74 @@ async def test_server_failures_and_rate_limits_are_transient_with_the_wait_githu
     else:
         # The primary limit's reset is a whole-second epoch: allow for rounding and elapsed time.
         assert raised.value.retry_after == pytest.approx(retry_after, abs=2)
+    assert gh.issues == []
+
+
+async def test_a_closed_gate_refuses_at_once_without_asking_github(gh: FakeGitHub) -> None:
+    gh.rate_limit_next(retry_after=42, method="POST")
+    tracker = GitHubTracker(gh.url, gh.repository, TOKEN, options=GitHubOptions(max_wait_seconds=1))
+    try:
+        with pytest.raises(UnavailableError):
+            await tracker.create_issue(REQUEST_ID, draft())
+        asked = len(gh.requests)
+        with pytest.raises(UnavailableError, match="rate limit") as raised:
+            await tracker.create_issue(REQUEST_ID, draft())
+    finally:
+        await tracker.close()
+
+    assert len(gh.requests) == asked  # GitHub said 42 s: nothing is sent before then
+    assert raised.value.retry_after == pytest.approx(42, abs=2)
+
+
+@pytest.mark.parametrize("status", [403, 429])
+async def test_a_short_rate_limit_is_waited_out_and_the_issue_filed(
+    gh: FakeGitHub, status: int
+) -> None:
+    if status == 403:
+        gh.rate_limit_next(retry_after=1, method="POST")
+    else:
+        gh.fail_next(429, retry_after=1, method="POST")
+    metrics = Metrics()
+    tracker = GitHubTracker(gh.url, gh.repository, TOKEN, metrics=metrics)
+    try:
+        filed = await tracker.create_issue(REQUEST_ID, draft())
+    finally:
+        await tracker.close()
+
+    assert filed.number == 1 and len(gh.issues) == 1
+    assert len(gh.posts()) == 2  # refused once, then sent again once
+    waits = metrics.registry.get_sample_value(
+        "ai_pipeline_tracker_rate_limit_waits_total", {"tracker": "github", "reason": "secondary"}
+    )
+    assert waits == 1
+
+
+async def test_content_creation_is_paced_by_the_gate(gh: FakeGitHub) -> None:
+    """Past the per-minute allowance the next create waits (here: hands back, as the wait
+    exceeds the in-place maximum) instead of being sent and refused."""
+    gate = RateGate(creations_per_minute=2, creations_per_hour=500)
+    options = GitHubOptions(max_wait_seconds=5)
+    tracker = GitHubTracker(gh.url, gh.repository, TOKEN, options=options, gate=gate)
+    try:
+        for n in range(2):
+            await tracker.create_issue(f"req-{n}", draft(f"req-{n}"))
+        with pytest.raises(UnavailableError, match="pacing") as raised:
+            await tracker.create_issue("req-2", draft("req-2"))
+    finally:
+        await tracker.close()
+
+    assert len(gh.issues) == 2 and len(gh.posts()) == 2
+    assert raised.value.retry_after is not None and 50 < raised.value.retry_after <= 60
 
 
 async def test_a_5xx_on_create_says_the_outcome_is_unknown_but_not_on_a_read(
     gh: FakeGitHub, tracker: GitHubTracker
 ) -> None:
+    await tracker._labels()  # cached: the first 502 meets the create, not the label check
     gh.fail_next(502, times=2)
 
     with pytest.raises(TransientError, match="outcome is unknown"):
-        await tracker.create_issue(REQUEST_ID, draft())
+        await tracker.create_issue(REQUEST_ID, draft(assignees=[]))
     with pytest.raises(TransientError) as raised:
         await tracker.find_filed(REQUEST_ID)
 
@@ -240,19 +321,32 @@ PERMANENT: dict[str, tuple[Callable[[FakeGitHub], None], str]] = {
     ),
     "422 custom message": (
         lambda gh: gh.fail_next(
-            422, message="Validation Failed", errors=[{"message": "body is too long"}]
+            422,
+            message="Validation Failed",
+            errors=[{"message": "body is too long"}],
+            method="POST",
         ),
         "(422 Validation Failed: body is too long)",
     ),
-    "401": (lambda gh: gh.fail_next(401, message="Bad credentials"), "401 Bad credentials"),
+    "401": (
+        lambda gh: gh.fail_next(401, message="Bad credentials", method="POST"),
+        "401 Bad credentials",
+    ),
     "403 forbidden": (
-        lambda gh: gh.fail_next(403, message="Resource not accessible by integration"),
+        lambda gh: gh.fail_next(
+            403, message="Resource not accessible by integration", method="POST"
+        ),
         "403 Resource not accessible by integration",
     ),
-    "404": (lambda gh: gh.fail_next(404, message="Not Found"), "does not exist"),
-    "410": (lambda gh: gh.fail_next(410, message="Issues are disabled"), "410 Issues are disabled"),
+    "404": (lambda gh: gh.fail_next(404, message="Not Found", method="POST"), "does not exist"),
+    "410": (
+        lambda gh: gh.fail_next(410, message="Issues are disabled", method="POST"),
+        "410 Issues are disabled",
+    ),
     "301": (
-        lambda gh: gh.fail_next(301, headers={"Location": "https://elsewhere.example/x"}),
+        lambda gh: gh.fail_next(
+            301, headers={"Location": "https://elsewhere.example/x"}, method="POST"
+        ),
         "redirected (301) to https://elsewhere.example/x",
     ),
 }
@@ -392,7 +486,7 @@ async def test_close_leaves_a_shared_client_open(gh: FakeGitHub) -> None:
 
 
 async def test_the_token_appears_in_no_error_and_no_repr(gh: FakeGitHub) -> None:
-    tracker = GitHubTracker(gh.url, gh.repository, TOKEN, timeout=0.3)
+    options = GitHubOptions(max_wait_seconds=1)
     unreachable = GitHubTracker(f"http://127.0.0.1:{closed_port()}", gh.repository, TOKEN)
     failures: list[Exception] = []
     scenarios: list[Callable[[], None]] = [
@@ -406,14 +500,15 @@ async def test_the_token_appears_in_no_error_and_no_repr(gh: FakeGitHub) -> None
     try:
         for inject in scenarios:
             inject()
+            tracker = GitHubTracker(gh.url, gh.repository, TOKEN, timeout=0.3, options=options)
             with pytest.raises((TransientError, PermanentError)) as raised:
                 await tracker.create_issue(REQUEST_ID, draft())
             failures.append(raised.value)
+            await tracker.close()
         with pytest.raises(TransientError) as raised:
             await unreachable.create_issue(REQUEST_ID, draft())
         failures.append(raised.value)
     finally:
-        await tracker.close()
         await unreachable.close()
 
     assert len(failures) == len(scenarios) + 1

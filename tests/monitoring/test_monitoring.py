@@ -55,6 +55,7 @@ def test_the_runbook_alerts_exist_with_their_runbook_links() -> None:
         ("service-down", "ServiceDown"),
         ("high-error-rate", "HighErrorRate"),
         ("kafka-lag", "KafkaConsumerLag"),
+        ("github-filing", "GitHubFilingStalled"),
     ):
         (rule,) = yaml.safe_load((MONITORING / "alerts" / f"{name}.yml").read_text())["groups"][0][
             "rules"

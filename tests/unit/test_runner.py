@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -63,6 +64,8 @@ class Behaviour:
             raise RuntimeError("handler bug")
         if title.startswith("outage") and self.calls[title] <= 6:
             raise UnavailableError("state store unreachable")
+        if title.startswith("limited") and self.calls[title] <= 3:
+            raise UnavailableError("GitHub rate limit", retry_after=0.3)
         done = OutgoingMessage(Topic.TRIAGE_RESULTS.value, event.request_id, b"done")
         return [done]
 
@@ -153,4 +156,20 @@ async def test_a_stopped_agent_shows_in_its_health(tmp_path: Path) -> None:
     assert runner.alive
     await runner.stop()
     assert not runner.alive and runner.health.status.value == "stopped"
+    await bus.close()
+
+
+async def test_a_dependency_that_says_how_long_to_wait_is_waited_for_without_attempts(
+    tmp_path: Path,
+) -> None:
+    behaviour = Behaviour()
+    bus, runner = await start(tmp_path, behaviour)
+    started = time.monotonic()
+    await bus.publish([submitted("r1", "limited by GitHub")])
+    (out,) = await collect(bus, Topic.TRIAGE_RESULTS.value, 1)
+    waited = time.monotonic() - started
+    assert out.key == "r1" and behaviour.calls["limited by GitHub"] == 4  # max_attempts is 3
+    assert waited >= 0.9  # three times the 0.3 s the dependency asked for, not the 10 ms backoff
+    assert runner.health.waiting_until > 0 and runner.health.dead_lettered == 0
+    await runner.stop()
     await bus.close()

@@ -125,3 +125,89 @@ async def test_security_sensitive_reports_go_to_the_private_tracker(tmp_path: Pa
         assert changed.data["private"] is True and changed.data["tracker"] == "local"
         assert public.created == []
         assert await setup.tracker.find_filed("req-sec") is not None
+
+
+async def duplicate_of(s: Setup, request_id: str, original: int) -> IssueDrafted:
+    drafted = await s.request(request_id)
+    return drafted.model_copy(
+        update={
+            "duplicate_of_issue": original,
+            "occurrence": f"seen again by {request_id}\n{marker(request_id)}",
+        }
+    )
+
+
+def filed(outputs: object) -> StepChanged:
+    (message,) = outputs  # type: ignore[misc]
+    event = decode(message.value)
+    assert isinstance(event, StepChanged) and event.issue is not None
+    return event
+
+
+async def test_in_comment_mode_a_duplicate_is_added_to_its_open_original(tmp_path: Path) -> None:
+    async with Setup(tmp_path / "s.db") as s:
+        s.agent.duplicates = "comment"
+        original = issue_of(await s.agent.handle(await s.request("r1")))
+        second = filed(await s.agent.handle(await duplicate_of(s, "r2", original)))
+        third = filed(await s.agent.handle(await duplicate_of(s, "r3", original)))
+
+        assert second.issue is not None and third.issue is not None
+        assert second.issue.number == third.issue.number == original
+        assert second.issue.comment and second.data["filed_as"] == "comment"
+        assert second.issue.url != third.issue.url  # each links its own comment
+        issue = s.tracker.get_issue(original)
+        assert issue is not None and s.tracker.list_issues(10, 0)[1] == 1
+        bodies = [c["body"] for c in issue.comments]
+        assert "2 reports of this issue" in bodies[0] and "seen again by r2" in bodies[0]
+        assert "3 reports of this issue" in bodies[1] and marker("r3") in bodies[1]
+
+
+async def test_a_comment_whose_outcome_was_unknown_is_found_not_posted_twice(
+    tmp_path: Path,
+) -> None:
+    async with Setup(tmp_path / "s.db") as s:
+        s.agent.duplicates = "comment"
+        original = issue_of(await s.agent.handle(await s.request("r1")))
+        event = await duplicate_of(s, "r2", original)
+        await s.tracker.add_comment("r2", original, "posted; the answer was lost")
+        await s.store.put_filing(FilingRecord("r2", "pending", None))
+
+        found = filed(await s.agent.handle(event))
+
+        assert found.issue is not None and found.issue.comment and not found.issue.created
+        assert s.calls("find_comment") == 1 and s.calls("add_comment") == 0
+        issue = s.tracker.get_issue(original)
+        assert issue is not None and len(issue.comments) == 1
+
+
+async def test_a_duplicate_of_a_closed_issue_or_in_link_mode_gets_its_own_issue(
+    tmp_path: Path,
+) -> None:
+    async with Setup(tmp_path / "s.db") as s:
+        original = issue_of(await s.agent.handle(await s.request("r1")))
+        linked = issue_of(await s.agent.handle(await duplicate_of(s, "r2", original)))
+        s.agent.duplicates = "comment"
+        await s.db.write(lambda c: c.execute("UPDATE local_issues SET state = 'closed'"))
+        reopened = issue_of(await s.agent.handle(await duplicate_of(s, "r3", original)))
+
+        assert len({original, linked, reopened}) == 3
+        assert s.calls("add_comment") == 0 and s.calls("open_issue") == 1
+
+
+async def test_a_security_sensitive_duplicate_is_never_a_public_comment(tmp_path: Path) -> None:
+    async with Setup(tmp_path / "s.db") as s:
+        original = issue_of(await s.agent.handle(await s.request("r1")))
+        private_db = SqliteDatabase(tmp_path / "private.db")
+        private = LocalTracker(private_db, "http://localhost:8000")
+        await private_db.start()
+        agent = TrackerAgent(s.tracker, s.store, s.metrics, private, duplicates="comment")
+        event = (await duplicate_of(s, "r2", original)).model_copy(
+            update={"security_sensitive": True}
+        )
+        held = filed(await agent.handle(event))
+
+        assert held.data["private"] is True and held.issue is not None
+        assert not held.issue.comment
+        issue = s.tracker.get_issue(original)
+        assert issue is not None and issue.comments == []
+        await private_db.close()

@@ -68,6 +68,9 @@ class AgentHealth:
     dead_lettered: int = 0
     last_error: str | None = None
     started_at: float = field(default_factory=time.time)
+    # Until when the agent waits on a dependency that said how long (a tracker's rate
+    # limit): its requests are late, not stuck.
+    waiting_until: float = 0.0
 
 
 class AgentRunner:
@@ -113,21 +116,34 @@ class AgentRunner:
 
     async def _run(self) -> None:
         consumer = self._bus.consumer(self.spec.group, [self.spec.topic.value])
+        failures = 0
         try:
             while True:
                 try:
                     await self._poll_once(consumer)
+                    failures = 0
                     self._set_status(AgentStatus.RUNNING)
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # the bus or store failed: back off, redeliver
-                    self.health.last_error = f"{type(exc).__name__}: {exc}"
-                    self._set_status(AgentStatus.DEGRADED)
-                    log.error("agent_loop_error", agent=self.spec.name, error=str(exc))
-                    await asyncio.sleep(self._retry.delay(3, None))
+                except Exception as exc:  # a dependency failed: back off, redeliver
+                    failures += 1
+                    await asyncio.sleep(self._back_off(exc, failures))
         finally:
             await consumer.close()
             self._set_status(AgentStatus.STOPPED)
+
+    def _back_off(self, exc: Exception, failures: int) -> float:
+        """How long to wait before redelivering: the dependency's own hint when it gave one
+        (a rate limit), capped so the consumer keeps polling; else growing, jittered."""
+        self.health.last_error = f"{type(exc).__name__}: {exc}"
+        self._set_status(AgentStatus.DEGRADED)
+        hint = exc.retry_after if isinstance(exc, TransientError) else None
+        if hint is not None:
+            self.health.waiting_until = time.time() + hint
+            log.warning("agent_waiting", agent=self.spec.name, seconds=hint, reason=str(exc))
+            return min(hint, self._retry.max_delay)
+        log.error("agent_loop_error", agent=self.spec.name, error=str(exc))
+        return self._retry.delay(min(failures + 2, 10), None)
 
     async def _poll_once(self, consumer: Consumer) -> None:
         await self._priority.turn()

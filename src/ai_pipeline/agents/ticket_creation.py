@@ -11,7 +11,7 @@ from ai_pipeline.domain.events import Event, IssueDrafted, ReportTriaged, Step, 
 from ai_pipeline.domain.models import BugReport, IssueDraft, TriageResult
 from ai_pipeline.domain.redaction import Redactor, redact_report
 from ai_pipeline.drafting.drafter import IssueDrafter, TemplateDrafter
-from ai_pipeline.drafting.template import render
+from ai_pipeline.drafting.template import render, render_occurrence
 from ai_pipeline.ports import OutgoingMessage
 
 
@@ -29,14 +29,15 @@ class TicketCreationAgent:
         started = utcnow()
         report, triage = redacted(event, self.redactor)
         draft = await self.drafter.draft(event.request_id, report, triage)
-        return drafted_messages(event, draft, started)
+        return drafted_messages(event, draft, started, report, triage)
 
 
 def draft_issue(event: ReportTriaged, redactor: Redactor) -> list[OutgoingMessage]:
     """The template draft, synchronously (tests and tools)."""
     started = utcnow()
     report, triage = redacted(event, redactor)
-    return drafted_messages(event, render(event.request_id, report, triage), started)
+    draft = render(event.request_id, report, triage)
+    return drafted_messages(event, draft, started, report, triage)
 
 
 def redacted(event: ReportTriaged, redactor: Redactor) -> tuple[BugReport, TriageResult]:
@@ -53,13 +54,22 @@ def redacted(event: ReportTriaged, redactor: Redactor) -> tuple[BugReport, Triag
 
 
 def drafted_messages(
-    event: ReportTriaged, draft: IssueDraft, started: datetime
+    event: ReportTriaged,
+    draft: IssueDraft,
+    started: datetime,
+    report: BugReport,
+    triage: TriageResult,
 ) -> list[OutgoingMessage]:
+    """``report`` and ``triage`` are the redacted copies the draft was written from."""
+    canonical = triage.duplicate_of
+    issue = canonical.issue_number if canonical is not None else None
     drafted = IssueDrafted(
         request_id=event.request_id,
         bug_report_id=event.report.id,
         draft=draft,
-        security_sensitive=event.triage.security_sensitive,
+        security_sensitive=triage.security_sensitive,
+        duplicate_of_issue=issue,
+        occurrence=render_occurrence(event.request_id, report, triage) if issue else None,
     )
     data = {"title": draft.title, "labels": draft.labels, "body_chars": len(draft.body)}
     return [

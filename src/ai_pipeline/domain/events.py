@@ -72,6 +72,10 @@ class IssueDrafted(BaseModel):
     bug_report_id: str
     draft: IssueDraft
     security_sensitive: bool = False
+    # The open issue triage took this report to duplicate, and the report drafted as a
+    # comment on it: the tracker agent uses them in the "comment" duplicate mode.
+    duplicate_of_issue: int | None = None
+    occurrence: str | None = None
 
 
 class StepChanged(BaseModel):

@@ -185,6 +185,8 @@ class IssueDraft(BaseModel):
 
 class FiledIssue(BaseModel):
     number: int
-    url: str
+    url: str  # the issue's page, or the comment's when ``comment`` is set
     title: str = ""
     created: bool = True  # False when reconciliation found an issue filed earlier
+    # Filed as a comment on issue ``number`` (a duplicate, in the "comment" duplicate mode).
+    comment: bool = False

@@ -81,6 +81,33 @@ def render(request_id: str, report: BugReport, triage: TriageResult) -> IssueDra
     )
 
 
+def render_occurrence(request_id: str, report: BugReport, triage: TriageResult) -> str:
+    """A later report of an open issue as a comment on it: what differs from one report to
+    the next (environment, steps, what happened), for the "comment" duplicate mode."""
+    duplicate = triage.duplicate_of
+    similarity = f" (similarity {duplicate.similarity:.2f})" if duplicate else ""
+    sections = [
+        ("Title", prose(report.title, MAX_TITLE)),
+        ("Environment", _environment(report)),
+        (
+            "Steps to reproduce",
+            prose(report.steps_text(), BUDGETS["steps"]) if report.steps_to_reproduce else "",
+        ),
+        ("Actual behaviour", _actual(report)),
+    ]
+    body = "\n\n".join(f"#### {name}\n{content or _NO_VALUE}" for name, content in sections)
+    return (
+        f"{body}\n\n<sub>Report `{report.id}` (request `{request_id}`), matched to this"
+        f" issue by AI Pipeline{similarity}. Wrong match? Say so here: the report is kept"
+        f" in the service.</sub>\n{marker(request_id)}\n"
+    )
+
+
+def occurrence_comment(occurrence: str, reports: int) -> str:
+    """The comment as posted: how many reports this issue has had, then the occurrence."""
+    return f"### Reported again: {reports} reports of this issue so far\n\n{occurrence}"
+
+
 def _environment(report: BugReport) -> str:
     text = clip(report.environment_text(), BUDGETS["env"])
     return code_block(text) if text else ""

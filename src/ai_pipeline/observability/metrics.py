@@ -141,14 +141,29 @@ class Metrics:
         )
         self.tracker_rate_limit_waits = Counter(
             "ai_pipeline_tracker_rate_limit_waits",
-            "Times the tracker agent waited for a rate limit or retry.",
-            ["tracker"],
+            "Times the tracker waited before a request: primary or secondary rate limit,"
+            " or content-creation pacing.",
+            ["tracker", "reason"],
             registry=r,
         )
         self.tracker_rate_limit_wait_seconds = Counter(
             "ai_pipeline_tracker_rate_limit_wait_seconds",
-            "Seconds spent waiting on tracker rate limits and retries.",
-            ["tracker"],
+            "Seconds the tracker waited before requests, by reason.",
+            ["tracker", "reason"],
+            registry=r,
+        )
+        self.tracker_retries = Counter(
+            "ai_pipeline_tracker_retries",
+            "Tracker calls handed back for a later retry (server_error, timeout, connection,"
+            " rate_limit); the message is redelivered, never dead-lettered.",
+            ["tracker", "reason"],
+            registry=r,
+        )
+        self.tracker_values_dropped = Counter(
+            "ai_pipeline_tracker_values_dropped",
+            "Labels, assignees or milestones left out of a filed issue because the"
+            " repository lacks them.",
+            ["tracker", "kind"],
             registry=r,
         )
         self.triage_confidence = Histogram(

@@ -10,6 +10,7 @@ from typing import Any
 
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase
 from ai_pipeline.domain.models import FiledIssue, IssueDraft
+from ai_pipeline.ports import OpenIssue
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS local_issues (
@@ -20,6 +21,13 @@ CREATE TABLE IF NOT EXISTS local_issues (
     labels TEXT NOT NULL,
     assignees TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'open',
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS local_comments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    issue_number INTEGER NOT NULL,
+    request_id TEXT NOT NULL UNIQUE,
+    body TEXT NOT NULL,
     created_at REAL NOT NULL
 );
 """
@@ -36,6 +44,7 @@ class LocalIssue:
     state: str
     created_at: float
     url: str
+    comments: list[dict[str, Any]]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +57,7 @@ class LocalIssue:
             "state": self.state,
             "created_at": self.created_at,
             "url": self.url,
+            "comments": self.comments,
         }
 
 
@@ -94,6 +104,39 @@ class LocalTracker:
             number=number, url=self.url(number), title=rows[0]["title"], created=False
         )
 
+    async def open_issue(self, number: int) -> OpenIssue | None:
+        issue = self.get_issue(number)
+        if issue is None or issue.state != "open":
+            return None
+        return OpenIssue(number, issue.url, issue.title, len(issue.comments))
+
+    async def add_comment(self, request_id: str, number: int, body: str) -> FiledIssue:
+        # One comment per request, as for issues: a retry finds the first one.
+        def op(conn: sqlite3.Connection) -> tuple[int, bool]:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO local_comments (issue_number, request_id, body, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (number, request_id, body, time.time()),
+            )
+            (comment_id,) = conn.execute(
+                "SELECT id FROM local_comments WHERE request_id = ?", (request_id,)
+            ).fetchone()
+            return int(comment_id), cursor.rowcount == 1
+
+        comment_id, created = await self.db.write(op)
+        return self._comment(number, comment_id, created)
+
+    async def find_comment(self, request_id: str, number: int) -> FiledIssue | None:
+        rows = self.db.read(
+            "SELECT id FROM local_comments WHERE request_id = ? AND issue_number = ?",
+            (request_id, number),
+        )
+        return self._comment(number, int(rows[0]["id"]), False) if rows else None
+
+    def _comment(self, number: int, comment_id: int, created: bool) -> FiledIssue:
+        url = f"{self.url(number)}#comment-{comment_id}"
+        return FiledIssue(number=number, url=url, created=created, comment=True)
+
     def url(self, number: int) -> str:
         return f"{self.base_url}/api/v1/issues/{number}"
 
@@ -109,6 +152,11 @@ class LocalTracker:
         return self._issue(rows[0]) if rows else None
 
     def _issue(self, row: sqlite3.Row) -> LocalIssue:
+        comments = self.db.read(
+            "SELECT id, request_id, body, created_at FROM local_comments"
+            " WHERE issue_number = ? ORDER BY id",
+            (row["number"],),
+        )
         return LocalIssue(
             number=row["number"],
             request_id=row["request_id"],
@@ -119,6 +167,7 @@ class LocalTracker:
             state=row["state"],
             created_at=row["created_at"],
             url=self.url(row["number"]),
+            comments=[dict(c) for c in comments],
         )
 
     async def ping(self) -> dict[str, Any]:

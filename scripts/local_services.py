@@ -764,7 +764,49 @@ class KafkaBroker(_Service):
             )  # fmt: skip
         except subprocess.TimeoutExpired:
             return False
-        return listed.returncode == 0
+        return listed.returncode == 0 and self._grants_producer_ids()
+
+    def _grants_producer_ids(self) -> bool:
+        """A fresh or restarted broker lists topics before its coordinators have loaded;
+        an idempotent producer (the service's) is then told "coordinator load in progress"
+        for a while, and an API process was seen to die (-11) right after that answer. Ready
+        means an idempotent produce is acknowledged. Checked in a child process, so such a
+        crash cannot take the caller (a test session) down; without confluent-kafka (a bare
+        python3) the check is skipped."""
+        try:
+            result = subprocess.run(  # noqa: S603 (our own argument list)
+                [sys.executable, "-c", _IDEMPOTENT_PRODUCE, self.bootstrap],
+                capture_output=True,
+                timeout=30,
+            )
+        except subprocess.TimeoutExpired:
+            return False
+        return result.returncode in (0, _NO_CLIENT)
+
+
+_NO_CLIENT = 3
+_IDEMPOTENT_PRODUCE = f"""
+import sys
+try:
+    from confluent_kafka import KafkaException, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+except ImportError:
+    sys.exit({_NO_CLIENT})
+servers, topic = sys.argv[1], "__ai_pipeline_ready"
+admin = AdminClient({{"bootstrap.servers": servers}})
+for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+    try:
+        future.result(10)
+    except KafkaException as exc:
+        if "TOPIC_ALREADY_EXISTS" not in str(exc):
+            sys.exit(1)
+acked = []
+producer = Producer({{"bootstrap.servers": servers, "enable.idempotence": True,
+                      "message.timeout.ms": 8000}})
+producer.produce(topic, b"ready", on_delivery=lambda error, _: acked.append(error is None))
+producer.flush(10)
+sys.exit(0 if acked == [True] else 1)
+"""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import gc
 import time
 from collections.abc import Awaitable, Callable, Collection
@@ -16,6 +17,8 @@ from ai_pipeline.observability.probes import CachedProbe
 from ai_pipeline.reporting import DailyRecorder, snapshot
 
 log = get_logger(__name__)
+
+STARTUP_WATCHDOG_SECONDS = 120.0
 
 
 class Pipeline:
@@ -40,6 +43,16 @@ class Pipeline:
         return [r for r in self.c.runners if r.spec.name in self.agents]
 
     async def start(self) -> None:
+        # A start that hangs (seen once in several runs: an API process silent after its
+        # banner against a freshly started broker) leaves every thread's stack in the log.
+        faulthandler.dump_traceback_later(STARTUP_WATCHDOG_SECONDS)
+        try:
+            await self._start()
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+        log.info("service_ready", agents=sorted(self.agents))
+
+    async def _start(self) -> None:
         c = self.c
         await c.bus.start()
         await c.store.start()
@@ -56,7 +69,6 @@ class Pipeline:
         self._every(3600.0, self._housekeeping, "housekeeping")
         _settle_garbage_collector()
         self.started = True
-        log.info("service_ready", agents=sorted(self.agents))
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -48,6 +48,12 @@ from starlette.types import Receive, Scope, Send
 from ai_pipeline.drafting.marker import marker
 
 DOCS_URL = "https://docs.github.com/rest"
+# Service settings that lift GitHub's content-creation pacing, for tests filing hundreds
+# of issues a minute against this fake (the pacing itself is tested on its own).
+UNPACED = {
+    "AI_PIPELINE_GITHUB_CREATIONS_PER_MINUTE": "1000000",
+    "AI_PIPELINE_GITHUB_CREATIONS_PER_HOUR": "1000000",
+}
 MAX_BODY = 65_536  # GitHub refuses longer issue and comment bodies
 SECONDARY_LIMIT = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."

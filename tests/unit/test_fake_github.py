@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -469,15 +469,16 @@ def test_a_valid_app_jwt_gets_an_installation_token_the_api_accepts(
 
 @pytest.mark.parametrize(
     "changes",
-    [{"iss": "1"}, {"exp": int(time.time()) - 10}, {"iat": int(time.time()) + 120}],
+    # Times relative to when the test runs, not to collection: a long suite runs it later.
+    [lambda now: {"iss": "1"}, lambda now: {"exp": now - 10}, lambda now: {"iat": now + 120}],
     ids=["wrong-issuer", "expired", "issued-in-the-future"],
 )
 def test_a_bad_app_jwt_is_refused(
-    gh: FakeGitHub, app_key: rsa.RSAPrivateKey, changes: dict[str, Any]
+    gh: FakeGitHub, app_key: rsa.RSAPrivateKey, changes: Callable[[int], dict[str, Any]]
 ) -> None:
     gh.configure_app(APP_ID, public_pem(app_key), INSTALLATION)
 
-    refused = exchange(gh, app_jwt(app_key, **changes))
+    refused = exchange(gh, app_jwt(app_key, **changes(int(time.time()))))
 
     assert (refused.status_code, refused.json()["message"]) == (401, BAD_JWT)
     assert gh.tokens_issued == 0
@@ -508,12 +509,13 @@ def test_an_unknown_installation_is_not_found(gh: FakeGitHub, app_key: rsa.RSAPr
 def test_an_installation_token_stops_working_when_it_expires(
     gh: FakeGitHub, app_key: rsa.RSAPrivateKey
 ) -> None:
-    gh.configure_app(APP_ID, public_pem(app_key), INSTALLATION, token_ttl=1.0)
+    # Long enough that a loaded box still makes the first call in time.
+    gh.configure_app(APP_ID, public_pem(app_key), INSTALLATION, token_ttl=5.0)
     token = exchange(gh, app_jwt(app_key)).json()["token"]
     repo = f"{gh.url}/repos/{gh.repository}"
 
     assert httpx.get(repo, headers={"Authorization": f"token {token}"}).is_success
-    time.sleep(1.1)
+    time.sleep(5.1)
     expired = httpx.get(repo, headers={"Authorization": f"token {token}"})
     assert (expired.status_code, expired.json()["message"]) == (401, "Bad credentials")
 

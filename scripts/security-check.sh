@@ -11,24 +11,30 @@
 #   - a Kafka bus that is not loopback uses TLS (security.protocol SSL or SASL_SSL in
 #     AI_PIPELINE_KAFKA_CONFIG)
 #   - dependencies: `pip-audit` when installed (skipped with a note otherwise)
+#   - an https:// AI_PIPELINE_URL: the certificate it serves is valid for at least
+#     --cert-days N more days (14 by default); a self-signed one is trusted through
+#     CURL_CA_BUNDLE=FILE
 #
-# usage: scripts/security-check.sh [--target …] [--log FILE]… [--env-file FILE]… [--no-audit]
+# usage: scripts/security-check.sh [--target …] [--log FILE]… [--env-file FILE]…
+#          [--cert-days N] [--no-audit]
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 parse_target "$@"
 set -- "${ARGS[@]+"${ARGS[@]}"}"
 LOGS=()
 ENV_FILES=()
 AUDIT=1
+CERT_DAYS=14
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --log) LOGS+=("$2"); shift 2 ;;
     --env-file) ENV_FILES+=("$2"); shift 2 ;;
     --no-audit) AUDIT=0; shift ;;
+    --cert-days) CERT_DAYS="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) fail "unknown argument '$1'"; usage >&2; exit 2 ;;
   esac
@@ -107,6 +113,28 @@ fi
 if [[ "$TARGET" == local ]]; then
   answer="$(curl -sS --max-time 10 -w '\n%{http_code}' "$AI_PIPELINE_URL/api/v1/requests/no-such-request/status" || true)"
   check_envelope "unknown request" "$(tail -n 1 <<<"$answer")" "$(sed '$d' <<<"$answer")"
+fi
+
+# --- Certificate expiry: an expired certificate is an outage for every client at once.
+check_certificate() {
+  local hostport="${AI_PIPELINE_URL#https://}" pem
+  hostport="${hostport%%/*}"
+  [[ "$hostport" == *:* ]] || hostport="$hostport:443"
+  if ! pem="$(openssl s_client -connect "$hostport" -servername "${hostport%:*}" \
+      </dev/null 2>/dev/null | openssl x509 2>/dev/null)"; then
+    finding "no TLS certificate could be read from $hostport"
+    return
+  fi
+  local expires
+  expires="$(openssl x509 -noout -enddate <<<"$pem" | cut -d= -f2)"
+  if openssl x509 -noout -checkend $((CERT_DAYS * 86400)) <<<"$pem" >/dev/null; then
+    ok "TLS certificate of $hostport valid until $expires (more than $CERT_DAYS days)"
+  else
+    finding "TLS certificate of $hostport expires within $CERT_DAYS days ($expires): renew it"
+  fi
+}
+if [[ "$AI_PIPELINE_URL" == https://* ]]; then
+  check_certificate
 fi
 
 # --- Secret files.

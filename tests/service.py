@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -52,7 +53,12 @@ class ServiceProcess:
         self.command = command or ["serve"]
         self.health_path = "/api/v1/health" if self.command[0] == "serve" else "/health"
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        # HTTPS when given a certificate: clients verify the service against it.
+        cert = (env or {}).get("AI_PIPELINE_TLS_CERT_FILE")
+        self.verify: ssl.SSLContext | bool = True
+        if cert:
+            self.verify = ssl.create_default_context(cafile=cert)
+        self.url = f"{'https' if cert else 'http'}://127.0.0.1:{self.port}"
         self.db = workdir / "pipeline.db"
         self.log_path = workdir / f"{'-'.join(self.command)}-{self.port}.log"
         self.env = {
@@ -88,7 +94,8 @@ class ServiceProcess:
                     f"service exited early with code {self.proc.returncode}:\n{self.log()[-3000:]}"
                 )
             try:
-                if httpx.get(f"{self.url}{self.health_path}", timeout=2).status_code == 200:
+                url = f"{self.url}{self.health_path}"
+                if httpx.get(url, timeout=2, verify=self.verify).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -116,7 +123,7 @@ class ServiceProcess:
             self.proc = None
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
+        return httpx.Client(base_url=self.url, timeout=30, verify=self.verify)
 
     def __enter__(self) -> ServiceProcess:
         return self.start()

@@ -41,12 +41,23 @@ detect_target() {
   fi
 }
 
+# Once the API has keys, its read routes need one: a `read` key in AI_PIPELINE_API_KEY is
+# sent with every GET, as a header read from a pipe (never on a command line, where `ps`
+# shows it). Inside a container (docker, kubectl targets) the container's own variable.
+_curl() {
+  if [[ -n "${AI_PIPELINE_API_KEY:-}" ]]; then
+    curl -H @<(printf 'X-API-Key: %s\n' "$AI_PIPELINE_API_KEY") "$@"
+  else
+    curl "$@"
+  fi
+}
+
 # The body of GET $1 (a path such as /api/v1/health) from the API; non-zero on failure.
 # HTTP errors still print the body (it carries the error envelope or the health document).
 api_get() {
   local path="$1"
   case "$TARGET" in
-    local) curl -sS --fail-with-body --max-time 10 "$AI_PIPELINE_URL$path" ;;
+    local) _curl -sS --fail-with-body --max-time 10 "$AI_PIPELINE_URL$path" ;;
     *) run_py "$_PY_GET" "$path" ;;
   esac
 }
@@ -55,7 +66,7 @@ api_get() {
 api_status() {
   local path="$1"
   case "$TARGET" in
-    local) curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$AI_PIPELINE_URL$path" || echo 000 ;;
+    local) _curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$AI_PIPELINE_URL$path" || echo 000 ;;
     *) api_get "$path" >/dev/null 2>&1 && echo 200 || echo 503 ;;
   esac
 }
@@ -89,9 +100,13 @@ run_cli() {
 
 # Inside a container there is python but maybe no curl: a GET in a few lines of stdlib.
 # shellcheck disable=SC2016
-_PY_GET='import sys, urllib.request, urllib.error
+_PY_GET='import os, sys, urllib.request, urllib.error
+key = os.environ.get("AI_PIPELINE_API_KEY")
+request = urllib.request.Request(
+    "http://localhost:8000" + sys.argv[1], headers={"X-API-Key": key} if key else {}
+)
 try:
-    body = urllib.request.urlopen("http://localhost:8000" + sys.argv[1], timeout=10).read()
+    body = urllib.request.urlopen(request, timeout=10).read()
 except urllib.error.HTTPError as e:
     body = e.read()
     sys.stdout.write(body.decode()); sys.exit(1)

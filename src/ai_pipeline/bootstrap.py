@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ai_pipeline import __version__
 from ai_pipeline.adapters.bus.sqlite import SqliteBus
+from ai_pipeline.adapters.keys.sqlite import SqliteKeyStore
 from ai_pipeline.adapters.llm import ChatModel
+from ai_pipeline.adapters.rate_limits.memory import MemoryRateLimiter
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase, path_from_url
 from ai_pipeline.adapters.state.sqlite import SqliteStateStore
 from ai_pipeline.adapters.trackers.local import LocalTracker
@@ -23,7 +26,7 @@ from ai_pipeline.domain.events import Step, Topic
 from ai_pipeline.domain.redaction import Redactor
 from ai_pipeline.drafting.drafter import IssueDrafter, TemplateDrafter
 from ai_pipeline.observability.metrics import Metrics
-from ai_pipeline.ports import Bus, StateStore, Tracker
+from ai_pipeline.ports import Bus, KeyStore, RateLimiter, StateStore, Tracker
 from ai_pipeline.settings import Settings
 from ai_pipeline.triage.artifact import Artifact, load_artifact
 from ai_pipeline.triage.duplicates import DuplicateIndex
@@ -56,6 +59,8 @@ class Container:
     triage_agent: TriageAgent
     coordinator: Coordinator
     ingest_priority: IngestPriority
+    keys: KeyStore
+    limiter: RateLimiter
     runners: list[AgentRunner] = field(default_factory=list)
     databases: list[SqliteDatabase] = field(default_factory=list)
     # Called once on shutdown (after the agents stop): clients of optional adapters (LLM).
@@ -88,6 +93,7 @@ def bootstrap(
 
     bus = _bus(settings, sqlite)
     store = _store(settings, bus, sqlite)
+    keys, limiter, close_access = _access(settings, sqlite)
     local_tracker = None
     private_tracker: Tracker | None = None
     tracker_db = settings.state if _is_sqlite(settings.state) else settings.local_tracker_db
@@ -115,6 +121,8 @@ def bootstrap(
     if private and private_tracker is None and local_tracker is None:
         private_tracker = local_tracker = LocalTracker(sqlite(tracker_db), settings.base_url)
     close_hooks: list[Callable[[], Awaitable[None]]] = [chat.close] if chat else []
+    if close_access is not None:
+        close_hooks.append(close_access)
     if private_tracker is not None and private_tracker is not local_tracker:
         close_hooks.append(private_tracker.close)
     tracker_agent = TrackerAgent(
@@ -162,6 +170,8 @@ def bootstrap(
         triage_agent=triage,
         coordinator=coordinator,
         ingest_priority=priority,
+        keys=keys,
+        limiter=limiter,
         runners=runners,
         databases=list(databases.values()),
         close_hooks=close_hooks,
@@ -208,6 +218,14 @@ def _is_sqlite(url: str) -> bool:
     return url.startswith("sqlite:")
 
 
+def _is_redis(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://", "unix://"))
+
+
+def _unknown_state(settings: Settings) -> ValueError:
+    return ValueError(f"AI_PIPELINE_STATE must be sqlite:///… or redis://…, not {settings.state!r}")
+
+
 def _bus(settings: Settings, sqlite: Callable[[str], SqliteDatabase]) -> Bus:
     if _is_sqlite(settings.bus):
         return SqliteBus(
@@ -239,7 +257,7 @@ def _store(settings: Settings, bus: Bus, sqlite: Callable[[str], SqliteDatabase]
         db = sqlite(settings.state)
         same_file = bus if isinstance(bus, SqliteBus) and bus.db is db else None
         return SqliteStateStore(db, bus, same_file_bus=same_file)
-    if settings.state.startswith(("redis://", "rediss://", "unix://")):
+    if _is_redis(settings.state):
         from ai_pipeline.adapters.state.redis import RedisStateStore
 
         return RedisStateStore(
@@ -249,7 +267,49 @@ def _store(settings: Settings, bus: Bus, sqlite: Callable[[str], SqliteDatabase]
             filing_ttl_seconds=settings.bus_retention_seconds,
             key_prefix=settings.redis_key_prefix,
         )
-    raise ValueError(f"AI_PIPELINE_STATE must be sqlite:///… or redis://…, not {settings.state!r}")
+    raise _unknown_state(settings)
+
+
+def _access(
+    settings: Settings, sqlite: Callable[[str], SqliteDatabase]
+) -> tuple[KeyStore, RateLimiter, Callable[[], Awaitable[None]] | None]:
+    """API keys where the state lives, and the rate limiter beside them: in this process
+    with SQLite (one API process), in Redis otherwise so API replicas share their counts.
+    The third value closes the Redis client (the SQLite file closes with the state)."""
+    if _is_sqlite(settings.state):
+        return SqliteKeyStore(sqlite(settings.state)), MemoryRateLimiter(), None
+    if not _is_redis(settings.state):
+        raise _unknown_state(settings)
+    from ai_pipeline.adapters.keys.redis import RedisKeyStore
+    from ai_pipeline.adapters.rate_limits.redis import RedisRateLimiter
+    from ai_pipeline.adapters.redis_client import connect
+
+    # A small pool of its own: one lookup per request at most, and the cache absorbs most.
+    redis = connect(settings.state, max_connections=16)
+    prefix = settings.redis_key_prefix
+    return RedisKeyStore(redis, prefix), RedisRateLimiter(redis, prefix), redis.aclose
+
+
+@asynccontextmanager
+async def key_store(settings: Settings) -> AsyncIterator[KeyStore]:
+    """The configured key store alone, started, for the command line."""
+    database: SqliteDatabase | None = None
+
+    def sqlite(url: str) -> SqliteDatabase:
+        nonlocal database
+        database = SqliteDatabase(path_from_url(url), synchronous=settings.sqlite_synchronous)
+        return database
+
+    keys, _limiter, close = _access(settings, sqlite)
+    if database is not None:
+        await database.start()
+    try:
+        yield keys
+    finally:
+        if database is not None:
+            await database.close()
+        if close is not None:
+            await close()
 
 
 def _trackers(

@@ -125,11 +125,26 @@ def _serving_settings(host: str | None, port: int | None) -> Settings:
     from ai_pipeline.observability.logging import configure_logging
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = _settings_or_exit(overrides)
     configure_logging(settings.log_level, settings.log_json)
     # One series per counter is what the alerts read; "_created" twins only add noise.
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     return settings
+
+
+def _settings_or_exit(overrides: dict[str, Any]) -> Settings:
+    """The settings, or a plain message and exit 2: a traceback would bury the cause, and
+    pydantic's own message echoes every input (tokens included)."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"])
+            name = f"AI_PIPELINE_{where.upper()}: " if where else ""
+            err.print(f"[red]invalid setting: {name}{error['msg']}[/red]", highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _run(application: Any, settings: Settings) -> None:
@@ -143,6 +158,8 @@ def _run(application: Any, settings: Settings) -> None:
         access_log=False,
         loop="uvloop",
         http="httptools",
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
     )
 
 
@@ -444,13 +461,15 @@ def report_daily(
     console.print(table)
 
 
-def _register_triage_commands() -> None:
+def _register_commands() -> None:
+    from ai_pipeline import keys_commands
     from ai_pipeline.triage import commands
 
     commands.register(app)
+    keys_commands.register(app)
 
 
-_register_triage_commands()
+_register_commands()
 
 
 def main() -> None:

@@ -231,3 +231,49 @@ class Tracker(Protocol):
     async def ping(self) -> dict[str, Any]: ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_at: float  # Unix time the current window ends
+    window_seconds: float
+
+
+class RateLimiter(Protocol):
+    """Fixed-window counters, shared by every API process that shares the store."""
+
+    async def hit(self, bucket: str, limit: int, window_seconds: float) -> RateDecision:
+        """Count one request in ``bucket`` and say whether it is within ``limit``."""
+        ...
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str  # public, shown in logs and lists (e.g. "k_3f9a1c2b")
+    name: str
+    scopes: frozenset[str]  # among "submit", "read", "admin"
+    created_at: float
+    revoked_at: float | None = None
+    # Per-key limits per hour; None: the service defaults; 0: unlimited.
+    submit_per_hour: int | None = None
+    read_per_hour: int | None = None
+
+
+class KeyStore(Protocol):
+    """API keys, stored by id with only a hash of the secret."""
+
+    async def add(self, key: ApiKey, secret_hash: str) -> None: ...
+
+    async def by_hash(self, secret_hash: str) -> ApiKey | None: ...
+
+    async def list(self) -> list[ApiKey]: ...
+
+    async def revoke(self, key_id: str) -> bool: ...
+
+    async def any_keys(self) -> bool:
+        """Whether any key was ever created, revoked ones included: the API then stays
+        closed, so revoking a leaked last key never opens it to everyone."""
+        ...

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ai_pipeline.domain.events import Topic
@@ -143,6 +144,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Longest a submission waits on the store and bus before answering 503.
     submit_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Authentication (ai_pipeline.api.auth): open while no API key exists, closed once one
+    # does. Key lookups and the open/closed answer are cached this long per process, so a
+    # revocation takes effect within it.
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
+    # Prometheus text at /metrics without a key (scrapers keep working); false: `read` scope.
+    metrics_public: bool = True
+    # Requests per key per hour (fixed windows); a key may override them; 0: unlimited.
+    rate_limit_submit_per_hour: int = Field(default=100, ge=0)
+    rate_limit_read_per_hour: int = Field(default=1000, ge=0)
+    # Requests per client address per hour served without a key (open mode); 0: off.
+    rate_limit_per_address_per_hour: int = Field(default=0, ge=0)
+    # HTTPS: a PEM certificate (chain) and its private key; both or neither. Without them
+    # the service speaks plain HTTP (behind a TLS-terminating proxy, or on loopback).
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
     log_level: str = "INFO"
     log_json: bool = True
@@ -164,13 +180,30 @@ class Settings(BaseSettings):
             raise ValueError("must be owner/name")
         return value
 
+    @model_validator(mode="after")
+    def _tls_files_in_pairs(self) -> Settings:
+        given = [f for f in (self.tls_cert_file, self.tls_key_file) if f]
+        if len(given) == 1:
+            raise ValueError(
+                "AI_PIPELINE_TLS_CERT_FILE and AI_PIPELINE_TLS_KEY_FILE go together: set both"
+                " to serve HTTPS, or neither to serve HTTP"
+            )
+        for path in given:
+            if not os.access(path, os.R_OK) or not os.path.isfile(path):
+                raise ValueError(f"TLS file {path} does not exist or cannot be read")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert_file and self.tls_key_file)
+
     @property
     def base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
         wildcard = self.host in ("0.0.0.0", "127.0.0.1", "::")  # noqa: S104 (a comparison)
         host = "localhost" if wildcard else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def partitions(self) -> dict[str, int]:
         counts = {**DEFAULT_PARTITIONS, Topic.BUG_REPORTS.value: self.bug_reports_partitions}

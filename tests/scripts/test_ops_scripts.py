@@ -36,6 +36,7 @@ from tests.fakes.github_server import FakeGitHub, run_fake_github
 from tests.fleet import TOKEN, Fleet
 from tests.fleet import all_requests as fleet_all_requests
 from tests.service import ServiceProcess, free_port, wait_until_terminal
+from tests.tls import tls_env
 
 pytestmark = pytest.mark.e2e
 
@@ -361,6 +362,23 @@ def test_security_check_fails_on_each_finding(
     assert result.returncode != 0, output(result)
     assert expected in output(result)
     assert SECRET not in output(result)  # findings are shown masked
+
+
+@pytest.mark.parametrize(("days", "passes"), [(365, True), (5, False)])
+def test_security_check_reads_the_expiry_of_the_served_certificate(
+    tmp_path: Path, days: int, passes: bool
+) -> None:
+    env = tls_env(tmp_path, days)
+    with ServiceProcess(tmp_path, env) as service:
+        # curl trusts the self-signed certificate as an operator's CA bundle would.
+        result = security_check(service, tmp_path, CURL_CA_BUNDLE=env["AI_PIPELINE_TLS_CERT_FILE"])
+    assert "malformed JSON: HTTP 400 INVALID_REQUEST" in result.stdout  # reached over HTTPS
+    if passes:
+        assert result.returncode == 0, output(result)
+        assert "valid until" in result.stdout and "(more than 14 days)" in result.stdout
+    else:
+        assert result.returncode == 1, output(result)
+        assert "expires within 14 days" in result.stderr
 
 
 class _LeakyHandler(http.server.BaseHTTPRequestHandler):

@@ -31,3 +31,20 @@ def test_deep_metadata_and_too_many_attachments_are_refused() -> None:
 def test_the_reporter_must_be_an_email_address() -> None:
     with pytest.raises(ValidationError, match="email"):
         report(reporter="not an address")
+
+
+def test_metadata_with_too_many_keys_is_refused() -> None:
+    with pytest.raises(ValidationError, match="more than 200 keys"):
+        report(metadata={f"k{i}": 1 for i in range(201)})
+    with pytest.raises(ValidationError, match="more than 200 keys"):
+        report(metadata={"a": [{f"k{i}": 1} for i in range(201)]})
+
+
+def test_a_control_character_in_the_reporter_address_is_refused() -> None:
+    with pytest.raises(ValidationError, match="email"):
+        report(reporter="a\x00b@example.com")
+
+
+def test_attachment_names_lose_control_characters() -> None:
+    r = report(attachments=[{"name": "log\x1b[2J.txt", "url": "http://x.example/\x00a"}])
+    assert r.attachments[0].name == "log.txt" and r.attachments[0].url == "http://x.example/a"

@@ -7,13 +7,14 @@ import pytest
 from ai_pipeline.agents.ticket_creation import draft_issue
 from ai_pipeline.domain.events import ReportTriaged
 from ai_pipeline.domain.models import IssueType, Priority, Severity, TriageResult
-from ai_pipeline.domain.redaction import KINDS, Redactor
+from ai_pipeline.domain.redaction import KINDS, Redactor, redact_report
 from tests.factories import report
 
 GH = "ghp_" + "A1b2C3d4E5" * 4
 SECRETS = {
     "github_token": f"token {GH} leaked",
     "aws_access_key": "key AKIAIOSFODNN7EXAMPLE in config",
+    "aws_secret_key": "aws_secret_access_key = " + "wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + "EXAMPLEKEY",
     "slack_token": "xoxb-123456789012-abcdefghijkl",
     "stripe_key": "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc",
     "google_api_key": "AIza" + "SyA1234567890abcdefghijklmnopqrstuv",
@@ -32,6 +33,7 @@ SECRETS = {
 }
 SECRET_PARTS = {
     "github_token": GH, "aws_access_key": "AKIAIOSFODNN7EXAMPLE",
+    "aws_secret_key": "wJalrXUtnFEMI/K7MDENG",
     "slack_token": "xoxb-123456789012", "stripe_key": "4eC39HqLyjWDarjtT1zdp7dc",
     "google_api_key": "SyA1234567890", "openai_key": "abcdefghijklmnopqrstuvwx",
     "jwt": "dozjgNryP4J3", "bearer_token": "abcdef0123456789abcdef",
@@ -102,3 +104,25 @@ def test_a_filed_issue_carries_no_secret_from_any_field() -> None:
     for part in SECRET_PARTS.values():
         assert part not in body
     assert "[REDACTED:github_token]" in body
+
+
+def test_nested_environment_values_and_keys_are_redacted() -> None:
+    token = "ghp_" + "a" * 36
+    r = report(
+        environment={"db": {"url": "postgres://u:hunter2pass@db.example/x"}, token: "key"},
+        metadata={"trace": [{"auth": "Bearer abcdefghijklmnopqrstuvwxyz"}]},
+    )
+    redacted = redact_report(r, Redactor())
+    text = redacted.environment_text() + str(redacted.metadata)
+    assert "hunter2pass" not in text and token not in text and "abcdefghijklmnop" not in text
+    assert "[REDACTED:url_password]" in text and "[REDACTED:github_token]" in text
+
+
+def test_a_secret_is_found_by_its_name_in_prose_json_and_environment_keys() -> None:
+    r = Redactor()
+    assert r.redact("DB_PASSWORD=hunter2xx") == "DB_PASSWORD=[REDACTED:password]"
+    assert "abcdef12" not in r.redact('{"client_secret": "abcdef12"}')
+    env = report(environment={"DB_PASSWORD": "hunter2xx", "os": "Ubuntu 24.04"})
+    assert redact_report(env, r).environment_text() == (
+        "DB_PASSWORD: [REDACTED:password]\nos: Ubuntu 24.04"
+    )

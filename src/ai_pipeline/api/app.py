@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -12,6 +12,7 @@ from starlette.types import ASGIApp
 
 from ai_pipeline import __version__
 from ai_pipeline.api import errors
+from ai_pipeline.api.guard import Guard
 from ai_pipeline.api.ingest import IngestFastPath
 from ai_pipeline.api.middleware import ObserveRequests
 from ai_pipeline.api.routes import json_response, router
@@ -21,15 +22,17 @@ from ai_pipeline.service import Pipeline
 
 
 def create_app(container: Container, agents: Collection[str] = tuple(AGENTS)) -> ASGIApp:
-    """The service's ASGI application: FastAPI for every route, wrapped in two raw-ASGI
-    layers (metrics, and the ingest fast path) that the hot path never leaves.
+    """The service's ASGI application: FastAPI for every route, wrapped in three raw-ASGI
+    layers (metrics, the guard of keys and limits, and the ingest fast path) that the hot
+    path never leaves.
 
     ``agents``: the agents this process runs beside the API (all of them by default)."""
-    app = _fastapi_app(container, Pipeline(container, agents))
+    # The guard says at start whether the API is open: once the key store has started.
+    app = _fastapi_app(container, Pipeline(container, agents), lambda: guard.auth.start())
     errors.install(app)
     app.include_router(router)
-    fast = IngestFastPath(app, container)
-    return ObserveRequests(fast, container.metrics, container.ingest_priority)
+    guard = Guard(IngestFastPath(app, container), container)
+    return ObserveRequests(guard, container.metrics, container.ingest_priority)
 
 
 def create_agent_app(container: Container, agents: Collection[str]) -> FastAPI:
@@ -47,10 +50,18 @@ def create_agent_app(container: Container, agents: Collection[str]) -> FastAPI:
     return app
 
 
-def _fastapi_app(container: Container, pipeline: Pipeline) -> FastAPI:
+def _fastapi_app(
+    container: Container,
+    pipeline: Pipeline,
+    started: Callable[[], Awaitable[None]] | None = None,
+) -> FastAPI:
+    """``started``: called once the pipeline (and so its stores) has started."""
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await pipeline.start()
+        if started is not None:
+            await started()
         try:
             yield
         finally:

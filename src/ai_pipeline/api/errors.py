@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from ai_pipeline.api.openapi_errors import document_errors
 from ai_pipeline.domain.errors import UnavailableError
 from ai_pipeline.observability.logging import get_logger
 
@@ -65,7 +67,12 @@ def envelope_bytes(error: ApiError, correlation: str | None) -> bytes:
             "request_id": correlation,
         }
     }
-    return orjson.dumps(body)
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        # Details echo the client's values, and orjson refuses integers beyond 64 bits
+        # (found by schemathesis: GET /api/v1/issues/<27 digits> answered 500).
+        return json.dumps(body, default=str).encode()
 
 
 def envelope(error: ApiError, request: Request) -> Response:
@@ -92,6 +99,8 @@ def validation_details(exc: ValidationError | RequestValidationError) -> list[di
 
 
 def install(app: FastAPI) -> None:
+    document_errors(app)
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
         return envelope(exc, request)

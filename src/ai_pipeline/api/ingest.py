@@ -98,16 +98,16 @@ class IngestFastPath:
                 self.container, body, headers.get("idempotency-key")
             )
         except ApiError as error:
-            status, payload, extra = _failure(scope, error)
+            status, payload, extra = failure(scope, error)
         except UnavailableError as exc:
-            status, payload, extra = _failure(scope, unavailable(exc))
+            status, payload, extra = failure(scope, unavailable(exc))
         except Exception as exc:  # outside FastAPI: no server-error middleware catches it
             log.error("unhandled_error", path=PATH, error_type=type(exc).__name__)
-            status, payload, extra = _failure(scope, ApiError(500, INTERNAL_MESSAGE))
-        await _respond(send, status, payload, extra)
+            status, payload, extra = failure(scope, ApiError(500, INTERNAL_MESSAGE))
+        await respond(send, status, payload, extra)
 
 
-def _failure(scope: Scope, error: ApiError) -> tuple[int, bytes, dict[str, str]]:
+def failure(scope: Scope, error: ApiError) -> tuple[int, bytes, dict[str, str]]:
     correlation = scope.get("state", {}).get("correlation_id")
     return error.status, envelope_bytes(error, correlation), error.headers
 
@@ -133,7 +133,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-async def _respond(send: Send, status: int, payload: bytes, headers: dict[str, str]) -> None:
+async def respond(send: Send, status: int, payload: bytes, headers: dict[str, str]) -> None:
     raw = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),

@@ -25,6 +25,9 @@ def strip_controls(text: str) -> str:
 
 Text = Annotated[str, AfterValidator(strip_controls)]
 MAX_JSON_BYTES = 16_384
+# Keys at every level together: a flat object of thousands of tiny keys fits the byte
+# budget yet costs every reader (triage features, state, logs) a key each.
+MAX_JSON_KEYS = 200
 
 
 def _depth(value: Any) -> int:
@@ -35,9 +38,19 @@ def _depth(value: Any) -> int:
     return 0
 
 
+def _keys(value: Any) -> int:
+    if isinstance(value, dict):
+        return len(value) + sum(_keys(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_keys(v) for v in value)
+    return 0
+
+
 def _check_json_bounds(value: dict[str, Any], name: str, max_depth: int) -> None:
     if _depth(value) > max_depth:
         raise ValueError(f"{name} nests deeper than {max_depth} levels")
+    if _keys(value) > MAX_JSON_KEYS:
+        raise ValueError(f"{name} has more than {MAX_JSON_KEYS} keys")
     if len(orjson.dumps(value, default=str)) > MAX_JSON_BYTES:
         raise ValueError(f"{name} is larger than {MAX_JSON_BYTES} bytes as JSON")
 
@@ -65,9 +78,9 @@ class Severity(StrEnum):
 class Attachment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=255)
-    url: str | None = Field(default=None, max_length=2048)
-    content_type: str | None = Field(default=None, max_length=255)
+    name: Text = Field(min_length=1, max_length=255)
+    url: Text | None = Field(default=None, max_length=2048)
+    content_type: Text | None = Field(default=None, max_length=255)
     size_bytes: int | None = Field(default=None, ge=0)
 
 
@@ -91,7 +104,8 @@ class BugReport(BaseModel):
     @classmethod
     def _reporter_is_email(cls, value: str) -> str:
         local, sep, domain = value.rpartition("@")
-        if not sep or not local or "." not in domain or " " in value:
+        # An address, not prose: a control character in it is refused, not stripped.
+        if not sep or not local or "." not in domain or " " in value or _CONTROL.search(value):
             raise ValueError("reporter must be an email address")
         return value
 

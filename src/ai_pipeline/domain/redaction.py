@@ -55,6 +55,14 @@ RULES: tuple[Rule, ...] = (
         re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})\b"),
     ),
     Rule("aws_access_key", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),
+    # The secret half has no prefix of its own: found by the name it is given.
+    Rule(
+        "aws_secret_key",
+        re.compile(
+            r"(?i)aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"
+        ),
+        group=1,
+    ),
     Rule("slack_token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b")),
     Rule("stripe_key", re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}\b")),
     Rule("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b")),
@@ -69,14 +77,17 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "url_password",
-        re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s:/@]+:([^\s@/]+)@", re.IGNORECASE),
+        # The user may be empty (redis://:password@host).
+        re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:([^\s@/]+)@", re.IGNORECASE),
         group=1,
     ),
     Rule(
         "password",
         re.compile(
-            r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token)\s*[:=]\s*"
-            r"[\"']?([^\s\"',;]{4,})"
+            # Not \b: DB_PASSWORD=… and "client_secret": "…" name a secret as well. The
+            # optional quote after the name covers JSON ("password": "…").
+            r"(?i)(?<![a-z0-9])(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token"
+            r"|auth[_-]?token)[\"']?\s*[:=]\s*[\"']?([^\s\"',;]{4,})"
         ),
         group=1,
     ),
@@ -134,7 +145,7 @@ def redact_report(report: BugReport, redactor: Redactor) -> BugReport:
     r = redactor.redact
     environment: str | dict[str, Any] | None = report.environment
     if isinstance(environment, dict):
-        environment = {k: r(v) if isinstance(v, str) else v for k, v in environment.items()}
+        environment = redact_json(environment, redactor)
     elif isinstance(environment, str):
         environment = r(environment)
     steps: str | list[str] | None = report.steps_to_reproduce
@@ -150,9 +161,34 @@ def redact_report(report: BugReport, redactor: Redactor) -> BugReport:
             "steps_to_reproduce": steps,
             "expected_behavior": r(report.expected_behavior or "") or None,
             "actual_behavior": r(report.actual_behavior or "") or None,
+            "metadata": redact_json(report.metadata, redactor),
             "attachments": [
                 a.model_copy(update={"name": r(a.name), "url": r(a.url) if a.url else None})
                 for a in report.attachments
             ],
         }
     )
+
+
+def redact_json(value: Any, redactor: Redactor) -> Any:
+    """Every string in a JSON value redacted, keys included and at any depth: an
+    environment ``{"db": {"url": "postgres://u:pw@…"}}`` is printed whole into the issue."""
+    if isinstance(value, str):
+        return redactor.redact(value)
+    if isinstance(value, dict):
+        return {
+            redactor.redact(str(k)): _redact_named(str(k), v, redactor) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_json(v, redactor) for v in value]
+    return value
+
+
+def _redact_named(name: str, value: Any, redactor: Redactor) -> Any:
+    """A string value read with its key, as ``name: value``: the rules that find a secret
+    by its name (``{"DB_PASSWORD": "…"}``, ``{"aws_secret_access_key": "…"}``) apply."""
+    if not isinstance(value, str):
+        return redact_json(value, redactor)
+    prefix = f"{name}: "
+    named = redactor.redact(prefix + value)
+    return named[len(prefix) :] if named.startswith(prefix) else redactor.redact(value)

@@ -1,8 +1,23 @@
 """Turn a triaged report into an issue title and Markdown body.
 
-Everything the reporter wrote is data: mentions are neutralised so filing never pings
-anyone, HTML is escaped outside code, and code fences are made longer than any backtick
-run inside them so reporter text cannot close our fence.
+Everything the reporter wrote is data, shown to a reader but never acted on by the tracker:
+
+- mentions are neutralised (a zero-width space after ``@``), so filing never pings anyone;
+- HTML is escaped outside code, so ``<script>``, ``<img onerror>``, ``<http://…>`` autolinks
+  and HTML comments show as text;
+- every URL (``scheme://…``, ``www.…``) becomes an inline code span: readable and
+  copyable, but neither a link nor an image the reader's browser fetches (no tracking
+  pixel, no ``javascript:`` click, no phishing link rendered as ours);
+- Markdown link, image, heading, table and fence syntax is escaped (``\\[``, ``\\]``,
+  ``\\#``, ``\\|``, a backslash before a line-leading ````` ``` ````` or ``~~~``), so
+  ``[click](javascript:…)``, ``![x](…)``, a fake "## Triage" table and a fence that would
+  swallow our sections render as the characters typed, not as structure;
+- code fences are made longer than any backtick run inside them, so reporter text cannot
+  close our fence (inside a fence nothing renders);
+- text imitating our hidden marker gets a zero-width space, so the only marker an issue
+  carries is ours.
+
+Plain prose stays plain: escaping only adds backslashes the renderer hides.
 """
 
 from __future__ import annotations
@@ -19,6 +34,13 @@ MAX_TITLE = 256
 BUDGETS = {"summary": 24_000, "steps": 8_000, "expected": 4_000, "actual": 12_000, "env": 4_000}
 _MENTION = re.compile(r"(?<![\w`])@(?=[A-Za-z0-9][A-Za-z0-9-]*)")
 _BACKTICKS = re.compile(r"`+")
+# A URL, without the punctuation that usually ends the sentence around it.
+_URL = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.\-]*://|www\.)[^\s<>`\"']*[^\s<>`\"'.,;:!?)\]]")
+_LINK_SYNTAX = re.compile(r"[\[\]|]")
+# Line starts that make structure: a heading, or a code fence that would swallow the rest
+# of the body (our sections included) into one code block.
+_BLOCK_START = re.compile(r"(?m)^(\s{0,3})(#|`{3,}|~{3,})")
+_FAKE_MARKER = re.compile(r"(?i)ai-pipeline:request=")
 _NO_VALUE = "_not provided_"
 UNSURE_BELOW = 0.5
 
@@ -28,6 +50,34 @@ def neutralise_mentions(text: str) -> str:
     return _MENTION.sub("@\u200b", text)
 
 
+def neutralise_markers(text: str) -> str:
+    # Only our own marker may tie an issue to a request (see drafting.marker).
+    return _FAKE_MARKER.sub("ai-pipeline:\u200brequest=", text)
+
+
+def code_span(text: str) -> str:
+    """Inline code on one line: a newline or backtick would let the rest render."""
+    return "`" + " ".join(text.replace("`", "").split()) + "`"
+
+
+def inert(text: str) -> str:
+    """Reporter prose that renders as the characters typed: URLs as code, no live HTML,
+    link or image syntax, headings, tables or mentions."""
+    parts: list[str] = []
+    position = 0
+    for url in _URL.finditer(text):
+        parts += [_escape(text[position : url.start()]), code_span(url.group(0))]
+        position = url.end()
+    parts.append(_escape(text[position:]))
+    return neutralise_markers("".join(parts))
+
+
+def _escape(text: str) -> str:
+    escaped = html.escape(text, quote=False)
+    escaped = _LINK_SYNTAX.sub(lambda m: "\\" + m.group(0), escaped)
+    return neutralise_mentions(_BLOCK_START.sub(r"\1\\\2", escaped))
+
+
 def clip(text: str, budget: int) -> str:
     if len(text) <= budget:
         return text
@@ -35,13 +85,14 @@ def clip(text: str, budget: int) -> str:
 
 
 def prose(text: str, budget: int = 2_000) -> str:
-    return neutralise_mentions(html.escape(clip(text.strip(), budget), quote=False)) or _NO_VALUE
+    return inert(clip(text.strip(), budget)) or _NO_VALUE
 
 
 def code_block(text: str, language: str = "") -> str:
     runs = [len(run) for run in _BACKTICKS.findall(text)]
     fence = "`" * max(3, max(runs, default=0) + 1)
-    return f"{fence}{language}\n{neutralise_mentions(text.rstrip())}\n{fence}"
+    body = neutralise_markers(neutralise_mentions(text.rstrip()))
+    return f"{fence}{language}\n{body}\n{fence}"
 
 
 def title_for(report: BugReport) -> str:
@@ -181,6 +232,6 @@ def _missing(triage: TriageResult) -> str:
 def _attachments(report: BugReport) -> str:
     # Links are shown as code, not made clickable: they point at hosts we do not vouch for.
     return "\n".join(
-        f"- {prose(a.name)}" + (f": `{a.url.replace('`', '')}`" if a.url else "")
+        f"- {prose(a.name)}" + (f": {code_span(a.url)}" if a.url else "")
         for a in report.attachments
     )

@@ -173,6 +173,12 @@ class Metrics:
             buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
             registry=r,
         )
+        self.auth_refusals = Counter(
+            "ai_pipeline_auth_refusals",
+            "API requests refused: missing, unknown or revoked key, scope, rate limit.",
+            ["reason"],
+            registry=r,
+        )
         self.build_info = Info("ai_pipeline_build", "Version and backends.", registry=r)
 
     def watch_tally(

@@ -28,36 +28,26 @@ and the shared index sets together, and resolve mapping keys to request keys ins
 from __future__ import annotations
 
 import base64
-import functools
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
-from redis.backoff import EqualJitterBackoff, NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ai_pipeline.domain.errors import TransientError, UnavailableError
+from ai_pipeline.adapters.redis_client import connection_pool, unavailable
+from ai_pipeline.domain.errors import TransientError
 from ai_pipeline.domain.events import AGENT_STEPS, StepChanged, StepStatus
 from ai_pipeline.domain.models import BugReport, FiledIssue
 from ai_pipeline.domain.request_state import ACTIVE, RequestState, RequestStatus, fold
 from ai_pipeline.ports import Bus, FilingRecord, OutgoingMessage, Page, RequestStats
 
-# Exponential backoff from 50 ms, capped at 0.5-1 s per wait: 40 retries ride out about
-# 30 s (20-37 s, jittered) of a restarting or failing-over Redis before an operation raises.
-RETRY_BACKOFF = EqualJitterBackoff(cap=1.0, base=0.05)
-RETRIES = 40
-SOCKET_TIMEOUT = 5.0
-MAX_CONNECTIONS = 64
-CONNECT_TIMEOUT = 2.0
-HEALTH_CHECK_INTERVAL = 15
 # A health probe must answer within its own deadline, not after the retry budget.
 PING_TIMEOUT = 2.0
 # Each conflict means another write to the same request won, so this only runs out
@@ -233,25 +223,6 @@ end
 return #gone
 """
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def _unavailable(
-    op: Callable[P, Coroutine[Any, Any, T]],
-) -> Callable[P, Coroutine[Any, Any, T]]:
-    """Redis still unreachable once the client's retries are spent: the message is not at
-    fault, so the runner waits and redelivers instead of counting it towards dead letters."""
-
-    @functools.wraps(op)
-    async def guarded(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await op(*args, **kwargs)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise UnavailableError(f"redis: {type(exc).__name__}: {exc}") from exc
-
-    return guarded
-
 
 class RedisStateStore:
     """The ``StateStore`` on Redis; see the module docstring for the key layout.
@@ -279,20 +250,9 @@ class RedisStateStore:
         self._filing_ttl_ms = round(filing_ttl_seconds * 1000)
         self._prefix = key_prefix
         self.operations: Counter[str] = Counter()
-        # Clients connect lazily, on the first command. With decode_responses every reply
-        # is str, which the casts below state to the type checker.
-        # A bounded pool that makes callers wait their turn: a burst of requests (or a
-        # rebuild) must queue for a connection, not fail with "too many connections".
-        self._pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=MAX_CONNECTIONS,
-            timeout=SOCKET_TIMEOUT * 6,
-            decode_responses=True,
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            health_check_interval=HEALTH_CHECK_INTERVAL,
-            retry=Retry(RETRY_BACKOFF, RETRIES),
-        )
+        # With decode_responses every reply is str, which the casts below state to the
+        # type checker (see redis_client.connection_pool).
+        self._pool = connection_pool(url)
         self._redis = Redis(connection_pool=self._pool)
         self._probe = Redis.from_url(
             url,
@@ -324,7 +284,7 @@ class RedisStateStore:
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
 
-    @_unavailable
+    @unavailable
     async def start(self) -> None:
         await self._redis.ping()
         for script in (self._create, self._apply, self._put_report, self._purge):
@@ -335,7 +295,7 @@ class RedisStateStore:
         await self._pool.aclose()
         await self._probe.aclose()
 
-    @_unavailable
+    @unavailable
     async def create_request(
         self,
         state: RequestState,
@@ -359,19 +319,19 @@ class RedisStateStore:
             await self._bus.publish(outbox)
         return state, True
 
-    @_unavailable
+    @unavailable
     async def get(self, request_id: str) -> RequestState | None:
         self.operations["redis|get"] += 1
         raw = await self._redis.hget(self._key("request", request_id), "state")
         return None if raw is None else RequestState.model_validate_json(raw)
 
-    @_unavailable
+    @unavailable
     async def get_report(self, request_id: str) -> BugReport | None:
         self.operations["redis|get_report"] += 1
         raw = await self._redis.hget(self._key("request", request_id), "report")
         return None if raw is None else BugReport.model_validate_json(raw)
 
-    @_unavailable
+    @unavailable
     async def put_report(
         self, request_id: str, report: BugReport, idempotency_key: str | None
     ) -> bool:
@@ -390,7 +350,7 @@ class RedisStateStore:
         )
         return bool(written)
 
-    @_unavailable
+    @unavailable
     async def apply(self, event: StepChanged) -> RequestState | None:
         self.operations["redis|apply"] += 1
         key = self._key("request", event.request_id)
@@ -497,7 +457,7 @@ class RedisStateStore:
             pipe.hget(self._key("request", rid), "state")
         return [RequestState.model_validate_json(raw) for raw in await pipe.execute() if raw]
 
-    @_unavailable
+    @unavailable
     async def list_requests(
         self, statuses: Sequence[RequestStatus], limit: int, offset: int
     ) -> Page:
@@ -514,7 +474,7 @@ class RedisStateStore:
         total, *page = await pipe.execute()
         return Page(await self._states(page[0] if page else []), int(total))
 
-    @_unavailable
+    @unavailable
     async def stuck(self, older_than: datetime, limit: int) -> list[RequestState]:
         self.operations["redis|stuck"] += 1
         request_ids = cast(
@@ -530,7 +490,7 @@ class RedisStateStore:
             if not s.status.terminal and s.updated_at < older_than
         ]
 
-    @_unavailable
+    @unavailable
     async def recent_reports(self, limit: int) -> list[tuple[RequestState, BugReport]]:
         self.operations["redis|recent_reports"] += 1
         found: list[tuple[RequestState, BugReport]] = []
@@ -558,14 +518,14 @@ class RedisStateStore:
                     )
         return found[:limit]
 
-    @_unavailable
+    @unavailable
     async def put_embedding(self, request_id: str, vector: bytes) -> None:
         self.operations["redis|put_embedding"] += 1
         # Base64: every reply of this client is decoded as text (decode_responses).
         encoded = base64.b64encode(vector).decode("ascii")
         await self._put_embedding(keys=[self._key("request", request_id)], args=[encoded])
 
-    @_unavailable
+    @unavailable
     async def embeddings(self, request_ids: Sequence[str]) -> dict[str, bytes]:
         self.operations["redis|embeddings"] += 1
         found: dict[str, bytes] = {}
@@ -580,7 +540,7 @@ class RedisStateStore:
                     found[rid] = base64.b64decode(vector)
         return found
 
-    @_unavailable
+    @unavailable
     async def stats(
         self, since: datetime, sample_limit: int = 100_000, with_steps: bool = True
     ) -> RequestStats:
@@ -622,7 +582,7 @@ class RedisStateStore:
             stats.step_failures[step.value] = int(rest[2 * i + 1])
         return stats
 
-    @_unavailable
+    @unavailable
     async def get_filing(self, request_id: str) -> FilingRecord | None:
         self.operations["redis|get_filing"] += 1
         fields = cast(dict[str, str], await self._redis.hgetall(self._key("filing", request_id)))
@@ -633,7 +593,7 @@ class RedisStateStore:
             request_id, fields["state"], FiledIssue.model_validate_json(issue) if issue else None
         )
 
-    @_unavailable
+    @unavailable
     async def put_filing(self, record: FilingRecord) -> None:
         self.operations["redis|put_filing"] += 1
         key = self._key("filing", record.request_id)
@@ -646,7 +606,7 @@ class RedisStateStore:
         pipe.pexpire(key, self._filing_ttl_ms)
         await pipe.execute()
 
-    @_unavailable
+    @unavailable
     async def record_daily(self, day: date, figures: Mapping[str, float]) -> None:
         self.operations["redis|record_daily"] += 1
         if not figures:
@@ -661,7 +621,7 @@ class RedisStateStore:
         pipe.expire(key, DAILY_TTL_SECONDS)
         await pipe.execute()
 
-    @_unavailable
+    @unavailable
     async def daily(self, day: date) -> dict[str, float] | None:
         self.operations["redis|daily"] += 1
         fields = cast(

@@ -61,6 +61,11 @@ class LocalIssue:
         }
 
 
+# No issue can have a number beyond SQLite's integer range (found by schemathesis: a
+# 27-digit number in GET /api/v1/issues/{number} was a 500).
+SQLITE_MAX_INTEGER = 2**63
+
+
 class LocalTracker:
     name = "local"
 
@@ -148,6 +153,8 @@ class LocalTracker:
         return [self._issue(r) for r in rows], int(total)
 
     def get_issue(self, number: int) -> LocalIssue | None:
+        if not 0 < number < SQLITE_MAX_INTEGER:  # beyond it SQLite raises OverflowError
+            return None
         rows = self.db.read("SELECT * FROM local_issues WHERE number = ?", (number,))
         return self._issue(rows[0]) if rows else None
 

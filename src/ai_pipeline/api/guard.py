@@ -1,0 +1,80 @@
+"""Raw-ASGI gate in front of every route, the ingest fast path included: authenticates,
+checks the scope, counts the rate limit, and adds the rate-limit headers to the answer.
+Refusals answer in the error envelope, are logged (``auth_refused``, never the secret)
+and counted (``ai_pipeline_auth_refusals_total{reason}``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ai_pipeline.api.auth import Authenticator, KeyCache, Refused, rule_for
+from ai_pipeline.api.errors import unavailable
+from ai_pipeline.api.ingest import failure, respond
+from ai_pipeline.api.rate_limits import Limits, rate_headers
+from ai_pipeline.bootstrap import Container
+from ai_pipeline.domain.errors import UnavailableError
+from ai_pipeline.observability.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class Guard:
+    def __init__(self, app: ASGIApp, container: Container):
+        self.app = app
+        self.metrics = container.metrics
+        self.metrics_public = container.settings.metrics_public
+        cache = KeyCache(container.keys, container.settings.auth_cache_seconds)
+        self.auth = Authenticator(cache)
+        self.limits = Limits(container.limiter, container.settings)
+        # Bounded like a submission's wait on the store: a store that is down answers 503
+        # promptly instead of after the Redis client's half-minute of retries.
+        self.timeout = container.settings.submit_timeout_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rule = rule_for(scope["method"], scope["path"], self.metrics_public)
+        if rule is None:
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = client[0] if client else None
+        try:
+            async with asyncio.timeout(self.timeout):
+                key = await self.auth.authenticate(scope["headers"], rule)
+                kind = rule.limit
+                decision = await self.limits.check(key, kind, address) if kind else None
+        except Refused as refusal:
+            self._record(refusal, scope, address)
+            await respond(send, *failure(scope, refusal))
+            return
+        except (UnavailableError, TimeoutError) as exc:  # key store or counters unreachable
+            reason = UnavailableError(f"keys or rate limits: {type(exc).__name__}: {exc}")
+            await respond(send, *failure(scope, unavailable(reason)))
+            return
+        if decision is None:
+            await self.app(scope, receive, send)
+            return
+        extra = [(k.lower().encode(), v.encode()) for k, v in rate_headers(decision).items()]
+
+        async def send_with_limits(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_limits)
+
+    def _record(self, refusal: Refused, scope: Scope, address: str | None) -> None:
+        self.metrics.auth_refusals.labels(refusal.reason).inc()
+        log.warning(
+            "auth_refused",
+            reason=refusal.reason,
+            status=refusal.status,
+            method=scope["method"],
+            route=scope["path"],
+            client=address,
+            key_id=refusal.key_id,
+        )

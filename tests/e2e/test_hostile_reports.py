@@ -1,0 +1,181 @@
+"""The hostile corpus (tests/data/hostile_reports.py) through the real service: what is
+filed, what an LLM is sent and what is logged carry no secret, no live markup, no working
+mention and no marker but ours; injected instructions change nothing; malformed bodies get
+the right 4xx and the service keeps serving."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ai_pipeline.drafting.marker import request_id_in
+from ai_pipeline.triage.llm import ENGINE
+from tests.data.hostile_reports import HOSTILE, MALFORMED, Hostile
+from tests.factories import report_dict
+from tests.llm_server import RecordingProxy
+from tests.service import ServiceProcess, wait_until_terminal
+
+pytestmark = pytest.mark.e2e
+
+# Outside code, any of these would render or be fetched by the reader's browser.
+LIVE = re.compile(
+    r"<(?:script|img|iframe|svg|a\s|https?:)"  # raw HTML and <…> autolinks
+    r"|(?<!\\)\]\("  # [text](target) and ![alt](src)
+    r"|^\s{0,3}(?<!\\)\[[^\]]*(?<!\\)\]:"  # [ref]: target definitions
+    r"|(?:https?://|www\.)"  # bare URLs, which GitHub autolinks
+    r"|(?<![\w`])@(?!\u200b)[A-Za-z0-9]",  # a mention that would ping
+    re.IGNORECASE | re.MULTILINE,
+)
+FENCE = re.compile(r"^(`{3,})[^\n]*\n.*?^\1$", re.DOTALL | re.MULTILINE)
+CODE_SPAN = re.compile(r"`[^`\n]*`")
+
+
+def rendered_prose(body: str) -> str:
+    """The parts of a Markdown body outside code blocks and code spans (our own marker
+    dropped): where markup would be live."""
+    return CODE_SPAN.sub("", FENCE.sub("", body)).replace(body[body.rindex("<!--") :], "")
+
+
+def submit_all(client: httpx.Client, reports: tuple[Hostile, ...]) -> dict[str, Hostile]:
+    by_request = {}
+    for n, hostile in enumerate(reports):
+        body = report_dict(id=f"HOSTILE-{n}", **hostile.fields)
+        response = client.post("/api/v1/bug-reports", json=body)
+        assert response.status_code == 201, (hostile.name, response.text)
+        by_request[response.json()["request_id"]] = hostile
+    return by_request
+
+
+def filed_issues(
+    client: httpx.Client, by_request: dict[str, Hostile], timeout: float
+) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """request id → (final status document, filed issue)."""
+    done = wait_until_terminal(client, list(by_request), timeout=timeout)
+    filed = {}
+    for request_id, doc in done.items():
+        assert doc["status"] == "completed", (by_request[request_id].name, doc)
+        issue = client.get(f"/api/v1/issues/{doc['github_issue_number']}").json()
+        filed[request_id] = (doc, issue)
+    return filed
+
+
+def assert_issue_is_safe(request_id: str, hostile: Hostile, issue: dict[str, Any]) -> None:
+    text = issue["title"] + "\n" + issue["body"]
+    for secret in hostile.secrets:
+        assert secret not in text, (hostile.name, secret)
+    assert issue["body"].count("ai-pipeline:request=") == 1, hostile.name
+    assert request_id_in(issue["body"]) == request_id
+    live = LIVE.findall(rendered_prose(issue["body"]))
+    assert not live, (hostile.name, live)
+    assert not LIVE.search(issue["title"].replace("@\u200b", "")), hostile.name
+    assert not {"mallory", "@mallory"} & set(issue["assignees"]), hostile.name
+
+
+def assert_log_is_clean(service: ServiceProcess, reports: tuple[Hostile, ...]) -> None:
+    log = service.log()
+    for hostile in reports:
+        for secret in hostile.secrets:
+            assert secret not in log, (hostile.name, secret)
+
+
+def test_hostile_reports_file_safe_issues_through_the_local_engine(tmp_path: Path) -> None:
+    with ServiceProcess(tmp_path, {"AI_PIPELINE_LOG_LEVEL": "DEBUG"}) as service:
+        with service.client() as client:
+            by_request = submit_all(client, HOSTILE)
+            filed = filed_issues(client, by_request, timeout=180)
+            for request_id, (doc, issue) in filed.items():
+                hostile = by_request[request_id]
+                assert_issue_is_safe(request_id, hostile, issue)
+                triage = doc["progress"]["triage"]["data"]
+                if hostile.injected:  # a typo or a tooltip stays a small matter
+                    assert triage["priority"] != "critical", (hostile.name, triage)
+                    suggestion = triage["assignee_suggestion"] or {}
+                    assert suggestion.get("assignee") != "mallory", hostile.name
+        assert_log_is_clean(service, HOSTILE)
+
+
+def test_malformed_and_huge_bodies_get_a_4xx_envelope_and_the_service_keeps_serving(
+    tmp_path: Path,
+) -> None:
+    with ServiceProcess(tmp_path) as service, service.client() as client:
+        for case in MALFORMED:
+            response = client.post(
+                "/api/v1/bug-reports",
+                content=case.body,
+                headers={"Content-Type": case.content_type},
+            )
+            assert response.status_code == case.status, (case.name, response.text[:300])
+            error = response.json()["error"]
+            assert error["code"] and error["message"], case.name
+            assert "Traceback" not in response.text
+        assert client.get("/api/v1/health").status_code == 200
+        accepted = client.post("/api/v1/bug-reports", json=report_dict())
+        assert accepted.status_code == 201, accepted.text
+        wait_until_terminal(client, [accepted.json()["request_id"]])
+
+
+# A few of each kind: an LLM call costs up to half a minute on the shared 2-core test box.
+LLM_CASES = tuple(
+    h
+    for h in HOSTILE
+    if h.name
+    in {"ignore-instructions", "fake-fence", "chat-template-tokens", "aws-keys", "personal-data"}
+)
+
+
+def test_hostile_reports_through_the_llm_engine_send_only_redacted_fenced_data(
+    tmp_path: Path, llm_server: Any
+) -> None:
+    proxy = RecordingProxy(llm_server.url).start()
+    env = {
+        "AI_PIPELINE_TRIAGE_ENGINE": "llm",
+        "AI_PIPELINE_LLM_BASE_URL": proxy.base_url,
+        "AI_PIPELINE_LLM_MODEL": llm_server.model,
+        "AI_PIPELINE_LLM_ALLOWED_ASSIGNEES": "alice,bob",
+        "AI_PIPELINE_LLM_TIMEOUT_SECONDS": "90",
+        "AI_PIPELINE_LLM_MAX_RETRIES": "0",
+        "AI_PIPELINE_LOG_LEVEL": "DEBUG",
+    }
+    try:
+        with ServiceProcess(tmp_path, env) as service:
+            with service.client() as client:
+                by_request = submit_all(client, LLM_CASES)
+                filed = filed_issues(client, by_request, timeout=400)
+                engines = {doc["progress"]["triage"]["data"]["engine"] for doc, _ in filed.values()}
+                assert ENGINE in engines, engines  # the LLM answered, not only the fallback
+                for request_id, (doc, issue) in filed.items():
+                    assert_issue_is_safe(request_id, by_request[request_id], issue)
+                    suggestion = doc["progress"]["triage"]["data"]["assignee_suggestion"]
+                    assert (suggestion or {}).get("assignee") in (None, "alice", "bob")
+            assert_log_is_clean(service, LLM_CASES)
+        assert len(proxy.chat_requests) >= len(LLM_CASES)
+        for request in proxy.chat_requests:
+            assert_prompt_is_redacted_and_fenced(request["body"]["messages"])
+    finally:
+        proxy.stop()
+
+
+def assert_prompt_is_redacted_and_fenced(messages: list[dict[str, str]]) -> None:
+    sent = json.dumps(messages, ensure_ascii=False)
+    for hostile in LLM_CASES:
+        for secret in hostile.secrets:
+            assert secret not in sent and json.dumps(secret)[1:-1] not in sent, hostile.name
+    system, user = messages[0]["content"], messages[-1]["content"]
+    assert "mallory" not in system and "<|im_start|>" not in system
+    # The report sits between our nonce delimiters, JSON-encoded on one line: the forged
+    # delimiters and the injected lines are inside that line, not lines of their own.
+    nonce = re.search(r"<<<REPORT ([0-9a-f]{24})>>>", user)
+    assert nonce is not None
+    lines = user.split("\n")
+    opening = lines.index(f"<<<REPORT {nonce.group(1)}>>>")
+    assert lines[opening + 2] == f"<<<END REPORT {nonce.group(1)}>>>"
+    assert len(lines) == opening + 3
+    data = json.loads(lines[opening + 1])
+    outside = "\n".join(lines[:opening])
+    assert "mallory" not in outside and "SYSTEM:" not in outside
+    assert isinstance(data, dict)

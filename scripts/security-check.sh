@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Security checks of a running deployment; exits 1 on any finding:
-#   - no secret in the service log (--log FILE, repeatable): token patterns (GitHub, AWS,
-#     Slack, OpenAI-style keys, private keys, bearer tokens) and the literal values of
+#   - no secret in the service log (--log FILE, repeatable): token patterns (our API keys,
+#     GitHub, AWS, Slack, OpenAI-style keys, private keys, bearer tokens) and the literal values of
 #     AI_PIPELINE_GITHUB_TOKEN / AI_PIPELINE_LLM_API_KEY; matches are shown masked
 #   - the API leaks no stack trace: malformed JSON and an unknown request get the error
 #     envelope {"error": {code, message, …}} and no "Traceback"
@@ -45,7 +45,7 @@ findings=0
 finding() { fail "$*"; findings=$((findings + 1)); }
 
 # --- Secrets in logs.
-TOKEN_PATTERN='gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{22,}|AKIA[0-9A-Z]{16}|xox[abprs]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9_-]{20,}|-----BEGIN [A-Z ]*PRIVATE KEY-----|[Bb]earer [A-Za-z0-9._~+/-]{20,}|://[^:/@ ]*:[^@/ ]{3,}@'
+TOKEN_PATTERN='aip_[A-Za-z0-9_-]{40,}|gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{22,}|AKIA[0-9A-Z]{16}|xox[abprs]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9_-]{20,}|-----BEGIN [A-Z ]*PRIVATE KEY-----|[Bb]earer [A-Za-z0-9._~+/-]{20,}|://[^:/@ ]*:[^@/ ]{3,}@'
 mask() { sed -E 's/([A-Za-z0-9_:/-]{4})[^ "]{4,}/\1****/g' | cut -c1-160; }
 if [[ ${#LOGS[@]} -eq 0 ]]; then
   warn "no --log given: secrets in logs not checked"

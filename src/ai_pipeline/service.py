@@ -62,8 +62,12 @@ class Pipeline:
         for runner in self.runners:
             runner.start()
         if "coordinator_agent" in self.agents:
-            self._every(c.settings.sweep_interval_seconds, self._sweep, "sweeper")
-        self._every(c.settings.lag_interval_seconds, self.export_lag, "lag")
+            sweep = c.settings.sweep_interval_seconds
+            self._every(sweep, self._sweep, "sweeper", first=sweep)
+        # Not at once: the topics this process may just have created have no leader for a
+        # moment, and asking their offsets then only fails (and preceded a native crash).
+        lag = c.settings.lag_interval_seconds
+        self._every(lag, self.export_lag, "lag", first=lag)
         # The daily report's counters: one store write per interval, none on the hot path.
         self._every(c.settings.lag_interval_seconds, self._flush_daily, "daily")
         self._every(3600.0, self._housekeeping, "housekeeping")
@@ -88,8 +92,11 @@ class Pipeline:
             await db.close()
         self.started = False
 
-    def _every(self, seconds: float, job: Callable[[], Awaitable[None]], name: str) -> None:
+    def _every(
+        self, seconds: float, job: Callable[[], Awaitable[None]], name: str, *, first: float = 0
+    ) -> None:
         async def loop() -> None:
+            await asyncio.sleep(first)
             while True:
                 try:
                     await job()

@@ -244,24 +244,34 @@ class KafkaBus:
             admin.list_offsets({tp: latest for tp in partitions}), "list offsets"
         )
         end = {(tp.topic, tp.partition): info.offset for tp, info in ends.items()}
+        known = await self._known_groups()
         lag: dict[tuple[str, str], int] = {}
         for group, group_topics in self._groups.items():
-            request = [
-                ConsumerGroupTopicPartitions(
-                    self.physical(group),
-                    [tp for tp in partitions if self.logical(tp.topic) in group_topics],
-                )
-            ]
-            (future,) = admin.list_consumer_group_offsets(request).values()
-            committed = await _settle(future, f"offsets of {group}")
-            for tp in committed.topic_partitions:
+            mine = [tp for tp in partitions if self.logical(tp.topic) in group_topics]
+            committed = await self._committed(group, mine) if self.physical(group) in known else {}
+            for tp in mine:
                 topic = self.logical(tp.topic)
                 high = end.get((tp.topic, tp.partition), 0)
                 # No commit yet: the group will start from the beginning (auto.offset.reset).
-                position = tp.offset if tp.offset >= 0 else 0
+                position = max(committed.get((tp.topic, tp.partition), 0), 0)
                 lag[(group, topic)] = lag.get((group, topic), 0) + max(0, high - position)
         self.last_lag = lag
         return lag
+
+    async def _known_groups(self) -> set[str]:
+        """Groups the broker knows. Offsets are asked only of those: a group that never
+        joined has no commits, and asking a freshly started broker about one (before its
+        offsets topic exists) was followed by a native crash of the asking process."""
+        listed = await _settle(self._admin_client().list_consumer_groups(), "list groups")
+        return {g.group_id for g in listed.valid}
+
+    async def _committed(
+        self, group: str, partitions: list[TopicPartition]
+    ) -> dict[tuple[str, int], int]:
+        request = [ConsumerGroupTopicPartitions(self.physical(group), partitions)]
+        (future,) = self._admin_client().list_consumer_group_offsets(request).values()
+        committed = await _settle(future, f"offsets of {group}")
+        return {(tp.topic, tp.partition): tp.offset for tp in committed.topic_partitions}
 
     async def group_members(self, groups: Sequence[str]) -> dict[str, int | None]:
         futures = self._admin_client().describe_consumer_groups([self.physical(g) for g in groups])

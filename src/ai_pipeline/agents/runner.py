@@ -116,25 +116,22 @@ class AgentRunner:
 
     async def _run(self) -> None:
         consumer = self._bus.consumer(self.spec.group, [self.spec.topic.value])
-        failures = 0
         try:
             while True:
                 try:
                     await self._poll_once(consumer)
-                    failures = 0
                     self._set_status(AgentStatus.RUNNING)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # a dependency failed: back off, redeliver
-                    failures += 1
-                    await asyncio.sleep(self._back_off(exc, failures))
+                    await asyncio.sleep(self._back_off(exc))
         finally:
             await consumer.close()
             self._set_status(AgentStatus.STOPPED)
 
-    def _back_off(self, exc: Exception, failures: int) -> float:
+    def _back_off(self, exc: Exception) -> float:
         """How long to wait before redelivering: the dependency's own hint when it gave one
-        (a rate limit), capped so the consumer keeps polling; else growing, jittered."""
+        (a rate limit), capped so the consumer keeps polling; else a short jittered pause."""
         self.health.last_error = f"{type(exc).__name__}: {exc}"
         self._set_status(AgentStatus.DEGRADED)
         hint = exc.retry_after if isinstance(exc, TransientError) else None
@@ -143,7 +140,9 @@ class AgentRunner:
             log.warning("agent_waiting", agent=self.spec.name, seconds=hint, reason=str(exc))
             return min(hint, self._retry.max_delay)
         log.error("agent_loop_error", agent=self.spec.name, error=str(exc))
-        return self._retry.delay(min(failures + 2, 10), None)
+        # Short and steady: a broker or Redis back after seconds is used at once (a growing
+        # wait kept agents asleep well after a broker restart).
+        return self._retry.delay(3, None)
 
     async def _poll_once(self, consumer: Consumer) -> None:
         await self._priority.turn()

@@ -15,6 +15,7 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 
+from ai_pipeline.adapters import redis_client
 from ai_pipeline.adapters.bus.sqlite import SqliteBus
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase
 from ai_pipeline.adapters.state import redis as redis_state
@@ -488,7 +489,7 @@ async def test_a_redis_down_past_the_retries_is_reported_unavailable(
     bus: SqliteBus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Not the message's fault: the runner redelivers instead of dead-lettering it."""
-    monkeypatch.setattr(redis_state, "RETRIES", 1)
+    monkeypatch.setattr(redis_client, "RETRIES", 1)
     store = RedisStateStore("redis://127.0.0.1:1/0", bus=bus)
     with pytest.raises(UnavailableError, match="redis"):
         await store.apply(changed("r1", Step.TRIAGE, StepStatus.STARTED, utcnow()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from ai_pipeline.adapters.bus.sqlite import SqliteBus
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase
 from ai_pipeline.adapters.state.sqlite import SqliteStateStore
 from ai_pipeline.adapters.trackers.local import LocalTracker
+from ai_pipeline.agents.keyed_locks import KeyedLocks
 from ai_pipeline.agents.tracker import TrackerAgent
 from ai_pipeline.domain.events import IssueDrafted, Step, StepChanged, StepStatus, decode, utcnow
 from ai_pipeline.domain.models import IssueDraft
@@ -211,3 +213,39 @@ async def test_a_security_sensitive_duplicate_is_never_a_public_comment(tmp_path
         issue = s.tracker.get_issue(original)
         assert issue is not None and issue.comments == []
         await private_db.close()
+
+
+async def test_reports_of_one_issue_commented_at_once_are_counted_one_after_another(
+    tmp_path: Path,
+) -> None:
+    async with Setup(tmp_path / "s.db") as s:
+        s.agent.duplicates = "comment"
+        original = issue_of(await s.agent.handle(await s.request("r1")))
+        events = [await duplicate_of(s, f"r{n}", original) for n in range(2, 6)]
+
+        await asyncio.gather(*(s.agent.handle(e) for e in events))
+
+        issue = s.tracker.get_issue(original)
+        assert issue is not None
+        counts = sorted(
+            int(c["body"].split(" reports of this issue")[0].split()[-1]) for c in issue.comments
+        )
+        assert counts == [2, 3, 4, 5]
+
+
+async def test_keyed_locks_serialise_one_key_and_forget_it_when_idle() -> None:
+    locks = KeyedLocks()
+    order: list[str] = []
+
+    async def work(key: str, name: str) -> None:
+        async with locks.hold(key):
+            order.append(f"{name}+")
+            await asyncio.sleep(0.01)
+            order.append(f"{name}-")
+
+    await asyncio.gather(work("a", "1"), work("a", "2"), work("a", "3"), work("b", "x"))
+
+    same_key = [o for o in order if o[0] in "123"]
+    assert same_key == ["1+", "1-", "2+", "2-", "3+", "3-"]
+    assert order.index("x+") < order.index("1-")  # another key does not wait
+    assert len(locks) == 0

@@ -13,6 +13,9 @@ mode a report triage matched to an open issue is added to it as a comment instea
 environment, steps and the count of reports so far); the issue must still be open, or a
 new issue is filed. Nothing is ever closed. Comments carry the same marker, so a
 comment whose outcome is unknown is found again before anything is posted twice.
+The count is read from the issue's comments, so reports of one issue are commented one
+after another within a process; tracker agents in other processes may still race, which
+can repeat a count but never loses or doubles a comment.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from typing import Literal, TypeVar
 
+from ai_pipeline.agents.keyed_locks import KeyedLocks
 from ai_pipeline.agents.messages import step_ran
 from ai_pipeline.domain.errors import PermanentError
 from ai_pipeline.domain.events import Event, IssueDrafted, Step, utcnow
@@ -46,6 +50,7 @@ class TrackerAgent:
         self.store = store
         self.metrics = metrics
         self.duplicates = duplicates
+        self._commenting = KeyedLocks()
 
     async def handle(self, event: Event) -> Sequence[OutgoingMessage]:
         if not isinstance(event, IssueDrafted):
@@ -103,12 +108,13 @@ class TrackerAgent:
         """The report as a comment on its open original, or None to file a new issue."""
         if canonical is None or event.occurrence is None:
             return None
-        original = await self._call(tracker, "open_issue", tracker.open_issue(canonical))
-        if original is None:
-            return None  # closed or gone: a new issue, which still links it
-        body = occurrence_comment(event.occurrence, original.occurrences + 2)
-        comment = tracker.add_comment(event.request_id, canonical, body)
-        filed = await self._call(tracker, "add_comment", comment)
+        async with self._commenting.hold((tracker.name, canonical)):
+            original = await self._call(tracker, "open_issue", tracker.open_issue(canonical))
+            if original is None:
+                return None  # closed or gone: a new issue, which still links it
+            body = occurrence_comment(event.occurrence, original.occurrences + 2)
+            comment = tracker.add_comment(event.request_id, canonical, body)
+            filed = await self._call(tracker, "add_comment", comment)
         return filed.model_copy(update={"title": original.title})
 
     async def _call(self, tracker: Tracker, operation: str, call: Awaitable[T]) -> T:

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian tools the tests (or, with "bench", the benchmarks) drive for real, and
+# Installs the Debian tools the tests (or, with "bench", the benchmarks) drive for real (chromium:
+# the web console's browser tests, through Playwright's executable_path), and
 # fetches the Kafka jars (cached in ~/.cache/ai-pipeline) so the first Kafka test pays no Maven.
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-need=(curl jq promtool redis-server java mvn shellcheck)
+need=(curl jq promtool redis-server java mvn shellcheck chromium)
 if [[ "${1:-}" == "bench" ]]; then
   need+=(wrk)
 fi

@@ -24,6 +24,7 @@ from ai_pipeline.agents.tracker import TrackerAgent
 from ai_pipeline.agents.triage import TriageAgent
 from ai_pipeline.domain.events import Step, Topic
 from ai_pipeline.domain.redaction import Redactor
+from ai_pipeline.domain.review import HoldPolicy
 from ai_pipeline.drafting.drafter import IssueDrafter, TemplateDrafter
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.ports import Bus, KeyStore, RateLimiter, StateStore, Tracker
@@ -129,7 +130,9 @@ def bootstrap(
         tracker, store, metrics, private_tracker, duplicates=settings.duplicate_mode
     )
     ticket_agent = TicketCreationAgent(
-        Redactor.from_setting(settings.redact), _drafter(settings, chat, metrics)
+        Redactor.from_setting(settings.redact),
+        _drafter(settings, chat, metrics),
+        HoldPolicy.from_setting(settings.review_hold),
     )
     retry = RetryPolicy(
         max_attempts=settings.max_attempts,

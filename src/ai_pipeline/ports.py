@@ -159,7 +159,21 @@ class StateStore(Protocol):
     ) -> Page: ...
 
     async def stuck(self, older_than: datetime, limit: int) -> list[RequestState]:
-        """Active requests not updated since ``older_than``."""
+        """Active requests not updated since ``older_than``, except those held for review
+        (``RequestState.held_for_review``): they wait for a person, not an agent."""
+        ...
+
+    async def list_held(self, limit: int, offset: int) -> Page:
+        """Requests held for review, oldest created first (the review queue)."""
+        ...
+
+    async def put_review_example(self, request_id: str, example: Mapping[str, Any]) -> None:
+        """Keep a maintainer's correction as a labelled example (one per request: a later
+        one replaces it); kept until deleted, not expired with the request."""
+        ...
+
+    async def review_examples(self) -> list[dict[str, Any]]:
+        """Every stored example, oldest first."""
         ...
 
     async def recent_reports(self, limit: int) -> list[tuple[RequestState, BugReport]]:

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ai_pipeline.domain.events import Topic
+from ai_pipeline.domain.review import HoldPolicy
 
 DEFAULT_PARTITIONS = {
     Topic.BUG_REPORTS.value: 6,
@@ -89,6 +90,10 @@ class Settings(BaseSettings):
     # A report triage matched to an open issue: "link" files its own issue naming the
     # original; "comment" adds it to the original as a comment. Nothing is ever closed.
     duplicate_mode: Literal["link", "comment"] = "link"
+    # Triaged reports that wait in the review queue (web console, /api/v1/reviews) for a
+    # maintainer to correct and release: a comma list of "needs-triage" (a field triage was
+    # unsure of) and "security" (security-sensitive). Empty: nothing waits.
+    review_hold: str = ""
 
     # Triage.
     triage_engine: Literal["local", "llm"] = "local"
@@ -178,6 +183,12 @@ class Settings(BaseSettings):
     def _owner_slash_name(cls, value: str | None) -> str | None:
         if value is not None and (value.count("/") != 1 or value.startswith("/")):
             raise ValueError("must be owner/name")
+        return value
+
+    @field_validator("review_hold")
+    @classmethod
+    def _known_hold_reasons(cls, value: str) -> str:
+        HoldPolicy.from_setting(value)  # raises ValueError naming the unknown reason
         return value
 
     @model_validator(mode="after")

@@ -510,3 +510,69 @@ async def test_embeddings_are_kept_with_their_request_and_never_resurrect_one(
         assert not await client.exists(f"{prefix}request:gone")
     finally:
         await client.aclose()
+
+
+async def hold(store: RedisStateStore, rid: str, at: datetime) -> None:
+    """Submitted at ``at``, triaged, then held for review."""
+    await submit(store, rid, at)
+    for step, status in (
+        (Step.TRIAGE, StepStatus.STARTED),
+        (Step.TRIAGE, StepStatus.COMPLETED),
+        (Step.REVIEW, StepStatus.STARTED),
+    ):
+        await store.apply(changed(rid, step, status, at + timedelta(seconds=1)))
+
+
+async def test_the_held_index_moves_with_the_request_in_the_same_write(
+    store: RedisStateStore, raw: Redis, prefix: str
+) -> None:
+    held, updated = f"{prefix}index:held", f"{prefix}index:active-updated"
+    at = utcnow() - timedelta(minutes=30)
+    for rid in ("released", "failed"):
+        await hold(store, rid, at)
+        # In the review queue by created_at, and out of the timeout's index.
+        assert await raw.zscore(held, rid) == redis_state._ms(at)
+        assert await raw.zscore(updated, rid) is None
+        assert await raw.zscore(f"{prefix}index:active", rid) is not None
+    later = at + timedelta(minutes=1)
+    await store.apply(changed("released", Step.REVIEW, StepStatus.COMPLETED, later))
+    assert await raw.zscore(held, "released") is None
+    assert await raw.zscore(updated, "released") == redis_state._ms(later)
+    await store.apply(changed("failed", Step.REVIEW, StepStatus.FAILED, later))
+    assert await raw.zscore(held, "failed") is None
+    assert await raw.zscore(updated, "failed") is None
+    assert await raw.zcard(held) == 0
+
+
+async def test_a_rebuilt_request_that_ended_long_ago_leaves_no_trace_in_the_held_index(
+    store: RedisStateStore, raw: Redis, prefix: str
+) -> None:
+    start = utcnow() - timedelta(days=2)
+    events = [
+        changed("r1", Step.SUBMITTED, StepStatus.COMPLETED, start, data={"bug_report_id": "B-1"}),
+        changed("r1", Step.TRIAGE, StepStatus.COMPLETED, start),
+        changed("r1", Step.REVIEW, StepStatus.STARTED, start),
+    ]
+    for event in events:
+        await store.apply(event)
+    assert await raw.zscore(f"{prefix}index:held", "r1") is not None
+    await store.apply(changed("r1", Step.REVIEW, StepStatus.FAILED, start + timedelta(minutes=1)))
+    assert await store.get("r1") is None  # ended longer than the TTL ago: deleted
+    assert await raw.zscore(f"{prefix}index:held", "r1") is None
+    assert (await store.list_held(limit=10, offset=0)).total == 0
+
+
+async def test_review_examples_are_two_prefixed_keys_that_never_expire(
+    store: RedisStateStore, raw: Redis, prefix: str
+) -> None:
+    await store.put_review_example("r2", {"label": "b"})
+    await store.put_review_example("r1", {"label": "a"})
+    await store.put_review_example("r2", {"label": "c"})
+    assert await raw.hgetall(f"{prefix}review-examples") == {
+        "r1": '{"label": "a"}',
+        "r2": '{"label": "c"}',
+    }
+    assert await raw.lrange(f"{prefix}review-examples:order", 0, -1) == ["r2", "r1"]
+    for key in ("review-examples", "review-examples:order"):
+        assert await raw.ttl(f"{prefix}{key}") == -1
+    assert await store.review_examples() == [{"label": "c"}, {"label": "a"}]

@@ -167,3 +167,13 @@ async def test_embeddings_round_trip_in_chunks(tmp_path: Path) -> None:
     found = await store.embeddings([*vectors, "missing"])
     assert found == {**vectors, "r7": b"\x01" * 1536}
     await store.close()
+
+
+async def test_a_database_from_before_the_review_queue_gains_its_table(tmp_path: Path) -> None:
+    store = await new_store(tmp_path / "s.db")
+    await store.db.write(lambda conn: conn.execute("DROP TABLE review_examples"))
+    await store.close()
+    store = await new_store(tmp_path / "s.db")
+    await store.put_review_example("r1", {"label": "bug"})
+    assert await store.review_examples() == [{"label": "bug"}]
+    await store.close()

@@ -82,7 +82,10 @@ def _waiting_on(state: RequestState) -> Step:
     """The step a request is stuck in: the current one, or the next once it completed."""
     progress = state.progress.get(state.current_step)
     if progress is not None and progress.status is StepStatus.COMPLETED:
-        steps = list(Step)
-        index = steps.index(state.current_step)
+        # Review happens only to held reports: a triaged one waits on drafting.
+        steps = [s for s in Step if s is not Step.REVIEW]
+        index = steps.index(
+            Step.TRIAGE if state.current_step is Step.REVIEW else state.current_step
+        )
         return steps[min(index + 1, len(steps) - 1)]
     return state.current_step

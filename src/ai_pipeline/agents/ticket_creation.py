@@ -7,9 +7,19 @@ from datetime import datetime
 
 from ai_pipeline.agents.messages import step_ran, to_topic
 from ai_pipeline.domain.errors import PermanentError
-from ai_pipeline.domain.events import Event, IssueDrafted, ReportTriaged, Step, Topic, utcnow
+from ai_pipeline.domain.events import (
+    Event,
+    IssueDrafted,
+    ReportTriaged,
+    Step,
+    StepChanged,
+    StepStatus,
+    Topic,
+    utcnow,
+)
 from ai_pipeline.domain.models import BugReport, IssueDraft, TriageResult
 from ai_pipeline.domain.redaction import Redactor, redact_report
+from ai_pipeline.domain.review import HoldPolicy
 from ai_pipeline.drafting.drafter import IssueDrafter, TemplateDrafter
 from ai_pipeline.drafting.template import render, render_occurrence
 from ai_pipeline.ports import OutgoingMessage
@@ -17,15 +27,33 @@ from ai_pipeline.ports import OutgoingMessage
 
 class TicketCreationAgent:
     """Drafts the issue from a redacted copy of the report: the filed text leaves the
-    service; the original stays in the private state store."""
+    service; the original stays in the private state store.
 
-    def __init__(self, redactor: Redactor, drafter: IssueDrafter | None = None):
+    A report the hold policy names waits in the review step instead (``domain.review``);
+    a maintainer's release sends it back here, marked reviewed."""
+
+    def __init__(
+        self,
+        redactor: Redactor,
+        drafter: IssueDrafter | None = None,
+        hold: HoldPolicy | None = None,
+    ):
         self.redactor = redactor
         self.drafter: IssueDrafter = drafter or TemplateDrafter()
+        self.hold = hold or HoldPolicy()
 
     async def handle(self, event: Event) -> Sequence[OutgoingMessage]:
         if not isinstance(event, ReportTriaged):
             raise PermanentError(f"ticket-creation agent cannot handle {event.kind}")
+        reasons = [] if event.reviewed else self.hold.hold_reasons(event.triage)
+        if reasons:
+            held = StepChanged(
+                request_id=event.request_id,
+                step=Step.REVIEW,
+                status=StepStatus.STARTED,
+                data={"reasons": reasons},
+            )
+            return [to_topic(Topic.STATUS_UPDATES, event.request_id, held)]
         started = utcnow()
         report, triage = redacted(event, self.redactor)
         draft = await self.drafter.draft(event.request_id, report, triage)

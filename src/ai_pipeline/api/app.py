@@ -11,13 +11,17 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from ai_pipeline import __version__
-from ai_pipeline.api import errors
+from ai_pipeline.api import console_routes, errors
+from ai_pipeline.api.console import mount_console
 from ai_pipeline.api.guard import Guard
 from ai_pipeline.api.ingest import IngestFastPath
 from ai_pipeline.api.middleware import ObserveRequests
 from ai_pipeline.api.routes import json_response, router
 from ai_pipeline.bootstrap import AGENTS, Container
+from ai_pipeline.domain.redaction import Redactor
+from ai_pipeline.duplicate_hints import DuplicateHints
 from ai_pipeline.observability.health import health_document
+from ai_pipeline.review_queue import ReviewQueue
 from ai_pipeline.service import Pipeline
 
 
@@ -31,6 +35,12 @@ def create_app(container: Container, agents: Collection[str] = tuple(AGENTS)) ->
     app = _fastapi_app(container, Pipeline(container, agents), lambda: guard.auth.start())
     errors.install(app)
     app.include_router(router)
+    app.include_router(console_routes.router)
+    app.state.duplicate_hints = DuplicateHints(
+        container.store, Redactor.from_setting(container.settings.redact)
+    )
+    app.state.review_queue = ReviewQueue(container)
+    mount_console(app)
     guard = Guard(IngestFastPath(app, container), container)
     return ObserveRequests(guard, container.metrics, container.ingest_priority)
 

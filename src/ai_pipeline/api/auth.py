@@ -26,6 +26,10 @@ OPEN_PATHS = frozenset(
 )
 PROMETHEUS_PATH = "/metrics"
 INGEST_PATH = "/api/v1/bug-reports"
+# The web console's files hold no data: each page asks the API with the user's own key.
+CONSOLE_PREFIX = "/console"
+# Hints while a reporter types a title: whoever may submit may see them.
+DUPLICATE_HINTS_PATH = "/api/v1/duplicate-candidates"
 READ_METHODS = frozenset({"GET", "HEAD"})
 # Cached lookups kept at most; past it the cache starts afresh (unknown secrets sprayed at
 # the API must not grow it without bound).
@@ -40,13 +44,15 @@ class Rule:
 
 def rule_for(method: str, path: str, metrics_public: bool) -> Rule | None:
     """What a request needs; None for an open route."""
-    if path in OPEN_PATHS:
+    if path in OPEN_PATHS or path == "/" or path.startswith(CONSOLE_PREFIX):
         return None
     if path == PROMETHEUS_PATH:
         # Never rate-limited: a scrape every 15 s must not eat a key's hourly budget.
         return None if metrics_public else Rule(READ, None)
     if path == INGEST_PATH and method == "POST":
         return Rule(SUBMIT, SUBMIT)
+    if path == DUPLICATE_HINTS_PATH and method in READ_METHODS:
+        return Rule(SUBMIT, READ)
     if method in READ_METHODS and path.startswith("/api/v1/"):
         return Rule(READ, READ)
     return Rule(ADMIN, None)  # whatever else: no route of today, so no client of today

@@ -55,6 +55,8 @@ class Guard:
             reason = UnavailableError(f"keys or rate limits: {type(exc).__name__}: {exc}")
             await respond(send, *failure(scope, unavailable(reason)))
             return
+        if key is not None:  # who acted, for routes that record it (a review's release)
+            scope.setdefault("state", {})["api_key_id"] = key.key_id
         if decision is None:
             await self.app(scope, receive, send)
             return

@@ -9,10 +9,12 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from ai_pipeline.adapters.trackers.local import LocalTracker
 from ai_pipeline.api.errors import ApiError
 from ai_pipeline.api.ingest import accept, check_headers
 from ai_pipeline.bootstrap import Container
 from ai_pipeline.domain.models import BugReport
+from ai_pipeline.domain.paging import pagination
 from ai_pipeline.domain.request_state import ACTIVE, RequestStatus
 from ai_pipeline.observability.health import health_document, metrics_document
 
@@ -104,12 +106,7 @@ async def list_requests(
     return json_response(
         {
             "requests": [s.public_view() for s in page.requests],
-            "pagination": {
-                "total": page.total,
-                "limit": limit,
-                "offset": offset,
-                "has_more": offset + len(page.requests) < page.total,
-            },
+            "pagination": pagination(page.total, limit, offset, len(page.requests)),
         }
     )
 
@@ -132,30 +129,25 @@ async def list_issues(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    tracker = _local_tracker(request)
+    tracker = await _local_tracker(request)
     issues, total = tracker.list_issues(limit, offset)
     return json_response(
         {
             "issues": [i.as_dict() for i in issues],
-            "pagination": {
-                "total": total,
-                "limit": limit,
-                "offset": offset,
-                "has_more": offset + len(issues) < total,
-            },
+            "pagination": pagination(total, limit, offset, len(issues)),
         }
     )
 
 
 @router.get("/issues/{number}", summary="One issue of the local tracker")
 async def get_issue(request: Request, number: int) -> Response:
-    issue = _local_tracker(request).get_issue(number)
+    issue = (await _local_tracker(request)).get_issue(number)
     if issue is None:
         raise ApiError(404, f"no local issue #{number}", details={"number": number})
     return json_response(issue.as_dict())
 
 
-def _local_tracker(request: Request) -> Any:
+async def _local_tracker(request: Request) -> LocalTracker:
     tracker = container(request).local_tracker
     if tracker is None:
         raise ApiError(
@@ -163,4 +155,5 @@ def _local_tracker(request: Request) -> Any:
             "the local tracker is not in use: issues are filed on GitHub",
             code="INVALID_REQUEST",
         )
+    await tracker.open()
     return tracker

@@ -31,6 +31,9 @@ class Step(StrEnum):
 
     SUBMITTED = "submitted"
     TRIAGE = "triage"
+    # Only for a report held for a maintainer's review (``domain.review``): started when
+    # held, completed when released.
+    REVIEW = "review"
     TICKET_CREATION = "ticket_creation"
     GITHUB = "github"
 
@@ -64,6 +67,8 @@ class ReportTriaged(BaseModel):
     request_id: str
     report: BugReport
     triage: TriageResult
+    # Released by a maintainer from the review queue: never held again.
+    reviewed: bool = False
 
 
 class IssueDrafted(BaseModel):

@@ -50,6 +50,17 @@ class RequestState(BaseModel):
     rank: int = 0
 
     @property
+    def held_for_review(self) -> bool:
+        """Waiting in the review queue: no agent will move it until a maintainer does."""
+        review = self.progress.get(Step.REVIEW)
+        return (
+            self.status is RequestStatus.PROCESSING
+            and self.current_step is Step.REVIEW
+            and review is not None
+            and review.status is StepStatus.STARTED
+        )
+
+    @property
     def processing_time_seconds(self) -> float | None:
         if self.completed_at is None:
             return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from typing import Any
 from ai_pipeline import __version__
 from ai_pipeline.agents.runner import AgentRunner, AgentStatus
 from ai_pipeline.bootstrap import AGENTS, Container
+from ai_pipeline.observability.metrics import PROCESSING_BUCKETS
 from ai_pipeline.ports import RequestStats
 from ai_pipeline.service import Pipeline
 
@@ -19,6 +21,7 @@ PERIODS = {
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
 }
+DAILY_DAYS = 14
 STEP_AGENTS = {step.value: name for name, (_g, _t, step) in AGENTS.items() if step is not None}
 AGENT_NAMES = tuple(AGENTS)
 
@@ -185,4 +188,33 @@ async def metrics_document(c: Container, period: str) -> dict[str, Any]:
             "samples": len(times),
         },
         "agents": agents,
+        "processing_time_histogram": histogram(times, PROCESSING_BUCKETS),
+        "daily": await daily_counts(c, DAILY_DAYS),
     }
+
+
+def histogram(samples: list[float], bounds: tuple[float, ...]) -> dict[str, list[Any]]:
+    """Counts per bucket: ``counts[i]`` up to ``bounds[i]``, the last one above them all."""
+    counts = [0] * (len(bounds) + 1)
+    for value in samples:
+        counts[bisect.bisect_left(bounds, value)] += 1
+    return {"bounds_seconds": list(bounds), "counts": counts}
+
+
+async def daily_counts(c: Container, days: int) -> list[dict[str, Any]]:
+    """Reports accepted, completed and failed per UTC day (the daily report's counters),
+    oldest first, today included; a day without counters counts zero."""
+    today = datetime.now(UTC).date()
+    result = []
+    for back in range(days - 1, -1, -1):
+        day = today - timedelta(days=back)
+        counters = await c.store.daily(day) or {}
+        result.append(
+            {
+                "date": day.isoformat(),
+                "submitted": int(counters.get("accepted", 0)),
+                "completed": int(counters.get("completed", 0)),
+                "failed": int(counters.get("failed", 0)),
+            }
+        )
+    return result

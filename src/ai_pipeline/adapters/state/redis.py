@@ -10,13 +10,21 @@ Key layout; every name carries ``key_prefix`` in front (empty by default, so the
 - ``bug-report:<bug_report_id>`` and ``idempotency:<key>`` strings: the request id.
 - ``index:submitted|processing|completed|failed``, ``index:active`` (submitted and
   processing) and ``index:all`` sorted sets: request ids scored by created_at (epoch ms).
-- ``index:active-updated``: active request ids scored by updated_at (ms), for ``stuck``.
+- ``index:active-updated``: active request ids scored by updated_at (ms), for ``stuck``;
+  a request held for review (``RequestState.held_for_review``) is left out: it waits for a
+  person, and no timeout may fail it.
+- ``index:held``: the ids of requests held for review, scored by created_at (ms): the review
+  queue (``list_held``). Kept by the same write script as the request, so it always agrees
+  with the stored state.
 - ``index:expiry``: terminal request ids scored by when their key expires (ms); expired ids
   are purged from the index sets before anything is counted.
 - ``stats:processing-seconds`` (``<id>:<seconds>`` of completed requests),
   ``stats:step-seconds:<step>`` (``<id>:<seconds>``) and ``stats:step-failures:<step>``
   (``<id>``): sorted sets scored by created_at, written when a request ends.
 - ``filing:<id>`` hash: ``state`` and, once filed, ``issue`` (FiledIssue JSON).
+- ``review-examples`` hash: maintainers' corrections kept as labelled examples, field the
+  request id, value the example (JSON); ``review-examples:order`` list: those request ids in
+  the order first stored (a replaced example keeps its place). Never expire.
 - ``daily:<YYYY-MM-DD>`` hash: the daily report's counters (``ai_pipeline.reporting``),
   incremented by every process, kept ``DAILY_TTL_SECONDS`` after the last increment.
 
@@ -28,6 +36,7 @@ and the shared index sets together, and resolve mapping keys to request keys ins
 from __future__ import annotations
 
 import base64
+import json
 import time
 import uuid
 from collections import Counter
@@ -77,21 +86,22 @@ end
 """
 
 # KEYS: request, index:submitted/processing/completed/failed (2-5), index:active (6),
-#   index:all (7), index:active-updated (8), index:expiry (9), ARGV[9] mapping keys,
-#   then the stats sets this write adds a sample to.
+#   index:all (7), index:active-updated (8), index:expiry (9), index:held (10), ARGV[9]
+#   mapping keys from KEYS[11], then the stats sets this write adds a sample to.
 # ARGV: prefix, id, state, status, rank, created ms, updated ms, expiry ms ('' while
-#   active), mapping count, writer token, the script's own arguments from ARGV[11], then
-#   one member per stats set, counted from the end.
+#   active), mapping count, writer token, held for review ('1' or ''), the script's own
+#   arguments from ARGV[12] (OWN), then one member per stats set, counted from the end.
 _WRITE = (
     _BASE
     + f"local SAMPLE_AGE_MS, SAMPLE_CAP = {SAMPLE_AGE_MS}, {SAMPLE_CAP}\n"
     + """
 local STATUS_KEY = {submitted = 2, processing = 3, completed = 4, failed = 5}
-local ACTIVE, ALL, ACTIVE_UPDATED, EXPIRY = 6, 7, 8, 9
+local ACTIVE, ALL, ACTIVE_UPDATED, EXPIRY, HELD = 6, 7, 8, 9, 10
+local FIRST_MAPPING, OWN = 11, 12
 local state, status, rank = ARGV[3], ARGV[4], ARGV[5]
 local created, updated, expire_at = ARGV[6], ARGV[7], ARGV[8]
-local writer = ARGV[10]
-local first_stat = 10 + tonumber(ARGV[9])
+local writer, held = ARGV[10], ARGV[11] == '1'
+local first_stat = FIRST_MAPPING + tonumber(ARGV[9])
 local nstats = #KEYS - first_stat + 1
 
 local function record_samples(now)
@@ -109,8 +119,8 @@ local function write(creating, fields)
   if expire_at ~= '' and tonumber(expire_at) <= now then
     -- Ended longer than the TTL ago (a rebuild from an old log): only its samples stay.
     redis.call('DEL', KEYS[1])
-    for k = 2, 9 do redis.call('ZREM', KEYS[k], id) end
-    for k = 10, first_stat - 1 do
+    for k = 2, HELD do redis.call('ZREM', KEYS[k], id) end
+    for k = FIRST_MAPPING, first_stat - 1 do
       if redis.call('GET', KEYS[k]) == id then redis.call('DEL', KEYS[k]) end
     end
     return
@@ -127,20 +137,28 @@ local function write(creating, fields)
   end
   redis.call('ZADD', KEYS[ALL], created, id)
   if creating then
-    for k = 10, first_stat - 1 do
+    for k = FIRST_MAPPING, first_stat - 1 do
       if claimable(KEYS[k]) then redis.call('SET', KEYS[k], id) end
     end
   end
   if expire_at == '' then
     redis.call('ZADD', KEYS[ACTIVE], created, id)
-    redis.call('ZADD', KEYS[ACTIVE_UPDATED], updated, id)
+    if held then
+      -- Waits for a person: in the review queue, and out of stuck's reach.
+      redis.call('ZADD', KEYS[HELD], created, id)
+      redis.call('ZREM', KEYS[ACTIVE_UPDATED], id)
+    else
+      redis.call('ZREM', KEYS[HELD], id)
+      redis.call('ZADD', KEYS[ACTIVE_UPDATED], updated, id)
+    end
     return
   end
   redis.call('ZREM', KEYS[ACTIVE], id)
   redis.call('ZREM', KEYS[ACTIVE_UPDATED], id)
+  redis.call('ZREM', KEYS[HELD], id)
   redis.call('ZADD', KEYS[EXPIRY], expire_at, id)
   redis.call('PEXPIREAT', KEYS[1], expire_at)
-  for k = 10, first_stat - 1 do
+  for k = FIRST_MAPPING, first_stat - 1 do
     if redis.call('GET', KEYS[k]) == id then redis.call('PEXPIREAT', KEYS[k], expire_at) end
   end
 end
@@ -152,15 +170,15 @@ end
 CREATE_SCRIPT = (
     _WRITE
     + """
-for k = 10, first_stat - 1 do
+for k = FIRST_MAPPING, first_stat - 1 do
   local owner = redis.call('GET', KEYS[k])
   if owner then
     local stored = redis.call('HGET', prefix .. 'request:' .. owner, 'state')
     if stored then return stored end
   end
 end
-local fields = {'report', ARGV[11]}
-if ARGV[12] ~= '' then fields[3], fields[4] = 'idempotency_key', ARGV[12] end
+local fields = {'report', ARGV[OWN]}
+if ARGV[OWN + 1] ~= '' then fields[3], fields[4] = 'idempotency_key', ARGV[OWN + 1] end
 write(true, fields)
 return false
 """
@@ -171,7 +189,7 @@ APPLY_SCRIPT = (
     _WRITE
     + """
 local seq = redis.call('HGET', KEYS[1], 'seq')
-if (seq or '') ~= ARGV[11] then
+if (seq or '') ~= ARGV[OWN] then
   -- The client resent this call after a lost reply, and the first attempt had landed.
   if seq and redis.call('HGET', KEYS[1], 'writer') == writer then return 1 end
   return 0
@@ -204,8 +222,6 @@ return 1
 """
 )
 
-# KEYS: index:expiry, then the sets a terminal request is in. ARGV: batch size.
-# Redis's own clock decides, the one that expires the keys. Returns how many went.
 # Only onto a request that exists: a request that expired (or was flushed) while its report
 # was being triaged must not come back as a hash holding nothing but an embedding.
 PUT_EMBEDDING_SCRIPT = """
@@ -213,6 +229,17 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], 'embedding', ARGV[1])
 end
 """
+
+# KEYS: review-examples, review-examples:order. ARGV: request id, example JSON. A new
+# request id goes to the end of the order; a known one has its example replaced in place.
+PUT_REVIEW_EXAMPLE_SCRIPT = """
+if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+end
+"""
+
+# KEYS: index:expiry, then the sets a terminal request is in. ARGV: batch size.
+# Redis's own clock decides, the one that expires the keys. Returns how many went.
 PURGE_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -266,19 +293,24 @@ class RedisStateStore:
         self._put_report = self._redis.register_script(PUT_REPORT_SCRIPT)
         self._purge = self._redis.register_script(PURGE_SCRIPT)
         self._put_embedding = self._redis.register_script(PUT_EMBEDDING_SCRIPT)
+        self._put_review_example = self._redis.register_script(PUT_REVIEW_EXAMPLE_SCRIPT)
         self._index = {s: self._key("index", s) for s in RequestStatus}
         self._active = self._key("index", "active")
         self._all = self._key("index", "all")
         self._active_updated = self._key("index", "active-updated")
         self._expiry = self._key("index", "expiry")
-        # The order the write scripts' KEYS[2..9] expect.
+        self._held = self._key("index", "held")
+        # The order the write scripts' KEYS[2..10] expect.
         self._index_keys = [
             *(self._index[s] for s in RequestStatus),
             self._active,
             self._all,
             self._active_updated,
             self._expiry,
+            self._held,
         ]
+        self._review_examples = self._key("review-examples")
+        self._review_order = self._key("review-examples", "order")
         self._processing_samples = self._key("stats", "processing-seconds")
 
     def _key(self, *parts: str) -> str:
@@ -287,7 +319,13 @@ class RedisStateStore:
     @unavailable
     async def start(self) -> None:
         await self._redis.ping()
-        for script in (self._create, self._apply, self._put_report, self._purge):
+        for script in (
+            self._create,
+            self._apply,
+            self._put_report,
+            self._purge,
+            self._put_review_example,
+        ):
             await self._redis.script_load(script.script)
 
     async def close(self) -> None:
@@ -400,6 +438,7 @@ class RedisStateStore:
             expire_at,
             len(mappings),
             uuid.uuid4().hex,
+            "1" if state.held_for_review else "",
             *own,
             *(member for _, member in samples),
         ]
@@ -483,12 +522,44 @@ class RedisStateStore:
                 self._active_updated, "-inf", f"({_ms(older_than)}", start=0, num=limit
             ),
         )
-        # Checked again on the state itself: an apply may have moved it since.
+        # Checked again on the state itself: an apply may have moved it since. Held
+        # requests are never in index:active-updated.
         return [
             s
             for s in await self._states(request_ids)
-            if not s.status.terminal and s.updated_at < older_than
+            if not s.status.terminal and s.updated_at < older_than and not s.held_for_review
         ]
+
+    @unavailable
+    async def list_held(self, limit: int, offset: int) -> Page:
+        """Oldest created first; ties in created_at (ms) go by request id ascending."""
+        self.operations["redis|list_held"] += 1
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zcard(self._held)
+        if limit > 0:
+            pipe.zrange(self._held, offset, offset + limit - 1)
+        total, *page = await pipe.execute()
+        # A request released between the two reads is left out of this page.
+        states = await self._states(page[0] if page else [])
+        return Page([s for s in states if s.held_for_review], int(total))
+
+    @unavailable
+    async def put_review_example(self, request_id: str, example: Mapping[str, Any]) -> None:
+        """A later example for the same request replaces the stored one in its place."""
+        self.operations["redis|put_review_example"] += 1
+        await self._put_review_example(
+            keys=[self._review_examples, self._review_order],
+            args=[request_id, json.dumps(dict(example))],
+        )
+
+    @unavailable
+    async def review_examples(self) -> list[dict[str, Any]]:
+        self.operations["redis|review_examples"] += 1
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.lrange(self._review_order, 0, -1)
+        pipe.hgetall(self._review_examples)
+        order, examples = cast(tuple[list[str], dict[str, str]], await pipe.execute())
+        return [json.loads(examples[rid]) for rid in order if rid in examples]
 
     @unavailable
     async def recent_reports(self, limit: int) -> list[tuple[RequestState, BugReport]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections import Counter
@@ -11,7 +12,7 @@ from typing import Any
 
 from ai_pipeline.adapters.bus.sqlite import SqliteBus
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase
-from ai_pipeline.domain.events import AGENT_STEPS, StepChanged
+from ai_pipeline.domain.events import AGENT_STEPS, Step, StepChanged, StepStatus
 from ai_pipeline.domain.models import BugReport, FiledIssue
 from ai_pipeline.domain.request_state import RequestState, RequestStatus, fold
 from ai_pipeline.ports import Bus, FilingRecord, OutgoingMessage, Page, RequestStats
@@ -51,7 +52,24 @@ CREATE TABLE IF NOT EXISTS daily_stats (
     value REAL NOT NULL,
     PRIMARY KEY (day, name)
 );
+-- Maintainers' review corrections kept as labelled examples, one per request, in the order
+-- first stored (``seq``: a replaced example keeps its place); never expired.
+CREATE TABLE IF NOT EXISTS review_examples (
+    seq INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL UNIQUE,
+    example TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
 """
+
+# ``RequestState.held_for_review`` in SQL, over a row of ``requests``. ``IS`` rather than
+# ``=``: a missing JSON path gives NULL, and ``NOT`` of NULL would drop the row.
+HELD = (
+    f"(status = '{RequestStatus.PROCESSING.value}'"
+    f" AND json_extract(state, '$.current_step') IS '{Step.REVIEW.value}'"
+    f" AND json_extract(state, '$.progress.{Step.REVIEW.value}.status')"
+    f" IS '{StepStatus.STARTED.value}')"
+)
 
 
 class SqliteStateStore:
@@ -183,14 +201,47 @@ class SqliteStateStore:
 
     async def stuck(self, older_than: datetime, limit: int) -> list[RequestState]:
         self.operations["sqlite|stuck"] += 1
-        # updated_at >= created_at, so the (status, created_at) index bounds the scan.
+        # updated_at >= created_at, so the (status, created_at) index bounds the scan. Held
+        # requests are left out in the query, so they never use up ``limit``.
         cutoff = older_than.timestamp()
         rows = self.db.read(
             "SELECT state FROM requests WHERE status IN ('submitted', 'processing')"
-            " AND created_at < ? AND updated_at < ? LIMIT ?",
+            f" AND created_at < ? AND updated_at < ? AND NOT {HELD} LIMIT ?",
             (cutoff, cutoff, limit),
         )
         return [RequestState.model_validate_json(r[0]) for r in rows]
+
+    async def list_held(self, limit: int, offset: int) -> Page:
+        """Oldest created first (ties by request id). The (status, created_at) index narrows
+        the scan to processing requests; the JSON is looked at only for those."""
+        self.operations["sqlite|list_held"] += 1
+        (total,) = self.db.read(f"SELECT count(*) FROM requests WHERE {HELD}")[0]
+        rows = self.db.read(
+            f"SELECT state FROM requests WHERE {HELD}"
+            " ORDER BY created_at, request_id LIMIT ? OFFSET ?",
+            (limit, offset),
+        )
+        return Page([RequestState.model_validate_json(r[0]) for r in rows], int(total))
+
+    async def put_review_example(self, request_id: str, example: Mapping[str, Any]) -> None:
+        """A later example for the same request replaces the stored one in its place."""
+        self.operations["sqlite|put_review_example"] += 1
+        encoded = json.dumps(dict(example))
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO review_examples (request_id, example, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(request_id) DO UPDATE SET example = excluded.example,"
+                " updated_at = excluded.updated_at",
+                (request_id, encoded, time.time()),
+            )
+
+        await self.db.write(op)
+
+    async def review_examples(self) -> list[dict[str, Any]]:
+        self.operations["sqlite|review_examples"] += 1
+        rows = self.db.read("SELECT example FROM review_examples ORDER BY seq")
+        return [json.loads(r[0]) for r in rows]
 
     async def recent_reports(self, limit: int) -> list[tuple[RequestState, BugReport]]:
         self.operations["sqlite|recent_reports"] += 1

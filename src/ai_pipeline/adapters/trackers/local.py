@@ -74,7 +74,15 @@ class LocalTracker:
         self.base_url = base_url.rstrip("/")
         db.add_schema(SCHEMA)
 
+    async def open(self) -> None:
+        """Open the database on first use (idempotent). Beside Redis the tracker has a file
+        of its own, which a process that never files there (no private report yet) never
+        opens, so it is not held open against a restore."""
+        await self.db.start()
+
     async def create_issue(self, request_id: str, draft: IssueDraft) -> FiledIssue:
+        await self.open()
+
         # One issue per request, enforced by the UNIQUE key: a retry returns the first one.
         def op(conn: sqlite3.Connection) -> tuple[int, bool]:
             cursor = conn.execute(
@@ -99,6 +107,7 @@ class LocalTracker:
         return FiledIssue(number=number, url=self.url(number), title=draft.title, created=created)
 
     async def find_filed(self, request_id: str) -> FiledIssue | None:
+        await self.open()
         rows = self.db.read(
             "SELECT number, title FROM local_issues WHERE request_id = ?", (request_id,)
         )
@@ -110,12 +119,15 @@ class LocalTracker:
         )
 
     async def open_issue(self, number: int) -> OpenIssue | None:
+        await self.open()
         issue = self.get_issue(number)
         if issue is None or issue.state != "open":
             return None
         return OpenIssue(number, issue.url, issue.title, len(issue.comments))
 
     async def add_comment(self, request_id: str, number: int, body: str) -> FiledIssue:
+        await self.open()
+
         # One comment per request, as for issues: a retry finds the first one.
         def op(conn: sqlite3.Connection) -> tuple[int, bool]:
             cursor = conn.execute(
@@ -132,6 +144,7 @@ class LocalTracker:
         return self._comment(number, comment_id, created)
 
     async def find_comment(self, request_id: str, number: int) -> FiledIssue | None:
+        await self.open()
         rows = self.db.read(
             "SELECT id FROM local_comments WHERE request_id = ? AND issue_number = ?",
             (request_id, number),
@@ -178,6 +191,8 @@ class LocalTracker:
         )
 
     async def ping(self) -> dict[str, Any]:
+        if not self.db.started:  # a probe must not open (and hold) the file: see ``open``
+            return {"status": "healthy", "backend": "local", "opened": False}
         self.db.read("SELECT 1")
         return {"status": "healthy", "backend": "local"}
 

@@ -1,0 +1,301 @@
+// One request: its summary, a live timeline of its steps (server-sent events read with
+// fetch(), as EventSource cannot send the key; polling the status document if the stream
+// fails) and the triage result with its confidences.
+import {
+  API,
+  ApiError,
+  apiFetch,
+  api,
+  badge,
+  el,
+  fill,
+  formatPercent,
+  formatSeconds,
+  formatTime,
+  initPage,
+  link,
+  renderError,
+  requestHref,
+  STEPS,
+  stepLabel,
+} from "./common.js";
+
+const TERMINAL = new Set(["completed", "failed"]);
+const POLL_MS = 2000;
+
+const requestId = new URLSearchParams(location.search).get("id");
+const errorBox = document.getElementById("request-error");
+const liveState = document.getElementById("live-state");
+const announcer = document.getElementById("timeline-announcer");
+
+let lastDoc = null;
+let stream = null; // AbortController of the running stream or poll loop
+let pollTimer = null;
+
+// ---------------------------------------------------------------- rendering
+
+function render(doc) {
+  const before = lastDoc;
+  lastDoc = doc;
+  renderError(errorBox, null);
+  document.title = `Request ${doc.request_id} · AI Pipeline console`;
+  fill(document.getElementById("request-title"), "Request ", el("span", { class: "mono" }, doc.request_id));
+  fill(document.getElementById("request-status"), badge(doc.status));
+  fill(document.getElementById("current-step"), stepLabel(doc.current_step));
+  fill(document.getElementById("bug-report-id"), doc.bug_report_id ?? "—");
+  const issue = document.getElementById("issue-link");
+  if (doc.github_issue_url || doc.github_issue_number != null) {
+    const text = doc.github_issue_number != null ? `Issue #${doc.github_issue_number}` : "Issue";
+    fill(issue, link(doc.github_issue_url, text));
+  } else {
+    fill(issue, doc.status === "failed" ? "not filed" : "not filed yet");
+  }
+  fill(document.getElementById("created-at"), formatTime(doc.created_at));
+  fill(document.getElementById("processing-time"), formatSeconds(doc.processing_time_seconds));
+  const failure = document.getElementById("failure");
+  failure.hidden = !doc.error_message;
+  failure.textContent = doc.error_message ? `Failed: ${doc.error_message}` : "";
+  renderTimeline(doc);
+  renderTriage(doc.progress?.triage?.data, doc.progress?.review?.data);
+  announceChanges(before, doc);
+}
+
+function renderTimeline(doc) {
+  const progress = doc.progress ?? {};
+  const items = [];
+  for (const [step, label] of STEPS) {
+    const p = progress[step];
+    if (step === "review" && !p) continue; // only a held request passes through review
+    const status = p?.status ?? (doc.status === "failed" ? "skipped" : "pending");
+    const active = status === "started";
+    items.push(
+      el(
+        "li",
+        { class: `${status}${active ? " active" : ""}`, "data-step": step, "data-status": status },
+        el("span", { class: "step-name" }, label),
+        " ",
+        badge(status === "started" && step === "review" ? "waiting" : status),
+        p?.timestamp ? el("span", { class: "when" }, ` ${formatTime(p.timestamp)}`) : null,
+        p?.duration_seconds != null ? el("span", { class: "when" }, ` (${formatSeconds(p.duration_seconds)})`) : null,
+      ),
+    );
+  }
+  fill(document.getElementById("timeline"), items);
+}
+
+function announceChanges(before, doc) {
+  const changes = [];
+  for (const [step, label] of STEPS) {
+    const now = doc.progress?.[step]?.status;
+    if (now && now !== before?.progress?.[step]?.status) changes.push(`${label}: ${now}`);
+  }
+  if (before && before.status !== doc.status) changes.push(`Request ${doc.status}`);
+  if (changes.length && before) announcer.textContent = changes.join(". ") + ".";
+}
+
+function confidenceOf(value) {
+  if (typeof value !== "number") return null;
+  const meter = el("meter", { min: "0", max: "1", value: String(value), "aria-hidden": "true" });
+  return el("span", { class: "confidence" }, meter, `confidence ${formatPercent(value, 0)}`);
+}
+
+function fact(term, ...value) {
+  return [el("dt", {}, term), el("dd", {}, ...value)];
+}
+
+function renderTriage(triage, review) {
+  const box = document.getElementById("triage");
+  if (!triage || typeof triage !== "object") {
+    fill(box, el("p", {}, "Not triaged yet."));
+    return;
+  }
+  const confidence = triage.confidence ?? {};
+  const valued = (name, value) => [String(value ?? "—"), " ", confidenceOf(confidence[name])];
+  const labels = Array.isArray(triage.labels) ? triage.labels : [];
+  const missing = Array.isArray(triage.missing_information) ? triage.missing_information : [];
+  const candidates = Array.isArray(triage.duplicate_candidates) ? triage.duplicate_candidates : [];
+  const facts = [
+    ...fact("Type", ...valued("type", triage.type)),
+    ...fact("Priority", ...valued("priority", triage.priority)),
+    ...fact("Severity", ...valued("severity", triage.severity)),
+    ...fact("Category", ...valued("category", triage.category)),
+    ...fact("Security-sensitive", triage.security_sensitive ? "yes" : "no", " ", confidenceOf(confidence.security)),
+    ...fact(
+      "Labels",
+      labels.length ? el("ul", { class: "labels" }, labels.map((l) => el("li", {}, l))) : "none",
+    ),
+    ...fact("Duplicate of", duplicateText(triage.duplicate_of), " ", confidenceOf(confidence.duplicate)),
+    ...fact(
+      "Missing information",
+      missing.length ? el("ul", {}, missing.map((m) => el("li", {}, m))) : "none",
+    ),
+    ...fact("Assignee suggestion", assigneeText(triage.assignee_suggestion)),
+    ...fact("Engine", triage.engine ?? "—"),
+  ];
+  const parts = [el("dl", { class: "facts", id: "triage-facts" }, facts)];
+  if (candidates.length) {
+    parts.push(
+      el("h3", {}, "Similar reports"),
+      el("ol", {}, candidates.map((c) => el("li", {}, candidateText(c)))),
+    );
+  }
+  const confidences = Object.entries(confidence).filter(([, v]) => typeof v === "number");
+  if (confidences.length) {
+    parts.push(
+      el(
+        "table",
+        { id: "confidence-table" },
+        el("caption", {}, "Triage confidence per field"),
+        el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Field"), el("th", { scope: "col", class: "num" }, "Confidence"))),
+        el(
+          "tbody",
+          {},
+          confidences.map(([name, v]) =>
+            el("tr", {}, el("th", { scope: "row" }, name), el("td", { class: "num" }, formatPercent(v, 1))),
+          ),
+        ),
+      ),
+    );
+  }
+  if (review && typeof review === "object" && Object.keys(review).length) {
+    parts.push(el("h3", {}, "Review"), el("p", {}, reviewText(review)));
+  }
+  fill(box, parts);
+}
+
+function assigneeText(suggestion) {
+  if (!suggestion) return "none";
+  if (typeof suggestion !== "object") return String(suggestion);
+  const who = [suggestion.assignee, suggestion.team && `team ${suggestion.team}`].filter(Boolean).join(", ");
+  return suggestion.reason ? `${who || "nobody"} (${suggestion.reason})` : who || "none";
+}
+
+function duplicateText(dup) {
+  if (dup === null || dup === undefined) return "none";
+  if (typeof dup !== "object") return String(dup);
+  const number = dup.issue_number ?? dup.number;
+  if (number != null) return link(dup.issue_url ?? dup.url, `issue #${number}`);
+  return dup.request_id ? el("a", { href: requestHref(dup.request_id) }, dup.title || dup.request_id) : String(dup.title || dup.bug_report_id || "another report");
+}
+
+function candidateText(c) {
+  if (!c || typeof c !== "object") return String(c);
+  const parts = [];
+  if (c.request_id) parts.push(el("a", { href: requestHref(c.request_id) }, c.title ?? c.request_id));
+  else parts.push(String(c.title ?? c.bug_report_id ?? "report"));
+  const number = c.issue_number ?? c.number;
+  if (number != null) parts.push(" — ", link(c.issue_url ?? c.url, `issue #${number}`));
+  if (typeof c.similarity === "number") parts.push(` (similarity ${formatPercent(c.similarity, 0)})`);
+  return el("span", {}, parts);
+}
+
+function reviewText(review) {
+  const pieces = [];
+  for (const [key, value] of Object.entries(review)) {
+    if (value === null || value === undefined) continue;
+    pieces.push(`${key.replace(/_/g, " ")}: ${Array.isArray(value) ? value.join(", ") : typeof value === "object" ? JSON.stringify(value) : value}`);
+  }
+  return pieces.join("; ");
+}
+
+// ---------------------------------------------------------------- live updates
+
+/** Read `text/event-stream` from a fetch body; calls onEvent(name, data) per event. */
+async function readEvents(response, onEvent) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value.replace(/\r\n?/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let name = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (!line || line.startsWith(":")) continue; // a comment: keep-alive
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        let text = colon < 0 ? "" : line.slice(colon + 1);
+        if (text.startsWith(" ")) text = text.slice(1);
+        if (field === "event") name = text;
+        else if (field === "data") data.push(text);
+      }
+      if (data.length) onEvent(name, data.join("\n"));
+    }
+  }
+}
+
+async function follow() {
+  stop();
+  const controller = new AbortController();
+  stream = controller;
+  const path = `${API}/requests/${encodeURIComponent(requestId)}/events`;
+  try {
+    const response = await apiFetch(path, { signal: controller.signal, accept: "text/event-stream" });
+    if (!(response.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
+      throw new Error("not an event stream");
+    }
+    liveState.textContent = "live (streaming)";
+    liveState.dataset.mode = "stream";
+    await readEvents(response, (name, data) => {
+      if (name === "state") render(JSON.parse(data));
+    });
+    if (lastDoc && TERMINAL.has(lastDoc.status)) {
+      liveState.textContent = `finished (${lastDoc.status})`;
+      return;
+    }
+    throw new Error("the stream ended early");
+  } catch (error) {
+    if (controller.signal.aborted) return;
+    if (error instanceof ApiError && (error.isAuth || error.status === 404 && error.code === "REQUEST_NOT_FOUND")) {
+      liveState.textContent = "stopped";
+      renderError(errorBox, error, "The request could not be loaded");
+      return;
+    }
+    poll(controller);
+  }
+}
+
+/** The fallback: the status document every two seconds until the request ends. */
+async function poll(controller) {
+  liveState.textContent = "live (polling every 2 s)";
+  liveState.dataset.mode = "poll";
+  const path = `requests/${encodeURIComponent(requestId)}/status`;
+  const tick = async () => {
+    if (controller.signal.aborted) return;
+    try {
+      const doc = await api(path, { signal: controller.signal });
+      render(doc);
+      if (TERMINAL.has(doc.status)) {
+        liveState.textContent = `finished (${doc.status})`;
+        return;
+      }
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      renderError(errorBox, error, "The request could not be loaded");
+      if (error instanceof ApiError && (error.isAuth || error.status === 404)) {
+        liveState.textContent = "stopped";
+        return;
+      }
+    }
+    pollTimer = setTimeout(tick, POLL_MS);
+  };
+  await tick();
+}
+
+function stop() {
+  stream?.abort();
+  stream = null;
+  clearTimeout(pollTimer);
+}
+
+initPage({ reload: follow });
+if (!requestId) {
+  liveState.textContent = "no request";
+  renderError(errorBox, new Error("No request id in the address: open a request from the list."), "No request chosen");
+} else {
+  follow();
+}

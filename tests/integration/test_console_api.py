@@ -179,15 +179,22 @@ def test_duplicate_hints_offer_filed_public_issues_only(client: TestClient) -> N
 
 
 def test_live_updates_stream_each_change_and_end_once_the_request_has(
-    client: TestClient,
+    client: TestClient, container: Container
 ) -> None:
     rid = submit(client)
     states = []
     with client.stream("GET", f"/api/v1/requests/{rid}/events") as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
+        # An open stream is not a request in flight: it must not throttle the agents.
+        assert container.ingest_priority.in_flight == 0
         for line in stream.iter_lines():
             if line.startswith("data: "):
                 states.append(json.loads(line.removeprefix("data: ")))
+    latency = container.metrics.registry.get_sample_value(
+        "ai_pipeline_http_request_duration_seconds_count",
+        {"method": "GET", "route": "/api/v1/requests/{request_id}/events"},
+    )
+    assert latency == 1  # counted once, when the stream started
     assert states[-1]["status"] == "completed" and states[-1]["github_issue_url"]
     ranks = [len(s["progress"]) for s in states]
     assert ranks == sorted(ranks)  # never goes back

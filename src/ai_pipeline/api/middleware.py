@@ -17,6 +17,7 @@ from ai_pipeline.agents.priority import IngestPriority
 from ai_pipeline.observability.metrics import Metrics
 
 _HEADER = b"x-request-id"
+_EVENT_STREAM = b"text/event-stream"
 
 
 class ObserveRequests:
@@ -40,20 +41,30 @@ class ObserveRequests:
         correlation = _incoming_id(scope) or self._next_id()
         scope.setdefault("state", {})["correlation_id"] = correlation
         status = 500
+        streaming = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, streaming
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (_HEADER, correlation.encode())]
+                headers = message.get("headers", [])
+                message["headers"] = [*headers, (_HEADER, correlation.encode())]
+                if any(k == b"content-type" and v.startswith(_EVENT_STREAM) for k, v in headers):
+                    # A live stream stays open for minutes: it is answered once it starts.
+                    # Counted then, it neither counts as a slow request against the latency
+                    # SLO nor keeps the API "busy", throttling the agents, while it lasts.
+                    streaming = True
+                    self.priority.request_finished()
+                    self._observe(scope["method"], _route_template(scope), status, started)
             await send(message)
 
         self.priority.request_started()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self.priority.request_finished()
-            self._observe(scope["method"], _route_template(scope), status, started)
+            if not streaming:
+                self.priority.request_finished()
+                self._observe(scope["method"], _route_template(scope), status, started)
 
     def _observe(self, method: str, route: str, status: int, started: float) -> None:
         # labels() costs a lock and a dict lookup per call: keep the children at hand.

@@ -23,8 +23,11 @@ def chromium() -> str:
     return require_tool("chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: str) -> Iterator[Any]:
+    """Per module, not per session: Playwright's sync API keeps an event loop running on
+    the main thread until it stops, and every asyncio test after it would then fail
+    ("Cannot run the event loop while another loop is running")."""
     from playwright.sync_api import sync_playwright
 
     # Root cannot use chromium's sandbox (a container's usual user); an ordinary user keeps it.

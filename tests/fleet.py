@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -138,9 +139,13 @@ class Fleet:
             except (httpx.HTTPError, KeyError):
                 pass
             time.sleep(0.5)
+        with self.client() as client:
+            active = client.get("/api/v1/requests", params={"limit": 100}).json()["requests"]
+        waiting = Counter(f"{s['current_step']}:{s['status']}" for s in active)
         raise TimeoutError(
-            f"not done in {timeout}s: {self.count('completed')} completed,"
-            f" {self.count('failed')} failed, {self.count('active')} active\n{self.logs()}"
+            f"not done in {timeout:.0f}s: {self.count('completed')} completed,"
+            f" {self.count('failed')} failed, {self.count('active')} active"
+            f" (first 100 by step: {dict(waiting)}; e.g. {active[:2]})\n{self.logs()}"
         )
 
     def all_requests(self) -> list[dict[str, Any]]:

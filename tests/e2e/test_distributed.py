@@ -26,7 +26,8 @@ from tests.fleet import TOKEN, Fleet
 
 # 1,000 reports through six processes with a fault in the middle, every report now
 # embedded (about 35 ms of CPU each): one such run took 287 s on a loaded 2-core box.
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+TEST_TIMEOUT = 600
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(TEST_TIMEOUT)]
 
 REPORTS = 1000
 
@@ -50,6 +51,7 @@ def fleet(
 
 def run_through(fleet: Fleet, github: FakeGitHub, fault: Callable[[], None]) -> dict[str, str]:
     """Send REPORTS reports; once a fifth is filed, inject ``fault``; wait for the end."""
+    began = time.monotonic()
     reports = [report_dict() for _ in range(REPORTS)]
     accepted: dict[str, str] = {}
     failures: list[BaseException] = []
@@ -69,7 +71,8 @@ def run_through(fleet: Fleet, github: FakeGitHub, fault: Callable[[], None]) -> 
     sender.join(600)
     assert not failures, f"{failures}\n{fleet.logs()}"
     assert len(accepted) == REPORTS
-    fleet.wait_all_done(REPORTS)
+    # Ends before the test's own timeout, so a stall reports what is stuck and the logs.
+    fleet.wait_all_done(REPORTS, timeout=TEST_TIMEOUT - 30 - (time.monotonic() - began))
     return accepted
 
 

@@ -112,16 +112,22 @@ class Fleet:
                     return
                 last = f"{r.status_code} {r.text[:300]}"
                 time.sleep(0.5)
-            api = self.api.proc
-            if api is not None and api.poll() is not None:
-                # The API died under us (a native crash shows as -11 with faulthandler's
-                # stacks in its log): say so, with the log, not just "connection refused".
-                last += f"; the API process exited with {api.returncode}:\n{self.api.log()[-6000:]}"
+            self._fail_if_the_api_died(f"report {report['id']} never accepted; last: {last}")
             raise TimeoutError(f"report {report['id']} never accepted; last answer: {last}")
 
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(post, reports))
         return accepted
+
+    def _fail_if_the_api_died(self, context: str = "") -> None:
+        """The API died under us (a native crash shows as -11): say so at once, with its
+        log, instead of waiting out a timeout on "connection refused"."""
+        api = self.api.proc
+        if api is not None and api.poll() is not None:
+            raise RuntimeError(
+                f"{context}; the API process exited with {api.returncode}:\n"
+                f"{self.api.log()[-6000:]}\n{self.logs()}"
+            )
 
     def count(self, status: str) -> int:
         with self.client() as client:
@@ -137,7 +143,7 @@ class Fleet:
                 if ended >= expected and self.count("active") == 0:
                     return
             except (httpx.HTTPError, KeyError):
-                pass
+                self._fail_if_the_api_died()
             time.sleep(0.5)
         with self.client() as client:
             active = client.get("/api/v1/requests", params={"limit": 100}).json()["requests"]

@@ -19,6 +19,8 @@ from ai_pipeline.reporting import DailyRecorder, snapshot
 log = get_logger(__name__)
 
 STARTUP_WATCHDOG_SECONDS = 120.0
+# Garbage is collected on the event loop this often (``_settle_garbage_collector``).
+GC_INTERVAL_SECONDS = 1.0
 
 
 class Pipeline:
@@ -32,6 +34,7 @@ class Pipeline:
         self.tracker_probe = CachedProbe(self._ping_trackers)
         self._tasks: list[asyncio.Task[None]] = []
         self._last_handled: dict[str, tuple[int | None, float]] = {}
+        self._collections = 0
         c = container
         self.daily = DailyRecorder(
             c.store, lambda: snapshot(c.metrics, c.bus.published, c.store.operations)
@@ -72,6 +75,7 @@ class Pipeline:
         self._every(c.settings.lag_interval_seconds, self._flush_daily, "daily")
         self._every(3600.0, self._housekeeping, "housekeeping")
         _settle_garbage_collector()
+        self._every(GC_INTERVAL_SECONDS, self.collect_garbage, "gc", first=GC_INTERVAL_SECONDS)
         self.started = True
 
     async def stop(self) -> None:
@@ -79,6 +83,8 @@ class Pipeline:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.started:
+            gc.enable()  # the host process (a test, a tool) goes on with the usual collector
         for runner in self.runners:
             await runner.stop()
         if self.started:
@@ -157,6 +163,13 @@ class Pipeline:
         except Exception as exc:  # counted again at the next flush
             log.error("daily_counters_not_recorded", error=str(exc))
 
+    async def collect_garbage(self) -> None:
+        """A young collection each interval, older generations every tenth and hundredth
+        (CPython's own proportions); on the loop thread, see ``_settle_garbage_collector``."""
+        self._collections += 1
+        generation = 2 if self._collections % 100 == 0 else 1 if self._collections % 10 == 0 else 0
+        gc.collect(generation)
+
     async def _housekeeping(self) -> None:
         pruned = await self.c.bus.prune()
         if pruned:
@@ -164,12 +177,19 @@ class Pipeline:
 
 
 def _settle_garbage_collector() -> None:
-    """Keep full collections from stalling requests (they showed as p99 spikes).
+    """Freeze what start-up made, and collect only on the event loop from now on.
 
     What exists after start-up (the triage model, the duplicate index seed, the framework)
-    lives as long as the process: frozen, the collector never scans it again. A larger
-    young generation means fewer collections under load; cycles are still collected.
+    lives as long as the process: frozen, the collector never scans it again (full
+    collections showed as p99 spikes).
+
+    Automatic collection is off because it runs on whichever thread crosses the
+    allocation threshold: librdkafka's delivery, consumer and admin-result threads all run
+    Python callbacks, and a collection there finalises whatever cycles are due, uvloop's
+    transports and handles included, whose teardown is not thread-safe. API processes
+    died with SIGSEGV (no Python stack) under submission bursts; collecting on the loop
+    (``Pipeline.collect_garbage``) keeps every finaliser on the loop's own thread.
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(10_000, 50, 100)
+    gc.disable()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,3 +133,34 @@ def test_a_state_store_outage_answers_503_and_a_retry_later_succeeds(
         assert again.status_code in (200, 201)  # 200 when the first attempt got recorded
         status = client.get(f"/api/v1/requests/{again.json()['request_id']}/status")
         assert status.json()["bug_report_id"] == report["id"]
+
+
+def test_garbage_is_collected_on_the_event_loop_never_on_another_thread(
+    container: Container,
+) -> None:
+    """librdkafka's threads run Python callbacks; a collection started there would finalise
+    the loop's objects (uvloop transports) off the loop. Cycles made and dropped on another
+    thread are collected, and finalised, on the loop's own thread."""
+    finalised_on: list[int] = []
+
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self
+
+        def __del__(self) -> None:
+            finalised_on.append(threading.get_ident())
+
+    with serve(container) as client:
+        assert client.portal is not None
+        loop_thread = client.portal.call(threading.get_ident)
+        for _ in range(200):
+            Cycle()
+        # Far past CPython's allocation thresholds: on this thread, automatic collection
+        # would have run here.
+        [[n] for n in range(200_000)]
+        deadline = time.monotonic() + 30
+        while len(finalised_on) < 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(finalised_on) == 200
+        assert set(finalised_on) == {loop_thread}
+    assert gc.isenabled()  # given back to the host process once the service stopped

@@ -231,7 +231,7 @@ def _fit(
     for i in cuttable:
         name, part = sections[i]
         if len(contents[i][1]) > cap and isinstance(part, Cuttable):
-            contents[i] = (name, _longest_within(part, cap))
+            contents[i] = (name, _longest_within(part, cap, len(contents[i][1])))
     return assemble(contents)
 
 
@@ -247,7 +247,7 @@ def _common_cap(lengths: list[int], total: int) -> int:
     return low
 
 
-def _longest_within(part: Cuttable, room: int) -> str:
+def _longest_within(part: Cuttable, room: int, full_length: int) -> str:
     """The rendering of the most units that fits ``room`` (found in a few renderings: the
     rendered length grows about linearly with the units shown). When even none fits,
     ``render(0)``, the note alone, is cut to ``room``: a safety net the budgets of the
@@ -255,7 +255,7 @@ def _longest_within(part: Cuttable, room: int) -> str:
     best = part.render(0)
     if len(best) > room:
         return best[:room]
-    low, low_len, high, high_len = 0, len(best), part.full, len(part.render(part.full))
+    low, low_len, high, high_len = 0, len(best), part.full, full_length
     for _ in range(_SEARCH_STEPS):
         if high - low <= 1:
             break

@@ -13,14 +13,16 @@ process-hours ran without a crash.
 from __future__ import annotations
 
 import asyncio
+import functools
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from tests.fakes.github_server import run_fake_github
@@ -28,6 +30,8 @@ from tests.fleet import TOKEN, Fleet
 from tests.service import ServiceProcess, local_services
 
 from bench.distributed import _send
+
+T = TypeVar("T")
 
 
 def run(minutes: float, burst: int = 1500, triage_agents: int = 3) -> dict[str, Any]:
@@ -42,25 +46,23 @@ def run(minutes: float, burst: int = 1500, triage_agents: int = 3) -> dict[str, 
         kafka = local_services.KafkaBroker(Path(tmp) / "kafka")
         workdir = Path(tmp) / "fleet"
         workdir.mkdir()
-        fleet = Fleet(workdir, kafka, redis, github, triage_agents=triage_agents)
-        lifetimes: dict[int, float] = {}
+        fleet: Fleet | None = None
+        started = time.monotonic()
         process_seconds = 0.0
         try:
             redis.start()
             kafka.start()
+            fleet = Fleet(workdir, kafka, redis, github, triage_agents=triage_agents)
             fleet.start()
-            lifetimes = {id(p): time.monotonic() for p in fleet.processes}
+            started = time.monotonic()
             end = time.monotonic() + minutes * 60
             while time.monotonic() < end:
                 number = len(rounds)
-                before = fleet.count("all")
+                before = _when_up(fleet, workdir, deaths, lambda: fleet.count("all"))
                 accepted, sending = asyncio.run(_send(fleet.api.url, burst, None, f"soak{number}"))
                 deadline = time.monotonic() + 900
-                while not _drained(fleet, before + burst):
-                    for process in _reap(fleet, workdir, deaths):
-                        process_seconds += time.monotonic() - lifetimes[id(process)]
-                        process.start(120)
-                        lifetimes[id(process)] = time.monotonic()
+                drained = functools.partial(_drained, fleet, before)
+                while not _when_up(fleet, workdir, deaths, drained):
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"round {number} not drained in 900 s\n{fleet.logs()}")
                     time.sleep(2)
@@ -73,9 +75,9 @@ def run(minutes: float, burst: int = 1500, triage_agents: int = 3) -> dict[str, 
             states = fleet.all_requests()
             _reap(fleet, workdir, deaths)
         finally:
-            now = time.monotonic()
-            process_seconds += sum(now - lifetimes.get(id(p), now) for p in fleet.processes)
-            fleet.stop()
+            if fleet is not None:  # a restart takes seconds: each process counts the whole soak
+                process_seconds = len(fleet.processes) * (time.monotonic() - started)
+                fleet.stop()
             kafka.stop()
             redis.stop()
     return {
@@ -92,12 +94,21 @@ def run(minutes: float, burst: int = 1500, triage_agents: int = 3) -> dict[str, 
     }
 
 
-def _drained(fleet: Fleet, expected: int) -> bool:
-    try:
-        ended = fleet.count("completed") + fleet.count("failed")
-        return ended >= expected and fleet.count("active") == 0
-    except (httpx.HTTPError, KeyError, ValueError):  # the API may be restarting
-        return False
+def _when_up(fleet: Fleet, workdir: Path, deaths: list[dict[str, Any]], ask: Callable[[], T]) -> T:
+    """``ask`` the API, restarting whatever died meanwhile (the API itself included)."""
+    while True:
+        for process in _reap(fleet, workdir, deaths):
+            process.start(120)
+        try:
+            return ask()
+        except (httpx.HTTPError, KeyError, ValueError):
+            time.sleep(1)
+
+
+def _drained(fleet: Fleet, before: int) -> bool:
+    """Nothing active and every report of this round ended (their count is what the API
+    now holds beyond ``before``: a post whose answer a crash lost may still have landed)."""
+    return fleet.count("active") == 0 and fleet.count("all") > before
 
 
 def _reap(fleet: Fleet, workdir: Path, deaths: list[dict[str, Any]]) -> list[ServiceProcess]:
@@ -132,13 +143,13 @@ def _native_stack(core: Path) -> str:
     if gdb is None:
         return "gdb is not installed"
     result = subprocess.run(
-        [gdb, "-batch", "-ex", "thread apply all bt 30", sys.executable, str(core)],
+        [gdb, "-batch", "-ex", "bt 40", "-ex", "thread apply all bt 30", sys.executable, str(core)],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
-    return result.stdout[-20000:]
+    return result.stdout[:40000]  # the crashing thread first
 
 
 def summary_lines(figures: dict[str, Any]) -> list[str]:

@@ -68,6 +68,7 @@ def test_resolved_notifies_once_per_resolution_and_not_on_reopen() -> None:
     sent = notify_plan.resolved(fixed, fixed.updated_at)
     assert {n.event for n in sent} == {NotifyEvent.RESOLVED}
     assert sent[0].resolution is not None and sent[0].resolution.state.value == "fixed"
+    assert sent[0].questions == []  # an outcome asks nothing, though questions were open
     again = fold(
         fixed,
         IssueResolutionChanged(

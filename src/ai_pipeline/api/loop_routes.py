@@ -4,11 +4,11 @@ tracker's close and reopen (which flow back into each request's ``resolution``).
 from __future__ import annotations
 
 import html
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from ai_pipeline.adapters.trackers.local_conversation import (
     LocalConversationTracker,
@@ -16,6 +16,7 @@ from ai_pipeline.adapters.trackers.local_conversation import (
 )
 from ai_pipeline.agents.messages import to_topic
 from ai_pipeline.api.errors import ApiError
+from ai_pipeline.api.openapi_errors import SCHEMA_NAME
 from ai_pipeline.api.routes import container, json_response
 from ai_pipeline.bootstrap import Container
 from ai_pipeline.domain.events import Topic, utcnow
@@ -32,6 +33,17 @@ router = APIRouter(prefix="/api/v1")
 REPLIES_PATH = "/api/v1/requests/{request_id}/replies"
 # The small pages of the unsubscribe link: nothing to load, nothing to run.
 PAGE_POLICY = "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+
+def _error(description: str) -> dict[str, Any]:
+    """An error answer for the OpenAPI description, in the one envelope."""
+    schema = {"$ref": f"#/components/schemas/{SCHEMA_NAME}"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+NOT_YET: dict[int | str, dict[str, Any]] = {
+    409: _error("The report is not filed yet, or its filing is being recorded: retry")
+}
 
 
 class Reply(BaseModel):
@@ -68,6 +80,7 @@ class Labels(BaseModel):
     "/requests/{request_id}/replies",
     status_code=202,
     summary="The reporter answers: posted on the issue, once (X-Reply-Token, or a submit key)",
+    responses=NOT_YET,
 )
 async def post_reply(
     request: Request,
@@ -118,7 +131,12 @@ async def post_reply(
     )
 
 
-@router.get("/unsubscribe", summary="The unsubscribe link of a notification email")
+@router.get(
+    "/unsubscribe",
+    summary="The unsubscribe link of a notification email",
+    response_class=HTMLResponse,
+    responses={400: _error("The link is not valid (altered, or signed with another key)")},
+)
 async def unsubscribe_page(
     request: Request,
     a: Annotated[str, Query(max_length=700)],
@@ -133,7 +151,12 @@ async def unsubscribe_page(
     return _page("Unsubscribe", form)
 
 
-@router.post("/unsubscribe", summary="Opt out of notification emails (RFC 8058 one-click)")
+@router.post(
+    "/unsubscribe",
+    summary="Opt out of notification emails (RFC 8058 one-click)",
+    response_class=HTMLResponse,
+    responses={400: _error("The link is not valid (altered, or signed with another key)")},
+)
 async def unsubscribe(
     request: Request,
     a: Annotated[str, Query(max_length=700)],
@@ -157,9 +180,8 @@ def _page(title: str, content: str) -> Response:
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f"</head><body><h1>{title}</h1>{content}</body></html>"
     )
-    return Response(
+    return HTMLResponse(
         body,
-        media_type="text/html",
         headers={"Content-Security-Policy": PAGE_POLICY, "X-Content-Type-Options": "nosniff"},
     )
 
@@ -179,7 +201,7 @@ async def close_issue(request: Request, number: int, close: Annotated[Close, Bod
     return await _recorded(c, local, number, change)
 
 
-@router.post("/issues/{number}/reopen", summary="Reopen a closed local issue")
+@router.post("/issues/{number}/reopen", summary="Reopen a closed local issue", responses=NOT_YET)
 async def reopen_issue(request: Request, number: int) -> Response:
     c = container(request)
     local = _local(c)

@@ -63,7 +63,10 @@ def _each_channel(
             issue_number=None if private else conversation.issue_number,
             issue_url=None if private else conversation.issue_url,
             resolution=None if private else conversation.resolution,
-            questions=[] if private else [request_for(q) for q in conversation.remaining],
+            # An outcome asks nothing: the questions go with the link and the reminder.
+            questions=[]
+            if private or event is NotifyEvent.RESOLVED
+            else [request_for(q) for q in conversation.remaining],
             reminder=reminder,
             created_at=at,
         )

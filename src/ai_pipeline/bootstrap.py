@@ -431,6 +431,25 @@ def _access(
 
 
 @asynccontextmanager
+async def started(settings: Settings) -> AsyncIterator[Container]:
+    """The configured service's bus and stores, started, no agent running: for the
+    command line's tools (state rebuild, follow-up)."""
+    c = bootstrap(settings)
+    await c.bus.start()
+    await c.store.start()
+    await c.loop.store.start()
+    try:
+        yield c
+    finally:
+        await c.bus.close()
+        await c.store.close()
+        for close in c.loop.closers:
+            await close()
+        for db in c.databases:
+            await db.close()
+
+
+@asynccontextmanager
 async def key_store(settings: Settings) -> AsyncIterator[KeyStore]:
     """The configured key store alone, started, for the command line."""
     database: SqliteDatabase | None = None

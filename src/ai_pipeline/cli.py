@@ -484,14 +484,11 @@ def state_rebuild() -> None:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from ai_pipeline.bootstrap import bootstrap
+    from ai_pipeline.bootstrap import started
     from ai_pipeline.rebuild import rebuild_state
 
     async def run() -> Any:
-        c = bootstrap(Settings())
-        await c.bus.start()
-        await c.store.start()
-        try:
+        async with started(Settings()) as c:
             with Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err
             ) as bar:
@@ -502,15 +499,7 @@ def state_rebuild() -> None:
                         tasks[phase] = bar.add_task(f"replaying {phase}", total=None)
                     bar.advance(tasks[phase], done)
 
-                await c.loop.store.start()
                 return await rebuild_state(c.bus, c.store, tick, c.loop)
-        finally:
-            await c.bus.close()
-            await c.store.close()
-            for close in c.loop.closers:
-                await close()
-            for db in c.databases:
-                await db.close()
 
     report = asyncio.run(run())
     console.print(

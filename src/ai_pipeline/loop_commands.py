@@ -46,18 +46,7 @@ def follow_up(
 
 
 async def _run(dry_run: bool) -> list[Action]:
-    from ai_pipeline.bootstrap import bootstrap
+    from ai_pipeline.bootstrap import started
 
-    c = bootstrap(Settings())
-    await c.bus.start()
-    await c.store.start()
-    await c.loop.store.start()
-    try:
+    async with started(Settings()) as c:
         return await c.loop.follow_ups.run(dry_run=dry_run)
-    finally:
-        await c.bus.close()
-        await c.store.close()
-        for close in c.loop.closers:
-            await close()
-        for db in c.databases:
-            await db.close()

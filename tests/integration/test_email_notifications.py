@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,6 +22,7 @@ from ai_pipeline.domain import notify_plan
 from ai_pipeline.domain.links import address_key
 from ai_pipeline.domain.models import Notify
 from ai_pipeline.drafting.notification_email import render_email
+from ai_pipeline.settings import Settings
 from tests.conftest import make_settings
 from tests.factories import report_dict
 from tests.fakes.loop import conversation
@@ -47,6 +49,18 @@ def parts(message: EmailMessage) -> tuple[str, str]:
     markup = message.get_body(("html",))
     assert plain is not None and markup is not None
     return plain.get_content(), markup.get_content()
+
+
+def service_settings(tmp_path: Path, server: SmtpServer, **extra: Any) -> Settings:
+    return make_settings(
+        f"sqlite:///{tmp_path / 'p.db'}",
+        smtp_url=server.url,
+        smtp_from="pipeline@example.org",
+        smtp_username=USER,
+        smtp_password=PASSWORD,
+        smtp_ca_file=str(server.cert),
+        **extra,
+    )
 
 
 def mailer(server: SmtpServer, password: str = PASSWORD) -> SmtpMailer:
@@ -87,16 +101,7 @@ async def test_the_mailer_authenticates_over_tls_and_the_message_arrives_whole(
 def test_a_reporter_hears_back_by_email_and_its_links_and_unsubscribe_work(
     tmp_path: Path, smtp: SmtpServer
 ) -> None:
-    settings = make_settings(
-        f"sqlite:///{tmp_path / 'p.db'}",
-        smtp_url=smtp.url,
-        smtp_from="pipeline@example.org",
-        smtp_username=USER,
-        smtp_password=PASSWORD,
-        smtp_ca_file=str(smtp.cert),
-        notify_sweep_seconds=0.1,
-    )
-    container = bootstrap(settings)
+    container = bootstrap(service_settings(tmp_path, smtp, notify_sweep_seconds=0.1))
     inbox = smtp.inbox
     with TestClient(create_app(container), raise_server_exceptions=False) as client:
         # No steps and no environment: the issue is filed with questions.
@@ -151,14 +156,7 @@ def test_a_reporter_hears_back_by_email_and_its_links_and_unsubscribe_work(
 
 
 def test_a_private_reports_email_says_nothing_of_it(tmp_path: Path, smtp: SmtpServer) -> None:
-    settings = make_settings(
-        f"sqlite:///{tmp_path / 'p.db'}",
-        smtp_url=smtp.url,
-        smtp_from="pipeline@example.org",
-        smtp_username=USER,
-        smtp_password=PASSWORD,
-        smtp_ca_file=str(smtp.cert),
-    )
+    settings = service_settings(tmp_path, smtp)
     with TestClient(create_app(bootstrap(settings)), raise_server_exceptions=False) as client:
         body = report_dict(
             notify={"email": True},

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ai_pipeline.api.app import create_app
-from ai_pipeline.bootstrap import Container, bootstrap
+from ai_pipeline.bootstrap import Container, bootstrap, started
 from ai_pipeline.domain.api_keys import hash_secret, new_key_id, new_secret
 from ai_pipeline.domain.follow_up import ActionKind
 from ai_pipeline.drafting.loop_text import ANSWERED
@@ -238,18 +238,11 @@ def test_a_rebuild_from_the_log_restores_resolutions_and_conversations(tmp_path:
     settings = first.container.settings.model_copy(
         update={"state": f"sqlite:///{tmp_path / 'fresh.db'}"}
     )
-    fresh = bootstrap(settings)
 
     async def rebuild() -> Any:
-        await fresh.bus.start()
-        await fresh.store.start()
-        await fresh.loop.store.start()
-        try:
+        async with started(settings) as fresh:
             report = await rebuild_state(fresh.bus, fresh.store, loop=fresh.loop)
             return report, await fresh.store.get(rid), await fresh.loop.store.get_conversation(rid)
-        finally:
-            for db in fresh.databases:
-                await db.close()
 
     report, state, restored = asyncio.run(rebuild())
     assert report.conversations >= 1

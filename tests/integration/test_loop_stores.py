@@ -14,13 +14,10 @@ from typing import Any
 
 import pytest
 
-from ai_pipeline.adapters.bus.sqlite import SqliteBus
 from ai_pipeline.adapters.loop.redis import RedisLoopStore
 from ai_pipeline.adapters.loop.sqlite import SqliteLoopStore
 from ai_pipeline.adapters.redis_client import connect
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase
-from ai_pipeline.adapters.state.redis import RedisStateStore
-from ai_pipeline.adapters.state.sqlite import SqliteStateStore
 from ai_pipeline.domain import notify_plan
 from ai_pipeline.domain.events import Step, StepChanged, StepStatus, utcnow
 from ai_pipeline.domain.loop_events import IssueResolutionChanged
@@ -164,35 +161,13 @@ async def test_an_opt_out_is_kept_and_the_signing_key_never_changes(loop: LoopSt
     assert len(set(keys)) == 1 and len(keys[0]) == 32
 
 
-@pytest.fixture(params=BACKENDS)
-async def state_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
-    db = SqliteDatabase(tmp_path / "state.db")
-    bus = SqliteBus(db, {"t": 1})
-    store: StateStore
-    if request.param == "sqlite":
-        store = SqliteStateStore(db, bus, same_file_bus=bus)
-    else:
-        redis_server: Any = request.getfixturevalue("redis_server")
-        prefix = f"test-{uuid.uuid4().hex[:12]}:"
-        store = RedisStateStore(redis_server.url, bus=bus, key_prefix=prefix)
-    await bus.start()
-    await store.start()
-    try:
-        yield store
-    finally:
-        await store.close()
-        await bus.close()
-
-
-async def test_both_state_stores_fold_a_completed_requests_resolution(
-    state_store: StateStore,
-) -> None:
+async def test_both_state_stores_fold_a_completed_requests_resolution(store: StateStore) -> None:
     # Now, not a fixed date: Redis drops a request a day after it ended.
     filed, filing = filed_state("r-1", utcnow())
     r = report()
-    await state_store.create_request(new_request("r-1", r.id, filed.created_at), r, None)
+    await store.create_request(new_request("r-1", r.id, filed.created_at), r, None)
     triage = filed.progress[Step.TRIAGE]
-    await state_store.apply(
+    await store.apply(
         StepChanged(
             request_id="r-1",
             step=Step.TRIAGE,
@@ -201,7 +176,7 @@ async def test_both_state_stores_fold_a_completed_requests_resolution(
             data=triage.data,
         )
     )
-    await state_store.apply(filing)
+    await store.apply(filing)
     change = IssueResolutionChanged(
         request_id="r-1",
         tracker="local",
@@ -209,9 +184,9 @@ async def test_both_state_stores_fold_a_completed_requests_resolution(
         resolution=closed(CloseReason.DUPLICATE, filed.created_at + timedelta(hours=3), 3),
         source="local",
     )
-    assert await state_store.apply(change) is not None
-    assert await state_store.apply(change) is None  # replayed
-    stored = await state_store.get("r-1")
+    assert await store.apply(change) is not None
+    assert await store.apply(change) is None  # replayed
+    stored = await store.get("r-1")
     assert stored is not None and stored.resolution is not None
     assert stored.resolution.state is ResolutionState.DUPLICATE
     assert stored.public_view()["resolution"]["duplicate_issue_number"] == 3

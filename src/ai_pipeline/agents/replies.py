@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ai_pipeline.agents.messages import to_topic
+from ai_pipeline.domain.conversation import Conversation
 from ai_pipeline.domain.errors import PermanentError, TransientError
 from ai_pipeline.domain.events import Event, Topic
 from ai_pipeline.domain.loop_events import ReplyReceived, ReporterReplied
@@ -57,13 +58,7 @@ class ReplyAgent:
             raise PermanentError(f"the tracker {conversation.tracker!r} is not configured here")
         record = await self.loop.get_reply(event.reply_id)
         if record is None or record.state is not ReplyState.POSTED:
-            record = await self._post(
-                event,
-                tracker,
-                conversation.issue_number,
-                conversation.questions,
-                conversation.reporter,
-            )
+            record = await self._post(event, tracker, conversation)
         answered = {
             field
             for reply in await self.loop.replies_of(event.request_id)
@@ -73,9 +68,7 @@ class ReplyAgent:
         complete = bool(conversation.questions) and set(conversation.questions) <= answered
         self.metrics.loop.replies.labels("answered_all" if complete else "posted").inc()
         if complete:
-            await self._questions_answered(
-                conversation.tracker, conversation.issue_number, conversation.questions
-            )
+            await self._questions_answered(conversation)
         replied = ReporterReplied(
             request_id=event.request_id,
             reply_id=event.reply_id,
@@ -86,12 +79,7 @@ class ReplyAgent:
         return [to_topic(Topic.STATUS_UPDATES, event.request_id, replied)]
 
     async def _post(
-        self,
-        event: ReplyReceived,
-        tracker: Tracker,
-        number: int,
-        questions: list[str],
-        reporter: str,
+        self, event: ReplyReceived, tracker: Tracker, conversation: Conversation
     ) -> ReplyRecord:
         pending = ReplyRecord(
             reply_id=event.reply_id,
@@ -99,10 +87,11 @@ class ReplyAgent:
             text=event.text,
             at=event.at,
             by=event.by,
-            answered=answered_by(event.text, questions, reporter),
+            answered=answered_by(event.text, conversation.questions, conversation.reporter),
         )
         await self.loop.put_reply(pending)
         key = comment_key(event.request_id, event.reply_id)
+        number = conversation.issue_number
         comment = await tracker.find_comment(key, number)
         if comment is None:
             body = reply_comment(key, event.text, self.redactor)
@@ -111,10 +100,11 @@ class ReplyAgent:
         await self.loop.put_reply(posted)
         return posted
 
-    async def _questions_answered(self, tracker: str, number: int, questions: list[str]) -> None:
-        acting = self.conversation_trackers.get(tracker)
+    async def _questions_answered(self, conversation: Conversation) -> None:
+        c = conversation
+        acting = self.conversation_trackers.get(c.tracker)
         if acting is None:
             # GitHub's label operations come with its webhook receiver (issue 14).
-            log.info("needs_info_label_left", tracker=tracker, issue_number=number)
+            log.info("needs_info_label_left", tracker=c.tracker, issue_number=c.issue_number)
             return
-        await acting.questions_answered(number, questions)
+        await acting.questions_answered(c.issue_number, c.questions)

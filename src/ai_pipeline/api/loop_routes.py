@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import HTMLResponse, Response
 
@@ -131,18 +131,26 @@ async def post_reply(
     )
 
 
-@router.get(
-    "/unsubscribe",
-    summary="The unsubscribe link of a notification email",
-    response_class=HTMLResponse,
-    responses={400: _error("The link is not valid (altered, or signed with another key)")},
-)
-async def unsubscribe_page(
+async def signed_address(
     request: Request,
     a: Annotated[str, Query(max_length=700)],
     s: Annotated[str, Query(max_length=100)],
-) -> Response:
-    address = await _signed_address(container(request), a, s)
+) -> str:
+    """The address an unsubscribe link names, once its signature is checked."""
+    address = await container(request).loop.links.unsubscribed_address(a, s)
+    if address is None:
+        raise ApiError(400, "this unsubscribe link is not valid")
+    return address
+
+
+UNSUBSCRIBE: dict[str, Any] = {
+    "response_class": HTMLResponse,
+    "responses": {400: _error("The link is not valid (altered, or signed with another key)")},
+}
+
+
+@router.get("/unsubscribe", summary="The unsubscribe link of a notification email", **UNSUBSCRIBE)
+async def unsubscribe_page(address: Annotated[str, Depends(signed_address)]) -> Response:
     # A page with a button, not the opt-out itself: mail scanners open every link.
     form = (
         f'<form method="post"><p>Stop notification emails to {html.escape(address)}?</p>'
@@ -152,27 +160,13 @@ async def unsubscribe_page(
 
 
 @router.post(
-    "/unsubscribe",
-    summary="Opt out of notification emails (RFC 8058 one-click)",
-    response_class=HTMLResponse,
-    responses={400: _error("The link is not valid (altered, or signed with another key)")},
+    "/unsubscribe", summary="Opt out of notification emails (RFC 8058 one-click)", **UNSUBSCRIBE
 )
 async def unsubscribe(
-    request: Request,
-    a: Annotated[str, Query(max_length=700)],
-    s: Annotated[str, Query(max_length=100)],
+    request: Request, address: Annotated[str, Depends(signed_address)]
 ) -> Response:
-    c = container(request)
-    address = await _signed_address(c, a, s)
-    await c.loop.store.opt_out(address_key(address), utcnow())
+    await container(request).loop.store.opt_out(address_key(address), utcnow())
     return _page("Unsubscribed", f"<p>{html.escape(address)} will get no more email from us.</p>")
-
-
-async def _signed_address(c: Container, a: str, s: str) -> str:
-    address = await c.loop.links.unsubscribed_address(a, s)
-    if address is None:
-        raise ApiError(400, "this unsubscribe link is not valid")
-    return address
 
 
 def _page(title: str, content: str) -> Response:

@@ -201,6 +201,8 @@ class Settings(BaseSettings):
         default_factory=lambda: ["pinned", "security", "keep-open"]
     )
     follow_up_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Replies one report may send an hour (each becomes a comment by our account); 0: no cap.
+    replies_per_request_per_hour: int = Field(default=10, ge=0)
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -169,6 +169,20 @@ def test_replies_take_the_token_or_a_key_that_may_submit(service: Service) -> No
     )
 
 
+def test_a_report_may_send_only_so_many_replies_an_hour(tmp_path: Path) -> None:
+    s = Service(tmp_path, replies_per_request_per_hour=2)
+    with s.client:
+        accepted = s.submit()
+        rid, token = accepted["request_id"], accepted["reply_token"]
+        assert [s.reply(rid, f"answer {n}", token).status_code for n in range(2)] == [202, 202]
+        third = s.reply(rid, "answer 3", token)
+        assert third.status_code == 429
+        assert third.json()["error"]["code"] == "RATE_LIMIT_EXCEEDED"
+        assert third.headers["X-RateLimit-Limit"] == "2" and int(third.headers["Retry-After"]) > 0
+        other = s.submit()  # another report has its own allowance
+        assert s.reply(other["request_id"], "answer", other["reply_token"]).status_code == 202
+
+
 def test_closing_and_reopening_flow_back_into_the_resolution_and_the_webhook(
     service: Service, receiver: WebhookReceiver
 ) -> None:

@@ -17,6 +17,7 @@ from ai_pipeline.adapters.trackers.local_conversation import (
 from ai_pipeline.agents.messages import to_topic
 from ai_pipeline.api.errors import ApiError
 from ai_pipeline.api.openapi_errors import SCHEMA_NAME
+from ai_pipeline.api.rate_limits import HOUR, rate_headers, retry_after
 from ai_pipeline.api.routes import container, json_response
 from ai_pipeline.bootstrap import Container
 from ai_pipeline.domain.events import Topic, utcnow
@@ -96,6 +97,7 @@ async def post_reply(
         by = "reporter"
     else:  # the guard let it through: a key with the submit scope, or an open service
         by = getattr(request.state, "api_key_id", None) or "open"
+    await _within_reply_limit(c, request_id)
     conversation = await c.loop.store.get_conversation(request_id)
     if conversation is None:
         if await c.store.get(request_id) is None:
@@ -129,6 +131,18 @@ async def post_reply(
         },
         202,
     )
+
+
+async def _within_reply_limit(c: Container, request_id: str) -> None:
+    """Each reply is a comment posted by our account: a token must not become a way to
+    flood an issue (or the tracker's rate limits)."""
+    limit = c.settings.replies_per_request_per_hour
+    if limit <= 0:
+        return
+    decision = await c.limiter.hit(f"replies:{request_id}", limit, HOUR)
+    if not decision.allowed:
+        headers = {**rate_headers(decision), "Retry-After": str(retry_after(decision))}
+        raise ApiError(429, f"at most {limit} replies an hour to one report", headers=headers)
 
 
 async def signed_address(

@@ -323,12 +323,12 @@ def issues(
     what: Annotated[
         str | None,
         typer.Argument(
-            metavar="[NUMBER | close N | reopen N | comment N | label N]",
+            metavar="NUMBER|close|reopen|comment|label",
             help="Show issue NUMBER in full, or act on issue N",
             show_default=False,
         ),
     ] = None,
-    number: Annotated[int | None, typer.Argument(metavar="[N]", show_default=False)] = None,
+    number: Annotated[int | None, typer.Argument(metavar="N", show_default=False)] = None,
     reason: Annotated[
         CloseReason, typer.Option(help="close: completed (fixed), not_planned or duplicate")
     ] = CloseReason.COMPLETED,

@@ -9,7 +9,6 @@ key, a revocation or the first key takes effect within that delay.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -41,8 +40,9 @@ CONSOLE_PREFIX = "/console"
 # Hints while a reporter types a title: whoever may submit may see them.
 DUPLICATE_HINTS_PATH = "/api/v1/duplicate-candidates"
 READ_METHODS = frozenset({"GET", "HEAD"})
-# A reporter's answers: their reply token, or a key that may submit.
-REPLIES = re.compile(r"/api/v1/requests/[^/]+/replies")
+# A reporter's answers (``/api/v1/requests/<id>/replies``): their reply token, or a key
+# that may submit.
+REQUESTS_PREFIX, REPLIES_SUFFIX = "/api/v1/requests/", "/replies"
 # Cached lookups kept at most; past it the cache starts afresh (unknown secrets sprayed at
 # the API must not grow it without bound).
 CACHE_ENTRIES = 10_000
@@ -68,11 +68,18 @@ def rule_for(method: str, path: str, metrics_public: bool) -> Rule | None:
         return Rule(SUBMIT, SUBMIT)
     if path == DUPLICATE_HINTS_PATH and method in READ_METHODS:
         return Rule(SUBMIT, READ)
-    if method == "POST" and REPLIES.fullmatch(path):
+    if method == "POST" and _is_replies(path):
         return Rule(SUBMIT, SUBMIT, instead=b"x-reply-token")
     if method in READ_METHODS and path.startswith("/api/v1/"):
         return Rule(READ, READ)
     return Rule(ADMIN, None)  # whatever else: no route of today, so no client of today
+
+
+def _is_replies(path: str) -> bool:
+    if not (path.startswith(REQUESTS_PREFIX) and path.endswith(REPLIES_SUFFIX)):
+        return False
+    request_id = path[len(REQUESTS_PREFIX) : len(path) - len(REPLIES_SUFFIX)]
+    return bool(request_id) and "/" not in request_id
 
 
 class Refused(ApiError):

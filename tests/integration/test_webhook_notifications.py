@@ -164,7 +164,7 @@ async def test_retries_back_off_for_24_hours_then_dead_letter_and_a_redrive_deli
         replayed = decode(letter.value)
         assert isinstance(replayed, Notification) and replayed.delivery_id == n.delivery_id
         # The receiver is fixed; the dead letter is replayed to its source topic, as
-        # `ai-pipeline redrive --dead-letters notifications` does.
+        # `ai-pipeline redrive --dead-letters notifications.dlq` does.
         receiver.fail_first = 0
         with receiver.lock:
             receiver.received.clear()

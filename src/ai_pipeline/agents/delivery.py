@@ -8,7 +8,7 @@ whose lease runs out and which the next sweep tries again. Nothing is lost.
 A failed try is retried with backoff (doubling from ``first_retry`` up to ``max_retry``,
 jittered) for ``give_up_after`` (24 h) from the first try; then, or at once when the
 receiver refuses for good (a 4xx, a refused recipient), the notification goes to
-``notifications.dlq`` as it was: ``ai-pipeline redrive --dead-letters notifications``
+``notifications.dlq`` as it was: ``ai-pipeline redrive --dead-letters notifications.dlq``
 replays it to ``notifications``, and this agent sends it again (a dead entry starts over).
 
 Webhooks carry ``X-AI-Pipeline-Delivery`` (the delivery id, the same on every try),

@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from ai_pipeline.domain.events import StepChanged
 from ai_pipeline.domain.models import BugReport, FiledIssue, IssueDraft
-from ai_pipeline.domain.request_state import RequestState, RequestStatus
+from ai_pipeline.domain.request_state import RequestState, RequestStatus, StateEvent
 
 
 @dataclass(frozen=True)
@@ -150,7 +149,7 @@ class StateStore(Protocol):
 
     async def get_report(self, request_id: str) -> BugReport | None: ...
 
-    async def apply(self, event: StepChanged) -> RequestState | None:
+    async def apply(self, event: StateEvent) -> RequestState | None:
         """Fold ``event`` into the request atomically; the new state, or None if unchanged."""
         ...
 

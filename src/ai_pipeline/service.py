@@ -59,6 +59,7 @@ class Pipeline:
         c = self.c
         await c.bus.start()
         await c.store.start()
+        await c.loop.store.start()
         if "triage_agent" in self.agents:
             seeded = await c.triage_agent.seed_index(c.settings.duplicate_index_size)
             log.info("duplicate_index_seeded", reports=seeded)
@@ -67,6 +68,12 @@ class Pipeline:
         if "coordinator_agent" in self.agents:
             sweep = c.settings.sweep_interval_seconds
             self._every(sweep, self._sweep, "sweeper", first=sweep)
+        if "delivery_agent" in self.agents:  # retries due, and tries whose process died
+            notify = c.settings.notify_sweep_seconds
+            self._every(notify, self._deliver_due, "notifications", first=notify)
+        if "reply_agent" in self.agents:  # where the tracker is: reminders and closes
+            follow = c.settings.follow_up_interval_seconds
+            self._every(follow, self._follow_up, "follow-up", first=follow)
         # Not at once: the topics this process may just have created have no leader for a
         # moment, and asking their offsets then only fails (and preceded a native crash).
         lag = c.settings.lag_interval_seconds
@@ -129,6 +136,13 @@ class Pipeline:
         failed = await self.c.coordinator.fail_stuck(moving=await self._steps_moving())
         if failed:
             log.warning("stuck_requests_failed", count=failed)
+
+    async def _deliver_due(self) -> None:
+        while await self.c.loop.delivery.sweep() > 0:
+            pass  # a backlog (the receiver came back): drain it now, not one batch a round
+
+    async def _follow_up(self) -> None:
+        await self.c.loop.follow_ups.run()
 
     async def _steps_moving(self) -> set[Step]:
         """Steps whose agent has a backlog and handled something within a step timeout."""

@@ -17,6 +17,8 @@ DEFAULT_PARTITIONS = {
     Topic.TRIAGE_RESULTS.value: 3,
     Topic.TICKET_CREATION.value: 3,
     Topic.STATUS_UPDATES.value: 3,
+    Topic.NOTIFICATIONS.value: 3,
+    Topic.REPLIES.value: 3,
 }
 
 
@@ -168,10 +170,49 @@ class Settings(BaseSettings):
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
 
+    # Closing the loop with the reporter (README "The reporter hears back").
+    # Signs reply tokens and unsubscribe links; unset: made at random once and kept in the
+    # state store (every process sharing it agrees). Changing it voids those handed out.
+    signing_secret: SecretStr | None = None
+    # Outgoing webhooks (a report's notify.webhook): signed with this secret; without it a
+    # report asking for a webhook is refused (422).
+    notify_webhook_secret: SecretStr | None = None
+    notify_webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Reporters' URLs on loopback, private or link-local addresses are refused (the
+    # service is no way into its own network) unless this is set (tests, intranets).
+    notify_webhook_allow_private: bool = False
+    # Failed notifications are retried with backoff this long, then dead-lettered.
+    notify_retry_hours: float = Field(default=24.0, gt=0)
+    notify_first_retry_seconds: float = Field(default=30.0, gt=0)
+    notify_max_retry_seconds: float = Field(default=3600.0, gt=0)
+    # How often due retries are looked for.
+    notify_sweep_seconds: float = Field(default=5.0, gt=0)
+    # Email (a report's notify.email): smtp://host[:587] (STARTTLS, required),
+    # smtps://host[:465] (TLS), smtp://host:25?starttls=false (plain, a local relay).
+    smtp_url: str | None = None
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None  # the From: address; required with smtp_url
+    smtp_ca_file: str | None = None  # a private CA for the server's certificate
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Follow-up of unanswered questions: one reminder after this many days (0: none);
+    # close as not_planned after this many (unset or 0: never), only when the last word
+    # is ours and no exempt label is on the issue.
+    needs_info_remind_days: float = Field(default=7.0, ge=0)
+    needs_info_close_days: float | None = Field(default=None, ge=0)
+    needs_info_exempt_labels: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["pinned", "security", "keep-open"]
+    )
+    follow_up_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Replies one report may send an hour (each becomes a comment by our account); 0: no cap.
+    replies_per_request_per_hour: int = Field(default=10, ge=0)
+
     log_level: str = "INFO"
     log_json: bool = True
 
-    @field_validator("llm_allowed_labels", "llm_allowed_assignees", mode="before")
+    @field_validator(
+        "llm_allowed_labels", "llm_allowed_assignees", "needs_info_exempt_labels", mode="before"
+    )
     @classmethod
     def _json_or_comma_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -205,6 +246,18 @@ class Settings(BaseSettings):
         for path in given:
             if not os.access(path, os.R_OK) or not os.path.isfile(path):
                 raise ValueError(f"TLS file {path} does not exist or cannot be read")
+        return self
+
+    @model_validator(mode="after")
+    def _smtp_complete(self) -> Settings:
+        if self.smtp_url and not self.smtp_from:
+            raise ValueError("AI_PIPELINE_SMTP_URL needs AI_PIPELINE_SMTP_FROM (the From: address)")
+        remind, close = self.needs_info_remind_days, self.needs_info_close_days
+        if remind and close and close <= remind:
+            raise ValueError(
+                "AI_PIPELINE_NEEDS_INFO_CLOSE_DAYS must be more than"
+                " AI_PIPELINE_NEEDS_INFO_REMIND_DAYS: closing comes after the reminder"
+            )
         return self
 
     @property

@@ -17,6 +17,7 @@ from enum import StrEnum
 import structlog
 from pydantic import ValidationError
 
+from ai_pipeline.agents.messages import dead_letter
 from ai_pipeline.agents.priority import CostEstimate, IngestPriority
 from ai_pipeline.domain.errors import PermanentError, TransientError, UnavailableError
 from ai_pipeline.domain.events import Event, Step, StepChanged, StepStatus, Topic, decode, encode
@@ -234,16 +235,19 @@ class AgentRunner:
         dead_topic = f"{message.topic}.dlq"
         self._metrics.agent_dead_letters.labels(self.spec.name, dead_topic).inc()
         log.error("dead_lettered", agent=self.spec.name, topic=dead_topic, reason=reason)
-        headers = {
-            **message.headers,
-            "dlq-reason": reason[:2000],
-            "dlq-agent": self.spec.name,
-            "dlq-source-topic": message.topic,
-            "dlq-source-partition": str(message.partition),
-            "dlq-source-offset": str(message.offset),
-            "dlq-attempts": str(attempts),
-        }
-        outputs = [OutgoingMessage(dead_topic, message.key, message.value, headers)]
+        outputs = [
+            dead_letter(
+                message.topic,
+                message.key,
+                message.value,
+                reason=reason,
+                agent=self.spec.name,
+                attempts=attempts,
+                headers=message.headers,
+                partition=message.partition,
+                offset=message.offset,
+            )
+        ]
         if self.spec.step is not None:
             failed = StepChanged(
                 request_id=message.key,

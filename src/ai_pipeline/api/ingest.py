@@ -25,6 +25,7 @@ from ai_pipeline.bootstrap import Container
 from ai_pipeline.domain.errors import UnavailableError
 from ai_pipeline.domain.models import BugReport
 from ai_pipeline.observability.logging import get_logger
+from ai_pipeline.settings import Settings
 from ai_pipeline.submission import Submission
 
 log = get_logger(__name__)
@@ -51,6 +52,19 @@ def check_headers(content_type: str | None, content_length: str | None, limit: i
         raise ApiError(413, f"body larger than {limit} bytes")
 
 
+def check_notify(report: BugReport, settings: Settings) -> None:
+    """A report may ask only for the notifications this service can send."""
+    notify = report.notify
+    refused = []
+    if notify is not None and notify.webhook is not None and settings.notify_webhook_secret is None:
+        refused.append(("notify.webhook", "webhook notifications are not enabled on this service"))
+    if notify is not None and notify.email and not settings.smtp_url:
+        refused.append(("notify.email", "email notifications are not enabled on this service"))
+    if refused:
+        details = [{"field": f, "message": m, "type": "notify_unavailable"} for f, m in refused]
+        raise ApiError(422, "the bug report is invalid", details=details)
+
+
 def check_idempotency_key(key: str | None) -> str | None:
     if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
         raise ApiError(400, "Idempotency-Key must be 1 to 255 printable characters")
@@ -62,6 +76,7 @@ async def accept(
 ) -> tuple[int, bytes, dict[str, str]]:
     """Validate and submit; (status, JSON body, headers) of the answer."""
     report = parse_report(body)
+    check_notify(report, container.settings)
     outcome = await Submission(container).submit(report, check_idempotency_key(idempotency_key))
     state = outcome.state
     base = f"/api/v1/requests/{state.request_id}"
@@ -74,7 +89,9 @@ async def accept(
             else "This report was already submitted; returning the existing request"
         ),
         "estimated_processing_time": outcome.estimate,
-        "links": {"status": f"{base}/status", "self": base},
+        "links": {"status": f"{base}/status", "self": base, "replies": f"{base}/replies"},
+        # Authorises the reporter's answers (POST …/replies, X-Reply-Token); never stored.
+        "reply_token": await container.loop.links.reply_token(state.request_id),
     }
     return 201 if outcome.created else 200, orjson.dumps(answer), {"location": f"{base}/status"}
 

@@ -8,7 +8,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from ai_pipeline.domain.loop_events import (
+    IssueResolutionChanged,
+    NeedsInfoReminded,
+    ReplyReceived,
+    ReporterReplied,
+)
 from ai_pipeline.domain.models import BugReport, FiledIssue, IssueDraft, TriageResult
+from ai_pipeline.domain.notifications import Notification
 
 
 class Topic(StrEnum):
@@ -16,6 +23,9 @@ class Topic(StrEnum):
     TRIAGE_RESULTS = "triage-results"
     TICKET_CREATION = "ticket-creation"
     STATUS_UPDATES = "status-updates"
+    # Closing the loop: notifications to reporters, and reporters' replies to post.
+    NOTIFICATIONS = "notifications"
+    REPLIES = "replies"
 
     @property
     def dead_letter(self) -> str:
@@ -111,7 +121,15 @@ _STATUS_ORDER = {StepStatus.STARTED: 0, StepStatus.COMPLETED: 1, StepStatus.FAIL
 
 
 Event = Annotated[
-    BugReportSubmitted | ReportTriaged | IssueDrafted | StepChanged,
+    BugReportSubmitted
+    | ReportTriaged
+    | IssueDrafted
+    | StepChanged
+    | IssueResolutionChanged
+    | ReporterReplied
+    | NeedsInfoReminded
+    | ReplyReceived
+    | Notification,
     Field(discriminator="kind"),
 ]
 _EVENT = TypeAdapter[Event](Event)

@@ -52,9 +52,15 @@ from redis.exceptions import RedisError
 
 from ai_pipeline.adapters.redis_client import connection_pool, unavailable
 from ai_pipeline.domain.errors import TransientError
-from ai_pipeline.domain.events import AGENT_STEPS, StepChanged, StepStatus
+from ai_pipeline.domain.events import AGENT_STEPS, StepStatus
 from ai_pipeline.domain.models import BugReport, FiledIssue
-from ai_pipeline.domain.request_state import ACTIVE, RequestState, RequestStatus, fold
+from ai_pipeline.domain.request_state import (
+    ACTIVE,
+    RequestState,
+    RequestStatus,
+    StateEvent,
+    fold,
+)
 from ai_pipeline.ports import Bus, FilingRecord, OutgoingMessage, Page, RequestStats
 
 # A health probe must answer within its own deadline, not after the retry budget.
@@ -389,7 +395,7 @@ class RedisStateStore:
         return bool(written)
 
     @unavailable
-    async def apply(self, event: StepChanged) -> RequestState | None:
+    async def apply(self, event: StateEvent) -> RequestState | None:
         self.operations["redis|apply"] += 1
         key = self._key("request", event.request_id)
         for _ in range(CAS_ATTEMPTS):

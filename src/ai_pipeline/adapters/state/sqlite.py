@@ -12,9 +12,9 @@ from typing import Any
 
 from ai_pipeline.adapters.bus.sqlite import SqliteBus
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase
-from ai_pipeline.domain.events import AGENT_STEPS, Step, StepChanged, StepStatus
+from ai_pipeline.domain.events import AGENT_STEPS, Step, StepStatus
 from ai_pipeline.domain.models import BugReport, FiledIssue
-from ai_pipeline.domain.request_state import RequestState, RequestStatus, fold
+from ai_pipeline.domain.request_state import RequestState, RequestStatus, StateEvent, fold
 from ai_pipeline.ports import Bus, FilingRecord, OutgoingMessage, Page, RequestStats
 
 SCHEMA = """
@@ -168,7 +168,7 @@ class SqliteStateStore:
             return None
         return BugReport.model_validate_json(rows[0][0])
 
-    async def apply(self, event: StepChanged) -> RequestState | None:
+    async def apply(self, event: StateEvent) -> RequestState | None:
         self.operations["sqlite|apply"] += 1
 
         def op(conn: sqlite3.Connection) -> RequestState | None:

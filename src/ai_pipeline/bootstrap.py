@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -52,6 +55,8 @@ AGENTS: dict[str, tuple[str, Topic, Step | None]] = {
 @dataclass
 class Container:
     settings: Settings
+    # This process, as its heartbeats and filing leases name it.
+    instance: str
     metrics: Metrics
     bus: Bus
     store: StateStore
@@ -126,8 +131,15 @@ def bootstrap(
         close_hooks.append(close_access)
     if private_tracker is not None and private_tracker is not local_tracker:
         close_hooks.append(private_tracker.close)
+    instance = process_instance()
     tracker_agent = TrackerAgent(
-        tracker, store, metrics, private_tracker, duplicates=settings.duplicate_mode
+        tracker,
+        store,
+        metrics,
+        private_tracker,
+        duplicates=settings.duplicate_mode,
+        owner=instance,
+        lease_seconds=settings.filing_lease_seconds,
     )
     ticket_agent = TicketCreationAgent(
         Redactor.from_setting(settings.redact),
@@ -165,6 +177,7 @@ def bootstrap(
     )
     return Container(
         settings=settings,
+        instance=instance,
         metrics=metrics,
         bus=bus,
         store=store,
@@ -181,6 +194,11 @@ def bootstrap(
         private_tracker=private_tracker if private_tracker is not local_tracker else None,
         chat=chat,
     )
+
+
+def process_instance() -> str:
+    """A name for this process among all that share the store: host, pid, random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def _watch_adapters(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +22,23 @@ from tests.service import ServiceProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-STEP_TIMEOUT = 3.0
-# Short: the sweeper looks often and agents say often that they live.
-QUICK = {
-    "AI_PIPELINE_STEP_TIMEOUT_SECONDS": str(STEP_TIMEOUT),
-    "AI_PIPELINE_SWEEP_INTERVAL_SECONDS": "0.5",
-    "AI_PIPELINE_HEARTBEAT_INTERVAL_SECONDS": "0.5",
-    "AI_PIPELINE_GITHUB_TIMEOUT_SECONDS": "2",
-}
-# The outage outlasts the step timeout many times over.
-OUTAGE_SECONDS = 6 * STEP_TIMEOUT
+# Short, yet longer than one report's triage takes on a loaded 2-core box (a slower step
+# than this is stuck, outage or not).
+STEP_TIMEOUT = 8.0
+
+
+def quick(step_timeout: float = STEP_TIMEOUT) -> dict[str, str]:
+    """A short step timeout; the sweeper looks often and agents say often that they live."""
+    return {
+        "AI_PIPELINE_STEP_TIMEOUT_SECONDS": str(step_timeout),
+        "AI_PIPELINE_SWEEP_INTERVAL_SECONDS": "0.5",
+        "AI_PIPELINE_HEARTBEAT_INTERVAL_SECONDS": "0.5",
+        "AI_PIPELINE_GITHUB_TIMEOUT_SECONDS": "2",
+    }
+
+
+# The outage outlasts the step timeout several times over.
+OUTAGE_SECONDS = 4 * STEP_TIMEOUT
 
 
 def github_env(gh: FakeGitHub) -> dict[str, str]:
@@ -41,7 +48,7 @@ def github_env(gh: FakeGitHub) -> dict[str, str]:
         "AI_PIPELINE_GITHUB_REPOSITORY": gh.repository,
         "AI_PIPELINE_GITHUB_API_URL": gh.url,
         **UNPACED,
-        **QUICK,
+        **quick(),
     }
 
 
@@ -50,10 +57,17 @@ def outage(gh: FakeGitHub) -> None:
     gh.chaos(1.0, ["502", "reset"], seed=13)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(
+    condition: Callable[[], bool],
+    timeout: float,
+    what: str,
+    states: Callable[[], list[dict[str, Any]]],
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout:.0f}s: {what}"
+        if time.monotonic() > deadline:
+            where = Counter(f"{s['status']}:{s['current_step']}" for s in states())
+            raise AssertionError(f"not within {timeout:.0f}s: {what}; requests at {dict(where)}")
         time.sleep(0.2)
 
 
@@ -72,7 +86,7 @@ def ride_out_the_outage(
 ) -> None:
     """Once every report waits on GitHub, the outage goes on for OUTAGE_SECONDS: nothing may
     fail meanwhile. Then it ends."""
-    wait_until(lambda: waiting_on_github(states()) == reports, 240, "every report drafted")
+    wait_until(lambda: waiting_on_github(states()) == reports, 240, "every report drafted", states)
     ends = time.monotonic() + OUTAGE_SECONDS
     while time.monotonic() < ends:
         failed = {s["request_id"]: s["error_message"] for s in states() if s["status"] == "failed"}
@@ -109,26 +123,14 @@ def test_a_tracker_outage_longer_than_the_step_timeout_fails_nothing_embedded(
                 lambda: Counter(s["status"] for s in states()) == {"completed": reports},
                 120,
                 "every report filed once the outage ended",
+                states,
             )
             assert_filed_exactly_once(gh, states(), reports)
 
 
 @pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    with run_fake_github(token=TOKEN) as gh:
-        yield gh
-
-
-@pytest.fixture
-def fleet(
-    tmp_path: Path, kafka_broker: Any, redis_server: Any, github: FakeGitHub
-) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path, kafka_broker, redis_server, github, triage_agents=1, env=QUICK)
-    fleet.start()
-    try:
-        yield fleet
-    finally:
-        fleet.stop()
+def fleet(start_fleet: Callable[..., Fleet]) -> Fleet:
+    return start_fleet(triage_agents=1, env=quick())
 
 
 def test_a_tracker_outage_longer_than_the_step_timeout_fails_nothing_distributed(

@@ -68,11 +68,7 @@ async def accept(
     answer = {
         "request_id": state.request_id,
         "status": state.status.value,
-        "message": (
-            "Bug report accepted for processing"
-            if outcome.created
-            else "This report was already submitted; returning the existing request"
-        ),
+        "message": outcome.message,
         "estimated_processing_time": outcome.estimate,
         "links": {"status": f"{base}/status", "self": base},
     }

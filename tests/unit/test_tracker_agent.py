@@ -296,6 +296,10 @@ async def test_a_pending_attempt_not_found_is_looked_for_again_before_creating(
 
         assert waited.value.retry_after == 1.0 and waited.value.dependency == "tracker"
         assert s.calls("find_filed") == 1 and s.calls("create_issue") == 0
+        waits = s.metrics.registry.get_sample_value(
+            "ai_pipeline_tracker_retries_total", {"tracker": "local", "reason": "listing_lag"}
+        )
+        assert waits == 1
         s.tracker.listing_lag_seconds = 0.0  # the lag has passed
         issue_of(await s.agent.handle(drafted))
         assert s.calls("find_filed") == 2 and s.calls("create_issue") == 1

@@ -110,19 +110,19 @@ class TrackerAgent:
         # so its ledger cannot be trusted either: search before creating.
         unsure = state is None
         fresh = (record is None or record.state == "refused") and not unsure
-        claim = await self._claim(request_id, attempt=fresh)
+        claim = await self._claim(tracker, request_id, attempt=fresh)
         if isinstance(claim, FiledIssue):
             return claim
         canonical = None if private else self._comment_target(event)
         previous = claim.previous
         if unsure or (previous is not None and previous.state == "pending"):
-            since = _search_from(claim.previous, state)
+            since = _search_from(previous, state)
             found = await self._reconcile(tracker, request_id, canonical, since)
             if found is not None:
                 await self.store.put_filing(FilingRecord(request_id, "filed", found))
                 return found
-            _wait_out_listing_lag(tracker, request_id, claim)
-            again = await self._claim(request_id, attempt=True)
+            self._wait_out_listing_lag(tracker, request_id, claim)
+            again = await self._claim(tracker, request_id, attempt=True)
             if isinstance(again, FiledIssue):
                 return again
         try:
@@ -141,7 +141,9 @@ class TrackerAgent:
         await self.store.put_filing(FilingRecord(request_id, "filed", issue))
         return issue
 
-    async def _claim(self, request_id: str, attempt: bool) -> FilingClaim | FiledIssue:
+    async def _claim(
+        self, tracker: Tracker, request_id: str, attempt: bool
+    ) -> FilingClaim | FiledIssue:
         """The lease on the request's entry, or the issue another process filed meanwhile;
         while another process holds the lease, a wait is raised (the message comes back)."""
         claim = await self.store.claim_filing(request_id, self.owner, self.lease_seconds, attempt)
@@ -151,6 +153,7 @@ class TrackerAgent:
         if previous is not None and previous.state == "filed" and previous.issue is not None:
             return previous.issue
         holder = previous.owner if previous is not None else "?"
+        self.metrics.tracker_retries.labels(tracker.name, "lease").inc()
         raise UnavailableError(
             f"request {request_id} is being filed by another tracker process ({holder});"
             " waiting for its lease",
@@ -176,6 +179,26 @@ class TrackerAgent:
             created = tracker.create_issue(event.request_id, event.draft)
             issue = await self._call(tracker, "create_issue", created)
         return issue
+
+    def _wait_out_listing_lag(self, tracker: Tracker, request_id: str, claim: FilingClaim) -> None:
+        """Not found: if the tracker's listing lag has not passed since the earlier attempt,
+        the issue may exist unlisted; hand the message back to look again later, backing
+        off (1 s, 2 s, 4 s…) until the lag has passed."""
+        previous = claim.previous
+        began = None
+        if previous is not None:
+            began = previous.attempted_at or previous.pending_since
+        elapsed = claim.now - (began or claim.now)
+        left = tracker.listing_lag_seconds - elapsed
+        if left <= 0:
+            return
+        self.metrics.tracker_retries.labels(tracker.name, "listing_lag").inc()
+        raise UnavailableError(
+            f"request {request_id}: an earlier attempt's outcome is unknown and the tracker"
+            f" does not list it yet; looking again before creating ({left:.0f} s left)",
+            retry_after=min(max(elapsed, 1.0), left),
+            dependency="tracker",
+        )
 
     def _comment_target(self, event: IssueDrafted) -> int | None:
         if self.duplicates != "comment" or event.occurrence is None:
@@ -215,22 +238,3 @@ def _search_from(previous: FilingRecord | None, state: RequestState | None) -> d
         return datetime.fromtimestamp(previous.attempted_at, UTC) - SEARCH_MARGIN
     drafted = state.progress.get(Step.TICKET_CREATION) if state is not None else None
     return drafted.timestamp - SEARCH_MARGIN if drafted is not None else None
-
-
-def _wait_out_listing_lag(tracker: Tracker, request_id: str, claim: FilingClaim) -> None:
-    """Not found: if the tracker's listing lag has not passed since the earlier attempt,
-    the issue may exist unlisted; hand the message back to look again later, backing off
-    (1 s, 2 s, 4 s…) until the lag has passed."""
-    previous = claim.previous
-    began = None
-    if previous is not None:
-        began = previous.attempted_at or previous.pending_since
-    elapsed = claim.now - (began or claim.now)
-    left = tracker.listing_lag_seconds - elapsed
-    if left > 0:
-        raise UnavailableError(
-            f"request {request_id}: an earlier attempt's outcome is unknown and the tracker"
-            f" does not list it yet; looking again before creating ({left:.0f} s left)",
-            retry_after=min(max(elapsed, 1.0), left),
-            dependency="tracker",
-        )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from ai_pipeline.domain.events import Step
 
@@ -39,7 +39,10 @@ class Heartbeat:
 
     @classmethod
     def from_json(cls, raw: str) -> Heartbeat:
-        return cls(**json.loads(raw))
+        # Fields a newer version adds are left out: processes of two versions share a store
+        # during a rolling update.
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(raw).items() if k in known})
 
 
 @dataclass(frozen=True)

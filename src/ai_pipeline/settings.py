@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     # A request whose step makes no progress this long while its agents live and wait on
     # nothing ends failed (domain.liveness).
     step_timeout_seconds: float = Field(default=300.0, gt=0)
+    # Worker time one report's text may take in an agent (rules, embedding, redaction,
+    # rendering); a report over it is dead-lettered with the reason (agents/offload.py).
+    report_cpu_budget_seconds: float = Field(default=10.0, gt=0)
     sweep_interval_seconds: float = Field(default=10.0, gt=0)
     # Each process writes its agents' heartbeats this often; they live three intervals.
     heartbeat_interval_seconds: float = Field(default=5.0, gt=0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -15,10 +14,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from ai_pipeline.settings import Settings
+from ai_pipeline.text.patterns import linear
 
 console = Console()
 err = Console(stderr=True)
-_AGO = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+_AGO = linear(r"(\d+(?:\.\d+)?)\s*([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
@@ -100,7 +100,7 @@ async def _run(
 def _since(text: str) -> datetime:
     ago = _AGO.fullmatch(text.strip())
     if ago:
-        return datetime.now(UTC) - timedelta(**{_UNITS[ago[2]]: float(ago[1])})
+        return datetime.now(UTC) - timedelta(**{_UNITS[ago.group(2)]: float(ago.group(1))})
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:

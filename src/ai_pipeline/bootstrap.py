@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -84,6 +87,8 @@ class LoopParts:
 @dataclass
 class Container:
     settings: Settings
+    # This process, as its heartbeats and filing leases name it.
+    instance: str
     metrics: Metrics
     bus: Bus
     store: StateStore
@@ -161,8 +166,15 @@ def bootstrap(
         close_hooks.append(close_access)
     if private_tracker is not None and private_tracker is not local_tracker:
         close_hooks.append(private_tracker.close)
+    instance = process_instance()
     tracker_agent = TrackerAgent(
-        tracker, store, metrics, private_tracker, duplicates=settings.duplicate_mode
+        tracker,
+        store,
+        metrics,
+        private_tracker,
+        duplicates=settings.duplicate_mode,
+        owner=instance,
+        lease_seconds=settings.filing_lease_seconds,
     )
     ticket_agent = TicketCreationAgent(
         Redactor.from_setting(settings.redact),
@@ -210,6 +222,7 @@ def bootstrap(
     )
     return Container(
         settings=settings,
+        instance=instance,
         metrics=metrics,
         bus=bus,
         store=store,
@@ -321,6 +334,11 @@ def _retry_plan(settings: Settings) -> RetryPlan:
         # Longer than any one try takes, so a live try is never taken over.
         lease=timedelta(seconds=2 * timeout + 5),
     )
+
+
+def process_instance() -> str:
+    """A name for this process among all that share the store: host, pid, random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def _watch_adapters(

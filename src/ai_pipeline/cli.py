@@ -563,13 +563,14 @@ def report_daily(
 
 
 def _register_commands() -> None:
-    from ai_pipeline import keys_commands, loop_commands, review_commands
+    from ai_pipeline import keys_commands, loop_commands, redrive_commands, review_commands
     from ai_pipeline.triage import commands
 
     commands.register(app)
     keys_commands.register(app)
     review_commands.register(app)
     loop_commands.register(app)
+    redrive_commands.register(app)
 
 
 _register_commands()

@@ -34,7 +34,6 @@ from ai_pipeline.domain.loop_events import (
 )
 from ai_pipeline.domain.models import FiledIssue
 from ai_pipeline.domain.notifications import Notification
-from ai_pipeline.domain.request_state import RequestStatus
 from ai_pipeline.observability.logging import get_logger
 from ai_pipeline.ports import Bus, FilingRecord, Message, StateStore
 
@@ -174,7 +173,8 @@ async def _restore_ledger(store: StateStore, report: RebuildReport) -> None:
 
     Filed issues are known from their events. A request drafted but not known filed may
     have been created just before the flush: it is marked ``pending``, which makes the
-    tracker agent search for its marker before creating anything.
+    tracker agent search for its marker before creating anything. Failed ones too: a
+    redrive may reopen them, and a create of theirs may have landed before they failed.
     """
     for request_id in sorted(report.requests):
         state = await store.get(request_id)
@@ -186,10 +186,6 @@ async def _restore_ledger(store: StateStore, report: RebuildReport) -> None:
             report.ledger_filed += 1
             continue
         drafted = state.progress.get(Step.TICKET_CREATION)
-        if (
-            state.status is not RequestStatus.FAILED
-            and drafted is not None
-            and drafted.status is StepStatus.COMPLETED
-        ):
+        if drafted is not None and drafted.status is StepStatus.COMPLETED:
             await store.put_filing(FilingRecord(request_id, "pending", None))
             report.ledger_pending += 1

@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     github_creations_per_hour: int = Field(default=500, ge=1)
     # Longer rate-limit waits hand the message back to the bus instead of holding it.
     github_max_wait_seconds: float = Field(default=60.0, gt=0)
+    # GitHub's read-after-write lag: after a create (or comment) whose outcome is unknown,
+    # the issues are searched again, with backoff, for this long before creating again.
+    github_listing_lag_seconds: float = Field(default=30.0, ge=0)
+    # How long one tracker process may hold a request's pending ledger entry (its create
+    # call is cut short before): no other process creates for that request meanwhile.
+    filing_lease_seconds: float = Field(default=120.0, gt=0)
     # Security-sensitive reports: "private" files them on the private tracker (the GitHub
     # private repository above, or the built-in local tracker, flagged `security`) instead
     # of the public one; "public" files them like any other report.
@@ -133,11 +139,15 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=5, ge=1)
     retry_base_seconds: float = Field(default=0.2, gt=0)
     retry_max_seconds: float = Field(default=30.0, gt=0)
+    # A request whose step makes no progress this long while its agents live and wait on
+    # nothing ends failed (domain.liveness).
     step_timeout_seconds: float = Field(default=300.0, gt=0)
     # Worker time one report's text may take in an agent (rules, embedding, redaction,
     # rendering); a report over it is dead-lettered with the reason (agents/offload.py).
     report_cpu_budget_seconds: float = Field(default=10.0, gt=0)
     sweep_interval_seconds: float = Field(default=10.0, gt=0)
+    # Each process writes its agents' heartbeats this often; they live three intervals.
+    heartbeat_interval_seconds: float = Field(default=5.0, gt=0)
     lag_interval_seconds: float = Field(default=5.0, gt=0)
     bus_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
     # Messages an agent takes per poll (Kafka's max.poll.records).
@@ -234,6 +244,16 @@ class Settings(BaseSettings):
     def _known_hold_reasons(cls, value: str) -> str:
         HoldPolicy.from_setting(value)  # raises ValueError naming the unknown reason
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_listing_lag(self) -> Settings:
+        if self.filing_lease_seconds <= self.github_listing_lag_seconds:
+            raise ValueError(
+                "AI_PIPELINE_FILING_LEASE_SECONDS must exceed"
+                " AI_PIPELINE_GITHUB_LISTING_LAG_SECONDS: a create call may use the lease"
+                " minus the lag"
+            )
+        return self
 
     @model_validator(mode="after")
     def _tls_files_in_pairs(self) -> Settings:

@@ -18,6 +18,7 @@ from ai_pipeline.ports import StateStore
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.services)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
+    """Each state store in turn, SQLite and a real Redis: the contract both keep."""
     db = SqliteDatabase(tmp_path / "pipeline.db")
     bus = SqliteBus(db, {"t": 1})
     store: StateStore

@@ -83,11 +83,7 @@ async def accept(
     answer = {
         "request_id": state.request_id,
         "status": state.status.value,
-        "message": (
-            "Bug report accepted for processing"
-            if outcome.created
-            else "This report was already submitted; returning the existing request"
-        ),
+        "message": outcome.message,
         "estimated_processing_time": outcome.estimate,
         "links": {"status": f"{base}/status", "self": base, "replies": f"{base}/replies"},
         # Authorises the reporter's answers (POST …/replies, X-Reply-Token); never stored.

@@ -61,6 +61,9 @@ class StepStatus(StrEnum):
     STARTED = "started"
     COMPLETED = "completed"
     FAILED = "failed"
+    # An operator replays a failed request from this step (``ai-pipeline redrive``): the
+    # only event that moves a request out of ``failed``, back to just before the step.
+    REDRIVEN = "redriven"
 
 
 class BugReportSubmitted(BaseModel):
@@ -117,7 +120,13 @@ def rank(step: Step, status: StepStatus) -> int:
     return step.ordinal * 3 + _STATUS_ORDER[status]
 
 
-_STATUS_ORDER = {StepStatus.STARTED: 0, StepStatus.COMPLETED: 1, StepStatus.FAILED: 2}
+# Redriven ranks just below the step's start, so everything the step does next is news.
+_STATUS_ORDER = {
+    StepStatus.REDRIVEN: -1,
+    StepStatus.STARTED: 0,
+    StepStatus.COMPLETED: 1,
+    StepStatus.FAILED: 2,
+}
 
 
 Event = Annotated[

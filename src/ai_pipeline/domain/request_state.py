@@ -124,12 +124,15 @@ def apply(state: RequestState, event: StateEvent) -> RequestState | None:
 
     Events can arrive twice or late (at-least-once delivery, replays): a terminal request
     never moves, and an event ranked at or below the stored rank is stale. The issue's
-    life after filing moves a completed request's ``resolution`` and ``needs_info`` only.
+    life after filing moves a completed request's ``resolution`` and ``needs_info`` only;
+    a redrive reopens a failed request (and only a failed one).
     """
     if isinstance(event, IssueResolutionChanged):
         return _resolved(state, event)
     if isinstance(event, ReporterReplied):
         return _replied(state, event)
+    if event.status is StepStatus.REDRIVEN:
+        return _reopened(state, event)
     if state.status.terminal or event.rank <= state.rank:
         return None
     new = state.model_copy(deep=True)
@@ -207,6 +210,36 @@ def _replied(state: RequestState, event: ReporterReplied) -> RequestState | None
     return state.model_copy(
         update={"needs_info": new_needs, "updated_at": max(state.updated_at, event.at)}
     )
+
+
+def _reopened(state: RequestState, event: StepChanged) -> RequestState | None:
+    """A failed request back to just before ``event.step``, as if that step's input had
+    just arrived: what happened at that step and later is dropped (the redriven progress
+    keeps the error it ended with), so the step's own events count again.
+
+    Replayed from the log (a rebuild, a redelivery), a redrive finds the request failed
+    again only where it was failed at that point of the log, and every later event follows
+    it: folding the whole log still ends where the live request did."""
+    if state.status is not RequestStatus.FAILED:
+        return None
+    new = state.model_copy(deep=True)
+    new.progress = {
+        step: progress
+        for step, progress in new.progress.items()
+        if Step(step).ordinal < event.step.ordinal
+    }
+    new.progress[event.step] = StepProgress(
+        status=StepStatus.REDRIVEN,
+        timestamp=event.at,
+        data={**event.data, "error": state.error_message},
+    )
+    new.status = RequestStatus.PROCESSING
+    new.current_step = event.step
+    new.rank = event.rank
+    new.error_message = None
+    new.completed_at = None
+    new.updated_at = max(event.at, state.updated_at)
+    return new
 
 
 def _started(previous: StepProgress | None, event: StepChanged) -> datetime | None:

@@ -47,6 +47,7 @@ def _agent_component(runner: AgentRunner) -> dict[str, Any]:
         "dead_lettered": h.dead_lettered,
         "last_poll_seconds_ago": round(time.time() - h.last_poll, 3) if h.last_poll else None,
         "last_error": h.last_error,
+        "waiting_on": h.waiting_on,
     }
 
 

@@ -157,7 +157,9 @@ class Metrics:
         self.tracker_retries = Counter(
             "ai_pipeline_tracker_retries",
             "Tracker calls handed back for a later retry (server_error, timeout, connection,"
-            " rate_limit); the message is redelivered, never dead-lettered.",
+            " rate_limit; listing_lag: an unknown outcome not listed yet; lease: another"
+            " tracker process is filing the request); the message is redelivered, never"
+            " dead-lettered.",
             ["tracker", "reason"],
             registry=r,
         )

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase
@@ -97,6 +98,7 @@ SQLITE_MAX_INTEGER = 2**63
 
 class LocalTracker:
     name = "local"
+    listing_lag_seconds = 0.0  # one database: what was written is read at once
 
     def __init__(self, db: SqliteDatabase, base_url: str):
         self.db = db
@@ -135,7 +137,7 @@ class LocalTracker:
         number, created = await self.db.write(op)
         return FiledIssue(number=number, url=self.url(number), title=draft.title, created=created)
 
-    async def find_filed(self, request_id: str) -> FiledIssue | None:
+    async def find_filed(self, request_id: str, since: datetime | None = None) -> FiledIssue | None:
         await self.open()
         rows = self.db.read(
             "SELECT number, title FROM local_issues WHERE request_id = ?", (request_id,)
@@ -172,7 +174,9 @@ class LocalTracker:
         comment_id, created = await self.db.write(op)
         return self._comment(number, comment_id, created)
 
-    async def find_comment(self, request_id: str, number: int) -> FiledIssue | None:
+    async def find_comment(
+        self, request_id: str, number: int, since: datetime | None = None
+    ) -> FiledIssue | None:
         await self.open()
         rows = self.db.read(
             "SELECT id FROM local_comments WHERE request_id = ? AND issue_number = ?",

@@ -15,19 +15,23 @@ from ai_pipeline.domain.events import (
     StepChanged,
     StepStatus,
     Topic,
+    TriageCommentDrafted,
     utcnow,
 )
+from ai_pipeline.domain.github import InPlaceDraft, origin_of
 from ai_pipeline.domain.models import BugReport, IssueDraft, TriageResult
 from ai_pipeline.domain.redaction import Redactor, redact_report
 from ai_pipeline.domain.review import HoldPolicy
 from ai_pipeline.drafting.drafter import IssueDrafter, TemplateDrafter
+from ai_pipeline.drafting.github_comment import GitHubCommentDrafter
 from ai_pipeline.drafting.template import render, render_occurrence
 from ai_pipeline.ports import OutgoingMessage
 
 
 class TicketCreationAgent:
     """Drafts the issue from a redacted copy of the report: the filed text leaves the
-    service; the original stays in the private state store.
+    service; the original stays in the private state store. An issue opened on GitHub
+    gets the draft of our comment on it instead (``drafting.github_comment``).
 
     A report the hold policy names waits in the review step instead (``domain.review``);
     a maintainer's release sends it back here, marked reviewed."""
@@ -37,10 +41,12 @@ class TicketCreationAgent:
         redactor: Redactor,
         drafter: IssueDrafter | None = None,
         hold: HoldPolicy | None = None,
+        in_place: GitHubCommentDrafter | None = None,
     ):
         self.redactor = redactor
         self.drafter: IssueDrafter = drafter or TemplateDrafter()
         self.hold = hold or HoldPolicy()
+        self.in_place = in_place or GitHubCommentDrafter()
 
     async def handle(self, event: Event) -> Sequence[OutgoingMessage]:
         if not isinstance(event, ReportTriaged):
@@ -56,6 +62,10 @@ class TicketCreationAgent:
             return [to_topic(Topic.STATUS_UPDATES, event.request_id, held)]
         started = utcnow()
         report, triage = redacted(event, self.redactor)
+        origin = origin_of(event.report.id)
+        if origin is not None:  # opened on GitHub: a comment on it, not a new issue
+            in_place = await self.in_place.draft(origin, report, triage)
+            return in_place_messages(event, in_place, started)
         draft = await self.drafter.draft(event.request_id, report, triage)
         return drafted_messages(event, draft, started, report, triage)
 
@@ -100,6 +110,24 @@ def drafted_messages(
         occurrence=render_occurrence(event.request_id, report, triage) if issue else None,
     )
     data = {"title": draft.title, "labels": draft.labels, "body_chars": len(draft.body)}
+    return [
+        *step_ran(event.request_id, Step.TICKET_CREATION, started, utcnow(), data),
+        to_topic(Topic.TICKET_CREATION, event.request_id, drafted),
+    ]
+
+
+def in_place_messages(
+    event: ReportTriaged, draft: InPlaceDraft, started: datetime
+) -> list[OutgoingMessage]:
+    drafted = TriageCommentDrafted(
+        request_id=event.request_id, bug_report_id=event.report.id, draft=draft
+    )
+    data = {
+        "comment_on": f"{draft.repository}#{draft.issue_number}",
+        "labels": draft.labels,
+        "questions": len(draft.questions),
+        "body_chars": len(draft.body),
+    }
     return [
         *step_ran(event.request_id, Step.TICKET_CREATION, started, utcnow(), data),
         to_topic(Topic.TICKET_CREATION, event.request_id, drafted),

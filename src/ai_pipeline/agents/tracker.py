@@ -4,6 +4,8 @@ The tracker has no idempotency key, so the ledger in the state store is written 
 and after the create call. A ``pending`` entry found on redelivery means the outcome of an
 earlier create is unknown: the tracker is searched for the request's marker first.
 
+Issues opened on GitHub are not filed: they are acted on in place (``agents.in_place``).
+
 Security-sensitive reports are filed on the private tracker when one is configured (the
 built-in local tracker by default), never on the public one.
 
@@ -23,10 +25,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from typing import Literal, TypeVar
 
+from ai_pipeline.agents.in_place import InPlaceActor
 from ai_pipeline.agents.keyed_locks import KeyedLocks
 from ai_pipeline.agents.messages import step_ran
 from ai_pipeline.domain.errors import PermanentError
-from ai_pipeline.domain.events import Event, IssueDrafted, Step, utcnow
+from ai_pipeline.domain.events import Event, IssueDrafted, Step, TriageCommentDrafted, utcnow
 from ai_pipeline.domain.models import FiledIssue
 from ai_pipeline.domain.request_state import RequestStatus
 from ai_pipeline.drafting.template import occurrence_comment
@@ -44,8 +47,10 @@ class TrackerAgent:
         metrics: Metrics,
         private_tracker: Tracker | None = None,
         duplicates: Literal["link", "comment"] = "link",
+        in_place: InPlaceActor | None = None,
     ):
         self.tracker = tracker
+        self.in_place = in_place
         self.private_tracker = private_tracker
         self.store = store
         self.metrics = metrics
@@ -53,17 +58,27 @@ class TrackerAgent:
         self._commenting = KeyedLocks()
 
     async def handle(self, event: Event) -> Sequence[OutgoingMessage]:
-        if not isinstance(event, IssueDrafted):
+        if not isinstance(event, IssueDrafted | TriageCommentDrafted):
             raise PermanentError(f"tracker agent cannot handle {event.kind}")
         state = await self.store.get(event.request_id)
         if state is not None and state.status is RequestStatus.FAILED:
             return []  # ended already (timed out, say): filing now would surprise everyone
+        if isinstance(event, TriageCommentDrafted):
+            if self.in_place is None:
+                raise PermanentError(
+                    "an issue opened on GitHub, but the GitHub App mode is not set up here"
+                    " (AI_PIPELINE_GITHUB_WEBHOOK_SECRET)"
+                )
+            return await self.in_place.act(event)
+        return await self._file(event, state is None)
+
+    async def _file(self, event: IssueDrafted, unsure: bool) -> Sequence[OutgoingMessage]:
         started = utcnow()
         private = event.security_sensitive and self.private_tracker is not None
         tracker = self.private_tracker if private and self.private_tracker else self.tracker
         # No state at all: the store was emptied (an emergency flush) and not yet rebuilt,
         # so its ledger cannot be trusted either: search before creating.
-        issue = await self._file_once(tracker, event, private, state is None)
+        issue = await self._file_once(tracker, event, private, unsure)
         data = {
             "issue_number": issue.number,
             "issue_url": issue.url,

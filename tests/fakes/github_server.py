@@ -60,6 +60,9 @@ SECONDARY_LIMIT = (
 )
 PRIMARY_LIMIT = "API rate limit exceeded for user ID 1."
 BAD_JWT = "A JSON web token could not be decoded"
+# Who acts with an installation token: the App's bot user, as GitHub shows it.
+APP_BOT_LOGIN = "ai-pipeline[bot]"
+TOKEN_LOGIN = "ai-pipeline-bot"  # who acts with the fixed token
 # Far above what any test sends, so only tests that call set_rate_limit ever meet the limit.
 DEFAULT_RATE_LIMIT = 1_000_000
 RATE_LIMIT_WINDOW = 3600.0  # GitHub's primary limit is per hour
@@ -157,6 +160,9 @@ class _Comment:
     id: int
     body: str
     created_at: float
+    author: str = "ai-pipeline-bot"
+    author_type: str = "User"
+    updated_at: float = 0.0
 
 
 @dataclass
@@ -173,6 +179,10 @@ class _Issue:
     closed_at: float | None = None
     milestone: int | None = None
     comments: list[_Comment] = field(default_factory=list)
+    author: str = "ai-pipeline-bot"
+    author_type: str = "User"
+    locked: bool = False
+    state_reason: str | None = None
 
 
 class _DroppedConnection(Response):
@@ -301,20 +311,83 @@ class FakeGitHub:
         assignees: Iterable[str] = (),
         state: str = "open",
         pull_request: bool = False,
+        author: str = TOKEN_LOGIN,
+        author_type: str = "User",
     ) -> dict[str, Any]:
-        """Store an issue (or a pull request) directly, without an HTTP call."""
+        """Store an issue (or a pull request) directly, without an HTTP call, opened by
+        ``author`` (a person, unless ``author_type`` is "Bot")."""
         with self._changed:
-            issue = self._store(title, body, list(labels), list(assignees), state, pull_request)
+            issue = self._store(
+                title,
+                body,
+                list(labels),
+                list(assignees),
+                state,
+                pull_request,
+                author=(author, author_type),
+            )
             return self._render(issue)
 
-    def close_issue(self, number: int) -> dict[str, Any]:
+    def close_issue(self, number: int, reason: str = "completed") -> dict[str, Any]:
         """Close issue ``number`` as a person would; KeyError if there is no such issue."""
         with self._changed:
             issue = self._existing(number)
             now = time.time()
             issue.state, issue.closed_at, issue.updated_at = "closed", now, now
+            issue.state_reason = reason
             self._changed.notify_all()
             return self._render(issue)
+
+    def edit_issue(
+        self, number: int, title: str | None = None, body: str | None = None
+    ) -> dict[str, Any]:
+        """Change an issue's title or body as its author would."""
+        with self._changed:
+            issue = self._existing(number)
+            issue.title = issue.title if title is None else title
+            issue.body = issue.body if body is None else body
+            issue.updated_at = time.time()
+            self._changed.notify_all()
+            return self._render(issue)
+
+    def lock_issue(self, number: int) -> None:
+        with self._changed:
+            self._existing(number).locked = True
+            self._changed.notify_all()
+
+    def label_issue(self, number: int, *labels: str) -> dict[str, Any]:
+        """Add labels to an issue as a person would (creating missing labels)."""
+        with self._changed:
+            issue = self._existing(number)
+            self._label_issue(issue, labels)
+            return self._render(issue)
+
+    def add_comment(
+        self, number: int, body: str, author: str = "octocat", author_type: str = "User"
+    ) -> dict[str, Any]:
+        """Comment on an issue as ``author`` would, without an HTTP call."""
+        with self._changed:
+            issue = self._existing(number)
+            now = time.time()
+            self._comment_count += 1
+            comment = _Comment(900_000 + self._comment_count, body, now, author, author_type, now)
+            issue.comments.append(comment)
+            issue.updated_at = now
+            self._changed.notify_all()
+            return self._comment_json(issue, comment)
+
+    def delete_comment(self, comment_id: int) -> None:
+        """Delete a comment as a maintainer would; KeyError if there is none."""
+        with self._changed:
+            found = self._comment_by_id(comment_id)
+            if found is None:
+                raise KeyError(f"no comment {comment_id}")
+            found[0].comments.remove(found[1])
+            self._changed.notify_all()
+
+    def repository_json(self) -> dict[str, Any]:
+        """The repository as GitHub shows it (and as its webhooks carry it)."""
+        return self._repository_json()
 
     def add_label(
         self, name: str, color: str = "ededed", description: str | None = None
@@ -483,6 +556,10 @@ class FakeGitHub:
             ("/issues/{number}", self._get_issue, "GET"),
             ("/issues/{number}/comments", self._list_comments, "GET"),
             ("/issues/{number}/comments", self._create_comment, "POST"),
+            ("/issues/comments/{comment_id}", self._edit_comment, "PATCH"),
+            ("/issues/{number}/labels", self._add_issue_labels, "POST"),
+            ("/issues/{number}/labels/{name}", self._remove_issue_label, "DELETE"),
+            ("/issues/{number}/assignees", self._add_issue_assignees, "POST"),
             ("/labels", self._list_labels, "GET"),
             ("/labels", self._create_label, "POST"),
             ("/assignees/{login}", self._check_assignee, "GET"),
@@ -525,7 +602,8 @@ class FakeGitHub:
 
     async def _create_issue(self, request: Request, owner: str, repo: str) -> Response:
         refusal, then, payload = await self._admit(request, owner, repo, creating=True)
-        return refusal or await self._finish(then, self._file(payload))
+        caller = self._caller(request.headers.get("authorization"))
+        return refusal or await self._finish(then, self._file(payload, caller))
 
     async def _get_issue(self, request: Request, owner: str, repo: str, number: int) -> Response:
         refusal, then, _ = await self._admit(request, owner, repo)
@@ -544,15 +622,94 @@ class FakeGitHub:
             issue = self._find(number)
             if issue is None:
                 return await self._finish(then, _not_found())
-            page, links = _paged(request, issue.comments)
+            since = _parse_iso(request.query_params.get("since"))
+            chosen = [c for c in issue.comments if since is None or _updated(c) >= since]
+            page, links = _paged(request, chosen)
             items = [self._comment_json(issue, comment) for comment in page]
         return await self._finish(then, JSONResponse(items, headers=links))
 
     async def _create_comment(
         self, request: Request, owner: str, repo: str, number: int
     ) -> Response:
+        # Content creation, like an issue: faults "after create" store it, then fail.
+        refusal, then, payload = await self._admit(request, owner, repo, creating=True)
+        caller = self._caller(request.headers.get("authorization"))
+        return refusal or await self._finish(then, self._comment_on(number, payload, caller))
+
+    async def _edit_comment(
+        self, request: Request, owner: str, repo: str, comment_id: int
+    ) -> Response:
         refusal, then, payload = await self._admit(request, owner, repo)
-        return refusal or await self._finish(then, self._comment_on(number, payload))
+        if refusal is not None:
+            return refusal
+        body = payload.get("body") if isinstance(payload, dict) else None
+        if not isinstance(body, str) or body == "" or len(body) > MAX_BODY:
+            return await self._finish(then, _validation("body", "invalid", resource="IssueComment"))
+        with self._changed:
+            found = self._comment_by_id(comment_id)
+            if found is None:
+                return await self._finish(then, _not_found())
+            issue, comment = found
+            comment.body, comment.updated_at = body, time.time()
+            self._changed.notify_all()
+            shown = self._comment_json(issue, comment)
+        return await self._finish(then, JSONResponse(shown))
+
+    async def _add_issue_labels(
+        self, request: Request, owner: str, repo: str, number: int
+    ) -> Response:
+        refusal, then, payload = await self._admit(request, owner, repo)
+        if refusal is not None:
+            return refusal
+        labels = payload.get("labels") if isinstance(payload, dict) else None
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            return await self._finish(then, _validation("labels", "invalid"))
+        with self._changed:
+            issue = self._find(number)
+            if issue is None:
+                return await self._finish(then, _not_found())
+            self._label_issue(issue, labels)
+            shown = [self._label_json(self._labels[name.lower()]) for name in issue.labels]
+        return await self._finish(then, JSONResponse(shown))
+
+    async def _remove_issue_label(
+        self, request: Request, owner: str, repo: str, number: int, name: str
+    ) -> Response:
+        refusal, then, _ = await self._admit(request, owner, repo)
+        if refusal is not None:
+            return refusal
+        with self._changed:
+            issue = self._find(number)
+            kept = [x for x in issue.labels if x.lower() != name.lower()] if issue else []
+            if issue is None or len(kept) == len(issue.labels):
+                return await self._finish(then, _error(404, "Label does not exist"))
+            issue.labels, issue.updated_at = kept, time.time()
+            self._changed.notify_all()
+            shown = [self._label_json(self._labels[x.lower()]) for x in kept]
+        return await self._finish(then, JSONResponse(shown))
+
+    async def _add_issue_assignees(
+        self, request: Request, owner: str, repo: str, number: int
+    ) -> Response:
+        refusal, then, payload = await self._admit(request, owner, repo)
+        if refusal is not None:
+            return refusal
+        logins = payload.get("assignees") if isinstance(payload, dict) else None
+        if not isinstance(logins, list) or not all(isinstance(x, str) for x in logins):
+            return await self._finish(then, _validation("assignees", "invalid"))
+        with self._changed:
+            issue = self._find(number)
+            if issue is None:
+                return await self._finish(then, _not_found())
+            # GitHub leaves out, silently, whoever cannot be assigned.
+            for login in logins:
+                assignable = self.assignable is None or login in self.assignable
+                if assignable and login not in issue.assignees:
+                    issue.assignees.append(login)
+            issue.updated_at = time.time()
+            self._changed.notify_all()
+            shown = self._render(issue)
+        return await self._finish(then, JSONResponse(shown, status_code=201))
 
     async def _list_labels(self, request: Request, owner: str, repo: str) -> Response:
         refusal, then, _ = await self._admit(request, owner, repo)
@@ -766,7 +923,7 @@ class FakeGitHub:
         with suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
-    def _file(self, payload: Any) -> Response:
+    def _file(self, payload: Any, caller: tuple[str, str]) -> Response:
         if not isinstance(payload, dict):
             return _error(400, "Problems parsing JSON")
         with self._changed:
@@ -784,6 +941,7 @@ class FakeGitHub:
                 "open",
                 False,
                 milestone=payload.get("milestone"),
+                author=caller,
             )
             shown = self._render(issue)
         return JSONResponse(shown, status_code=201, headers={"Location": shown["url"]})
@@ -825,6 +983,7 @@ class FakeGitHub:
         pull_request: bool,
         *,
         milestone: int | None = None,
+        author: tuple[str, str] = (TOKEN_LOGIN, "User"),
     ) -> _Issue:
         # Callers hold self._changed.
         now = time.time()
@@ -846,12 +1005,14 @@ class FakeGitHub:
             now,
             closed_at=now if state == "closed" else None,
             milestone=milestone,
+            author=author[0],
+            author_type=author[1],
         )
         self._issues.append(issue)
         self._changed.notify_all()
         return issue
 
-    def _comment_on(self, number: int, payload: Any) -> Response:
+    def _comment_on(self, number: int, payload: Any, caller: tuple[str, str]) -> Response:
         if not isinstance(payload, dict):
             return _error(400, "Problems parsing JSON")
         body = payload.get("body")
@@ -865,7 +1026,7 @@ class FakeGitHub:
                 return _validation("body", "invalid", resource="IssueComment")
             now = time.time()
             self._comment_count += 1
-            comment = _Comment(900_000 + self._comment_count, body, now)
+            comment = _Comment(900_000 + self._comment_count, body, now, *caller, now)
             issue.comments.append(comment)
             issue.updated_at = now
             self._changed.notify_all()
@@ -895,6 +1056,31 @@ class FakeGitHub:
         self._labels[name.lower()] = label
         return label
 
+    def _caller(self, authorization: str | None) -> tuple[str, str]:
+        """Who a request acts as: the token's user, or the App's bot user."""
+        credential = (authorization or "").partition(" ")[2]
+        with self._changed:
+            installation = credential in self._installation_tokens
+        return (APP_BOT_LOGIN, "Bot") if installation else (TOKEN_LOGIN, "User")
+
+    def _comment_by_id(self, comment_id: int) -> tuple[_Issue, _Comment] | None:
+        # Callers hold self._changed.
+        for issue in self._issues:
+            for comment in issue.comments:
+                if comment.id == comment_id:
+                    return issue, comment
+        return None
+
+    def _label_issue(self, issue: _Issue, labels: Iterable[str]) -> None:
+        # Callers hold self._changed. A missing label is created, as GitHub does for a
+        # caller with push access.
+        for label in labels:
+            name = (self._labels.get(label.lower()) or self._new_label(label, "ededed", None)).name
+            if name.lower() not in {x.lower() for x in issue.labels}:
+                issue.labels.append(name)
+        issue.updated_at = time.time()
+        self._changed.notify_all()
+
     def _find(self, number: int) -> _Issue | None:
         # Callers hold self._changed. Numbers are positions: issues are never deleted.
         return self._issues[number - 1] if 1 <= number <= len(self._issues) else None
@@ -920,12 +1106,13 @@ class FakeGitHub:
             "state": issue.state,
             "title": issue.title,
             "body": issue.body,
-            "user": _user("ai-pipeline-bot"),
+            "user": _user(issue.author, issue.author_type),
             "labels": [self._label_json(self._labels[name.lower()]) for name in issue.labels],
             "assignee": _user(issue.assignees[0]) if issue.assignees else None,
             "assignees": [_user(login) for login in issue.assignees],
             "milestone": self._milestone_json(milestone) if milestone else None,
-            "locked": False,
+            "locked": issue.locked,
+            "state_reason": issue.state_reason,
             "comments": len(issue.comments),
             "created_at": _iso(issue.created_at),
             "updated_at": _iso(issue.updated_at),
@@ -981,15 +1168,16 @@ class FakeGitHub:
 
     def _comment_json(self, issue: _Issue, comment: _Comment) -> dict[str, Any]:
         created = _iso(comment.created_at)
+        updated = _iso(_updated(comment))
         return {
             "id": comment.id,
             "node_id": f"IC_fake{comment.id}",
             "url": f"{self.url}/repos/{self.repository}/issues/comments/{comment.id}",
             "html_url": f"{self._html_url(issue)}#issuecomment-{comment.id}",
             "body": comment.body,
-            "user": _user("ai-pipeline-bot"),
+            "user": _user(comment.author, comment.author_type),
             "created_at": created,
-            "updated_at": created,
+            "updated_at": updated,
             "issue_url": f"{self.url}/repos/{self.repository}/issues/{issue.number}",
             "author_association": "OWNER",
         }
@@ -1159,8 +1347,21 @@ def _reason(status: int) -> str:
         return "Error"
 
 
-def _user(login: str) -> dict[str, Any]:
-    return {"login": login, "id": zlib.crc32(login.encode()) % 100_000, "type": "User"}
+def _user(login: str, kind: str = "User") -> dict[str, Any]:
+    return {"login": login, "id": zlib.crc32(login.encode()) % 100_000, "type": kind}
+
+
+def _updated(comment: _Comment) -> float:
+    return comment.updated_at or comment.created_at
+
+
+def _parse_iso(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _int(value: str | None, default: int) -> int:

@@ -102,9 +102,12 @@ class _Fault:
     delay: float = 0.0
     reset: bool = False
     after_create: bool = False
+    path: str | None = None  # only requests whose path ends so (e.g. "/comments")
 
-    def matches(self, method: str) -> bool:
-        return self.method is None or self.method.upper() == method
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method.upper() == method) and (
+            self.path is None or path.endswith(self.path)
+        )
 
 
 @dataclass
@@ -258,6 +261,12 @@ class FakeGitHub:
         """How often chaos injected each kind of fault."""
         with self._changed:
             return Counter(self._injected)
+
+    @property
+    def faults_left(self) -> int:
+        """Queued faults not yet consumed by a request."""
+        with self._changed:
+            return sum(fault.times for fault in self._faults)
 
     @property
     def tokens_issued(self) -> int:
@@ -490,19 +499,28 @@ class FakeGitHub:
             error["value"] = value
         self.fail_next(422, times, method=method, message="Validation Failed", errors=[error])
 
-    def delay_next(self, seconds: float, times: int = 1, *, method: str | None = None) -> None:
-        """Stall the next requests; a create stalls after storing, so its outcome is unknown."""
-        self._queue(_Fault(times, method, delay=seconds))
+    def delay_next(
+        self, seconds: float, times: int = 1, *, method: str | None = None, path: str | None = None
+    ) -> None:
+        """Stall the next requests (whose path ends with ``path``, if given); a create
+        stalls after storing, so its outcome is unknown."""
+        self._queue(_Fault(times, method, delay=seconds, path=path))
 
     def reset_connection_next(
-        self, times: int = 1, *, method: str | None = None, after_create: bool = False
+        self,
+        times: int = 1,
+        *,
+        method: str | None = None,
+        after_create: bool = False,
+        path: str | None = None,
     ) -> None:
         """Break the connection of the next requests instead of answering them.
 
-        Nothing is acted on, except with ``after_create`` a POST /issues, which stores the
-        issue first: the client cannot know whether it was created.
+        Nothing is acted on, except with ``after_create`` a create (POST /issues, or a
+        comment), which is stored first: the client cannot know whether it was created.
+        ``path``: only requests whose path ends so ("/comments").
         """
-        self._queue(_Fault(times, method, reset=True, after_create=after_create))
+        self._queue(_Fault(times, method, reset=True, after_create=after_create, path=path))
 
     def chaos(self, probability: float, kinds: Sequence[str], seed: int) -> None:
         """From now on inject a random fault of ``kinds`` (see CHAOS_KINDS) into each
@@ -747,7 +765,7 @@ class FakeGitHub:
     async def _create_access_token(self, request: Request, installation_id: int) -> Response:
         # Faults and chaos apply, but not the token check: the app's JWT is checked instead.
         await self._record(request)
-        refusal, then = self._inject(request.method, creating=False)
+        refusal, then = self._inject(request.method, request.url.path, creating=False)
         if refusal is not None:
             return refusal
         answer = self._verify_jwt(request.headers.get("authorization"))
@@ -763,7 +781,7 @@ class FakeGitHub:
         """Record the request; then a fault, the token, the rate limit and the repository
         decide. ``creating`` marks POST /issues, which some faults act on after storing."""
         payload = await self._record(request)
-        refusal, then = self._inject(request.method, creating)
+        refusal, then = self._inject(request.method, request.url.path, creating)
         if refusal is None:
             refusal = self._authenticate(request.headers.get("authorization"))
         if refusal is not None:
@@ -802,10 +820,10 @@ class FakeGitHub:
             self._changed.notify_all()
         return payload
 
-    def _inject(self, method: str, creating: bool) -> tuple[Response | None, _Then]:
+    def _inject(self, method: str, path: str, creating: bool) -> tuple[Response | None, _Then]:
         """A refusal (a fault's answer or a dropped connection) or what to do after acting."""
         kind = self._draw(creating)  # drawn even when a queued fault wins: reproducible runs
-        fault = self._take_fault(method)
+        fault = self._take_fault(method, path)
         if fault is None and kind is not None:
             fault = self._chaos_fault(kind)
             with self._changed:
@@ -907,9 +925,9 @@ class FakeGitHub:
         with self._changed:
             self._faults.append(fault)
 
-    def _take_fault(self, method: str) -> _Fault | None:
+    def _take_fault(self, method: str, path: str) -> _Fault | None:
         with self._changed:
-            fault = next((f for f in self._faults if f.matches(method)), None)
+            fault = next((f for f in self._faults if f.matches(method, path)), None)
             if fault is not None:
                 fault.times -= 1
                 if fault.times == 0:

@@ -23,7 +23,7 @@ from ai_pipeline.domain.github import InPlaceDraft, IssueRef, Origin, github_met
 from ai_pipeline.domain.github_labels import NEEDS_TRIAGE, LabelDecision
 from ai_pipeline.domain.models import BugReport, DuplicateCandidate, TriageResult
 from ai_pipeline.drafting.template import prose
-from ai_pipeline.triage.rules import request_for
+from ai_pipeline.triage.rules import TYPE_LABELS, request_for
 
 MARKER = "<!-- ai-pipeline:triage -->"
 LIKELY_MARGIN = 0.1  # candidates this close to the likely duplicate are shown beside it
@@ -194,16 +194,26 @@ def _percent(value: float | None) -> str:
 
 
 def _fields(triage: TriageResult) -> str:
+    """Type, priority and severity with their confidence; a field triage gave no label (below
+    its threshold) is shown as unsure; the reasons column only when triage gave reasons."""
     reasons = _reasons(triage)
+    labels = {label.lower() for label in triage.labels}
     rows = []
     for name in ("type", "priority", "severity"):
         value = _value(triage, name)
-        reason = reasons.get(name)
-        rows.append(
-            f"| {name.title()} | {value or 'not set'} | {_percent(triage.confidence.get(name))}"
-            f" | {prose(reason, 300) if reason else ''} |"
+        label = TYPE_LABELS.get(triage.type) if name == "type" else f"{name}: {value}"
+        shown = (value or "not set") + (
+            "" if value is None or label in labels else " _(unsure: left to a maintainer)_"
         )
-    return "\n".join(["| | | Confidence | Why |", "|---|---|---|---|", *rows])
+        row = f"| {name.title()} | {shown} | {_percent(triage.confidence.get(name))} |"
+        if reasons:
+            reason = reasons.get(name)
+            row += f" {prose(reason, 300) if reason else ''} |"
+        rows.append(row)
+    header = ["| | | Confidence |", "|---|---|---|"]
+    if reasons:
+        header = ["| | | Confidence | Why |", "|---|---|---|---|"]
+    return "\n".join([*header, *rows])
 
 
 def _likely(likely: list[tuple[int, DuplicateCandidate, str | None]]) -> str:

@@ -295,6 +295,11 @@ class FakeGitHub:
             issue = self._existing(number)
             return [self._comment_json(issue, comment) for comment in issue.comments]
 
+    def comment_times(self, number: int) -> list[float]:
+        """When each comment on issue ``number`` was created (Unix time, not rounded)."""
+        with self._changed:
+            return [comment.created_at for comment in self._existing(number).comments]
+
     def issues_for(self, request_id: str) -> list[dict[str, Any]]:
         """Issues (not pull requests) whose body carries ``request_id``'s marker."""
         wanted = marker(request_id)

@@ -31,14 +31,7 @@ from ai_pipeline.domain.github import (
 )
 from ai_pipeline.intake.github import signature
 from ai_pipeline.intake.github.corrections import correction_example
-from ai_pipeline.intake.github.decisions import (
-    Acknowledge,
-    Decision,
-    Ignore,
-    Record,
-    Triage,
-    decide,
-)
+from ai_pipeline.intake.github.decisions import Acknowledge, Ignore, Record, Triage, decide
 from ai_pipeline.intake.github.payloads import Delivery, InvalidPayload, parse
 from ai_pipeline.intake.github.reports import report_for
 from ai_pipeline.observability.logging import get_logger
@@ -115,21 +108,23 @@ class GitHubWebhooks:
             return Received("duplicate")
         issue = _issue_of(delivery)
         known = await self.store.get_issue(issue) if issue is not None else None
-        received = await self._act(
-            decide(delivery, self._repositories, known), delivery, delivery_id
-        )
+        decision = decide(delivery, self._repositories, known)
+        if isinstance(decision, Triage):
+            # The request itself records the delivery: its id and idempotency key are
+            # claimed atomically, so a redelivery finds it, and a crash in between leaves
+            # nothing half done.
+            return await self._triage(decision, delivery, delivery_id)
+        received = await self._act(decision, delivery)
         await self.store.mark_delivery(delivery_id, delivery.event)
         return received
 
-    async def _act(self, decision: Decision, delivery: Delivery, delivery_id: str) -> Received:
+    async def _act(self, decision: Ignore | Acknowledge | Record, delivery: Delivery) -> Received:
         if isinstance(decision, Ignore):
             return Received(f"ignored_{decision.reason}")
         if isinstance(decision, Acknowledge):
             return Received("acknowledged")
-        if isinstance(decision, Record):
-            await self._record(decision, delivery)
-            return Received("recorded")
-        return await self._triage(decision, delivery, delivery_id)
+        await self._record(decision, delivery)
+        return Received("recorded")
 
     async def _record(self, decision: Record, delivery: Delivery) -> None:
         def change(record: IssueRecord) -> IssueRecord:
@@ -167,7 +162,7 @@ class GitHubWebhooks:
             delivery_id,
         )
         outcome = await self._submission.submit(report, f"{DELIVERY_KEY_PREFIX}{delivery_id}")
-        return Received("triaged", outcome.state.request_id)
+        return Received("triaged" if outcome.created else "duplicate", outcome.state.request_id)
 
 
 def _issue_of(delivery: Delivery) -> IssueRef | None:

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from ai_pipeline.domain.events import StepChanged
 from ai_pipeline.domain.github import ActionRecord, IssueRecord, IssueRef
@@ -307,6 +307,9 @@ class Tracker(Protocol):
     async def close(self) -> None: ...
 
 
+PassStart = Literal["go", "acted", "busy"]
+
+
 class GitHubStore(Protocol):
     """The GitHub App mode's records, beside the state store: what is known of each issue
     (``IssueRecord``), the ledger of what each pass did (``ActionRecord``), deliveries seen,
@@ -331,12 +334,20 @@ class GitHubStore(Protocol):
 
     async def get_action(self, issue: IssueRef, version: int) -> ActionRecord | None: ...
 
-    async def put_action(self, record: ActionRecord) -> None: ...
+    async def begin_pass(
+        self, action: ActionRecord, holder: str, lease_seconds: float
+    ) -> tuple[PassStart, ActionRecord | None, IssueRecord | None]:
+        """Start a pass over an issue, atomically: ("acted", its done entry, record) if this
+        pass was done already; ("busy", None, None) while another holder's lease on the
+        issue runs; else ("go", None, record), the lease taken for ``lease_seconds`` and
+        ``action`` (``pending``) written."""
+        ...
 
-    async def seen_delivery(self, delivery_id: str) -> bool: ...
-
-    async def mark_delivery(self, delivery_id: str, event: str) -> None:
-        """Remember a delivery (kept a week: GitHub offers redelivery for three days)."""
+    async def end_pass(
+        self, action: ActionRecord, change: Callable[[IssueRecord], IssueRecord], holder: str
+    ) -> IssueRecord:
+        """End a pass, atomically: ``action`` (``done``) written, ``change`` applied to the
+        issue's record (as ``update_issue`` does), the lease released if ours."""
         ...
 
     async def lease(self, issue: IssueRef, holder: str, seconds: float) -> bool:
@@ -344,6 +355,12 @@ class GitHubStore(Protocol):
         ...
 
     async def release(self, issue: IssueRef, holder: str) -> None: ...
+
+    async def seen_delivery(self, delivery_id: str) -> bool: ...
+
+    async def mark_delivery(self, delivery_id: str, event: str) -> None:
+        """Remember a delivery (kept a week: GitHub offers redelivery for three days)."""
+        ...
 
     async def ping(self) -> dict[str, Any]: ...
 

@@ -59,16 +59,28 @@ async def test_concurrent_changes_of_one_record_are_never_lost(store: GitHubStor
     assert record.latest_version == 21
 
 
-async def test_the_ledger_keeps_each_pass(store: GitHubStore) -> None:
-    acted = ActedOn(repository="Acme/Widgets", issue_number=7, labels_applied=["bug"])
+async def test_a_pass_begins_once_holds_the_issue_and_ends_atomically(store: GitHubStore) -> None:
     pending = ActionRecord(
         repository="Acme/Widgets", number=7, version=2, request_id="r", state="pending"
     )
-    await store.put_action(pending)
-    await store.put_action(pending.model_copy(update={"state": "done", "acted_on": acted}))
-    done = await store.get_action(IssueRef("acme/widgets", 7), 2)
-    assert done is not None and done.state == "done" and done.acted_on == acted
-    assert await store.get_action(ISSUE, 1) is None
+    await store.update_issue(ISSUE, lambda r: r.model_copy(update={"title": "Crash"}))
+
+    begun, done, record = await store.begin_pass(pending, "a", 30)
+    assert (begun, done) == ("go", None) and record is not None and record.title == "Crash"
+    assert (await store.begin_pass(pending, "b", 30))[0] == "busy"  # a's lease holds
+    stored = await store.get_action(IssueRef("acme/widgets", 7), 2)
+    assert stored is not None and stored.state == "pending"
+
+    acted = ActedOn(repository="Acme/Widgets", issue_number=7, labels_applied=["bug"])
+    finished = pending.model_copy(update={"state": "done", "acted_on": acted})
+    ended = await store.end_pass(finished, lambda r: r.model_copy(update={"acted_version": 2}), "a")
+    assert ended.acted_version == 2 and ended.title == "Crash"
+
+    again, done, _ = await store.begin_pass(pending, "b", 30)  # a redelivery, elsewhere
+    assert again == "acted" and done is not None and done.acted_on == acted
+    assert await store.lease(ISSUE, "b", 30)  # the lease was released at the end
+    other = pending.model_copy(update={"version": 3})
+    assert (await store.begin_pass(other, "a", 30))[0] == "busy"
 
 
 async def test_a_delivery_is_remembered(store: GitHubStore) -> None:

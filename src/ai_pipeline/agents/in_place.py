@@ -2,20 +2,21 @@
 
 The tracker agent hands each ``TriageCommentDrafted`` here. One pass over an issue:
 
-1. **Ledger.** The entry of (repository, issue, triage version) is read: a pass already
-   done answers with what it did. Otherwise it is written ``pending`` and the pass runs;
-   everything below is safe to run again after a crash or an unknown outcome.
-2. **One at a time.** A lock per issue in this process, and a short lease in the store
-   across processes, so two passes never post at once.
-3. **Read the issue now.** Closed, locked, gone, or already acted on by a later pass:
+1. **Ledger and lease** (one atomic step of the store): the entry of (repository, issue,
+   triage version) is read: a pass already done answers with what it did. Otherwise a
+   short lease on the issue is taken (a lock per issue within the process too), so two
+   passes never post at once, and the entry is written ``pending``. Everything below is
+   safe to run again after a crash or an unknown outcome; the end of the pass writes the
+   entry ``done``, the issue's record and releases the lease in one step.
+2. **Read the issue now.** Closed, locked, gone, or already acted on by a later pass:
    nothing is done. Labels are decided against the issue's labels of this moment: humans
    win (``domain.github_labels``).
-4. **One comment.** Our comment's id is in the issue's record; without it, the issue's
+3. **One comment.** Our comment's id is in the issue's record; without it, the issue's
    comments are listed for our marker before anything is posted (a create whose answer was
    lost is found, not repeated). An existing comment is edited in place, never a second
    one posted; a comment someone deleted is not posted again; nothing useful to say and
    no comment yet: nothing is posted.
-5. **Labels and assignee** (``apply`` mode): ours are recorded before they are added, so a
+4. **Labels and assignee** (``apply`` mode): ours are recorded before they are added, so a
    crash never makes them look like a person's. Only ours are ever removed.
 """
 
@@ -25,8 +26,9 @@ import hashlib
 import os
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from ai_pipeline.agents.keyed_locks import KeyedLocks
 from ai_pipeline.agents.messages import step_ran
@@ -39,14 +41,16 @@ from ai_pipeline.domain.github import (
     IssueRecord,
     IssueRef,
     acted_on_data,
+    new_record,
 )
 from ai_pipeline.domain.github_labels import LabelDecision, decide_labels
 from ai_pipeline.domain.models import FiledIssue
 from ai_pipeline.drafting.github_comment import is_ours, is_quiet, render_comment
 from ai_pipeline.observability.metrics import Metrics
-from ai_pipeline.ports import GitHubStore, OutgoingMessage, Tracker, TrackerIssue
+from ai_pipeline.ports import GitHubStore, OutgoingMessage, Tracker, TrackerComment, TrackerIssue
 
 Mode = Literal["suggest", "apply"]
+RecordChange = Callable[[IssueRecord], IssueRecord]
 
 
 class InPlaceActor:
@@ -95,37 +99,31 @@ class InPlaceActor:
         self, event: TriageCommentDrafted, tracker: Tracker, issue: IssueRef
     ) -> ActedOn:
         version = event.draft.version
-        entry = await self.store.get_action(issue, version)
-        if entry is not None and entry.state == "done" and entry.acted_on is not None:
-            return entry.acted_on
-        if not await self.store.lease(issue, self.holder, self.lease_seconds):
+        action = ActionRecord(
+            repository=issue.repository,
+            number=issue.number,
+            version=version,
+            request_id=event.request_id,
+            state="pending",
+        )
+        begun, done, record = await self.store.begin_pass(action, self.holder, self.lease_seconds)
+        if begun == "acted" and done is not None and done.acted_on is not None:
+            return done.acted_on
+        if begun == "busy":
             raise UnavailableError(f"issue {issue} is being acted on by another process", 1.0)
         try:
-            await self.store.put_action(
-                ActionRecord(
-                    repository=issue.repository,
-                    number=issue.number,
-                    version=version,
-                    request_id=event.request_id,
-                    state="pending",
-                )
-            )
-            acted = await self._pass(event.draft, tracker, issue)
-            await self.store.put_action(
-                ActionRecord(
-                    repository=issue.repository,
-                    number=issue.number,
-                    version=version,
-                    request_id=event.request_id,
-                    state="done",
-                    acted_on=acted,
-                )
-            )
-        finally:
+            acted, change = await self._pass(event.draft, tracker, issue, record)
+        except BaseException:
             await self.store.release(issue, self.holder)
+            raise
+        done = action.model_copy(update={"state": "done", "acted_on": acted})
+        await self.store.end_pass(done, change, self.holder)
         return acted
 
-    async def _pass(self, draft: InPlaceDraft, tracker: Tracker, issue: IssueRef) -> ActedOn:
+    async def _pass(
+        self, draft: InPlaceDraft, tracker: Tracker, issue: IssueRef, record: IssueRecord | None
+    ) -> tuple[ActedOn, RecordChange]:
+        """What this pass did, and how the issue's record changes with it."""
         base = ActedOn(
             repository=issue.repository,
             issue_number=issue.number,
@@ -134,48 +132,55 @@ class InPlaceActor:
         )
         live = await tracker.read_issue(issue.number)
         if live is None:
-            return await self._skipped(issue, base, "gone", draft.version)
+            return self._skipped(base, "gone", draft.version)
         base = base.model_copy(update={"issue_url": live.url})
-        record = await self.store.get_issue(issue)
         if record is not None and record.acted_version > draft.version:
-            return await self._skipped(issue, base, "superseded", draft.version)
+            return self._skipped(base, "superseded", draft.version)
         if live.state == "closed" or live.locked:
             reason = "closed" if live.state == "closed" else "locked"
-            return await self._skipped(issue, base, reason, draft.version)
-        known = record or IssueRecord(repository=issue.repository, number=issue.number)
+            return self._skipped(base, reason, draft.version)
+        known = record or new_record(issue)
         decision = decide_labels(
             draft.labels, live.labels, known.ours, known.human_removed, self.mode
         )
         if decision.add:
+            # Ours before they are added: a crash after adding must not make them a person's.
             known = await self.store.update_issue(
                 issue, lambda r: r.model_copy(update={"ours": _union(r.ours, decision.add)})
             )
         body = render_comment(draft, decision, self.mode)
-        comment_url, skipped = await self._comment(tracker, issue, known, draft, decision, body)
+        posted = await self._comment(tracker, issue, known, draft, decision, body)
         applied = await self._labels(tracker, issue, decision)
         assignee = await self._assign(tracker, live, draft)
         removed = [label for label in decision.remove if label not in applied]
 
-        def finish(r: IssueRecord) -> IssueRecord:
-            return r.model_copy(
-                update={
-                    "acted_version": max(r.acted_version, draft.version),
-                    "waiting": draft.waiting,
-                    "ours": [x for x in r.ours if x.lower() not in _lower(removed)],
-                }
-            )
+        def change(r: IssueRecord) -> IssueRecord:
+            update: dict[str, Any] = {
+                "acted_version": max(r.acted_version, draft.version),
+                "waiting": draft.waiting,
+                "ours": [x for x in r.ours if x.lower() not in _lower(removed)],
+            }
+            if posted.comment is not None:
+                update.update(
+                    comment_id=posted.comment.id,
+                    comment_url=posted.comment.url,
+                    comment_digest=posted.digest,
+                )
+            if posted.skipped == "comment_deleted":
+                update["comment_deleted"] = True
+            return r.model_copy(update=update)
 
-        await self.store.update_issue(issue, finish)
-        return base.model_copy(
+        acted = base.model_copy(
             update={
-                "comment_url": comment_url,
+                "comment_url": posted.comment.url if posted.comment else None,
                 "labels_applied": applied,
                 "labels_suggested": decision.suggest,
                 "labels_removed": removed,
                 "assignee": assignee,
-                "skipped": skipped,
+                "skipped": posted.skipped,
             }
         )
+        return acted, change
 
     async def _comment(
         self,
@@ -185,46 +190,35 @@ class InPlaceActor:
         draft: InPlaceDraft,
         decision: LabelDecision,
         body: str,
-    ) -> tuple[str | None, str | None]:
-        """Post or edit our one comment: (its URL, or why there is none)."""
+    ) -> Posted:
+        """Post or edit our one comment, or say why there is none."""
         if record.comment_deleted:
-            return None, self._count_skip("comment_deleted")
-        digest = hashlib.sha256(body.encode()).hexdigest()
-        comment_id, url = record.comment_id, record.comment_url
-        if comment_id is None:
+            return Posted(skipped=self._count_skip("comment_deleted"))
+        digest = _digest(body)
+        ours: TrackerComment | None
+        if record.comment_id is not None and record.comment_url is not None:
+            ours = TrackerComment(record.comment_id, record.comment_url, "", None, None, None)
+            current = record.comment_digest
+        else:
+            # Not known to us (a first pass, or a create whose answer was lost): the issue's
+            # comments are searched for our marker before anything is posted.
             found = next(
                 (c for c in await tracker.list_comments(issue.number) if is_ours(c.body)), None
             )
-            if found is not None:
-                comment_id, url = found.id, found.url
-                digest_found = hashlib.sha256(found.body.encode()).hexdigest()
-                await self._remember(issue, found.id, found.url, digest_found)
-                record = record.model_copy(update={"comment_digest": digest_found})
-        if comment_id is None:
+            ours, current = found, _digest(found.body) if found else None
+        if ours is None:
             if is_quiet(draft, decision):
-                return None, self._count_skip("quiet")
+                return Posted(skipped=self._count_skip("quiet"))
             created = await tracker.create_comment(issue.number, body)
             self.metrics.github_actions.labels("comment_created").inc()
-            await self._remember(issue, created.id, created.url, digest)
-            return created.url, None
-        if record.comment_digest != digest:
-            edited = await tracker.edit_comment(comment_id, body)
-            if edited is None:  # deleted by someone: theirs to decide, we stay quiet
-                await self.store.update_issue(
-                    issue, lambda r: r.model_copy(update={"comment_deleted": True})
-                )
-                return None, self._count_skip("comment_deleted")
-            self.metrics.github_actions.labels("comment_edited").inc()
-            await self._remember(issue, edited.id, edited.url, digest)
-        return url, None
-
-    async def _remember(self, issue: IssueRef, comment_id: int, url: str, digest: str) -> None:
-        await self.store.update_issue(
-            issue,
-            lambda r: r.model_copy(
-                update={"comment_id": comment_id, "comment_url": url, "comment_digest": digest}
-            ),
-        )
+            return Posted(created, digest)
+        if current == digest:
+            return Posted(ours, digest)
+        edited = await tracker.edit_comment(ours.id, body)
+        if edited is None:  # deleted by someone: theirs to decide, we stay quiet
+            return Posted(skipped=self._count_skip("comment_deleted"))
+        self.metrics.github_actions.labels("comment_edited").inc()
+        return Posted(edited, digest)
 
     async def _labels(
         self, tracker: Tracker, issue: IssueRef, decision: LabelDecision
@@ -251,22 +245,30 @@ class InPlaceActor:
         self.metrics.github_actions.labels("assigned").inc()
         return draft.assignee
 
-    async def _skipped(self, issue: IssueRef, base: ActedOn, reason: str, version: int) -> ActedOn:
-        await self.store.update_issue(
-            issue,
-            lambda r: (
-                r.model_copy(
-                    update={"acted_version": max(r.acted_version, version), "waiting": None}
-                )
-                if reason != "superseded"
-                else r
-            ),
-        )
-        return base.model_copy(update={"skipped": self._count_skip(reason)})
+    def _skipped(self, base: ActedOn, reason: str, version: int) -> tuple[ActedOn, RecordChange]:
+        def change(r: IssueRecord) -> IssueRecord:
+            if reason == "superseded":
+                return r  # a later pass acted: what it recorded stands
+            return r.model_copy(
+                update={"acted_version": max(r.acted_version, version), "waiting": None}
+            )
+
+        return base.model_copy(update={"skipped": self._count_skip(reason)}), change
 
     def _count_skip(self, reason: str) -> str:
         self.metrics.github_actions.labels(f"skipped_{reason}").inc()
         return reason
+
+
+@dataclass(frozen=True)
+class Posted:
+    comment: TrackerComment | None = None
+    digest: str | None = None
+    skipped: str | None = None
+
+
+def _digest(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def _lower(labels: Sequence[str]) -> set[str]:

@@ -24,6 +24,7 @@ from redis.exceptions import WatchError
 from ai_pipeline.adapters.redis_client import connect, unavailable
 from ai_pipeline.domain.errors import TransientError
 from ai_pipeline.domain.github import ActionRecord, IssueRecord, IssueRef, new_record
+from ai_pipeline.ports import PassStart
 
 DELIVERY_TTL_SECONDS = 7 * 86400
 CAS_ATTEMPTS = 64
@@ -32,6 +33,18 @@ CAS_ATTEMPTS = 64
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+# KEYS: action, lease, issue record. ARGV: holder, lease ms, the pending action (JSON).
+# Returns {outcome, done action or '', record or ''}: see GitHubStore.begin_pass.
+_BEGIN = """
+local record = redis.call('GET', KEYS[3]) or ''
+local done = redis.call('GET', KEYS[1])
+if done and cjson.decode(done)['state'] == 'done' then return {'acted', done, record} end
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return {'busy', '', ''} end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[1], ARGV[3])
+return {'go', '', record}
 """
 # Takes the lease if free or already ours (then extends it).
 _LEASE = """
@@ -48,6 +61,7 @@ class RedisGitHubStore:
         self._owns_client = client is None
         self._prefix = key_prefix
         self._lease = self._redis.register_script(_LEASE)
+        self._begin = self._redis.register_script(_BEGIN)
         self._release = self._redis.register_script(_RELEASE)
 
     def _key(self, *parts: str | int) -> str:
@@ -109,10 +123,58 @@ class RedisGitHubStore:
         )
         return None if raw is None else ActionRecord.model_validate_json(raw)
 
+    def _action_key(self, action: ActionRecord) -> str:
+        return self._key("action", action.repository.lower(), action.number, action.version)
+
+    def _lease_key(self, issue: IssueRef) -> str:
+        return self._key("lease", issue.repository.lower(), issue.number)
+
     @unavailable
-    async def put_action(self, record: ActionRecord) -> None:
-        key = self._key("action", record.repository.lower(), record.number, record.version)
-        await self._redis.set(key, record.model_dump_json())
+    async def begin_pass(
+        self, action: ActionRecord, holder: str, lease_seconds: float
+    ) -> tuple[PassStart, ActionRecord | None, IssueRecord | None]:
+        keys = [self._action_key(action), self._lease_key(action.ref), self._issue_key(action.ref)]
+        milliseconds = max(1, round(lease_seconds * 1000))
+        outcome, done, record = cast(
+            list[str],
+            await self._begin(keys=keys, args=[holder, milliseconds, action.model_dump_json()]),
+        )
+        return (
+            cast(PassStart, outcome),
+            ActionRecord.model_validate_json(done) if done else None,
+            IssueRecord.model_validate_json(record) if record else None,
+        )
+
+    @unavailable
+    async def end_pass(
+        self, action: ActionRecord, change: Callable[[IssueRecord], IssueRecord], holder: str
+    ) -> IssueRecord:
+        issue = action.ref
+        key, lease = self._issue_key(issue), self._lease_key(issue)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for _ in range(CAS_ATTEMPTS):
+                try:
+                    await pipe.watch(key, lease)
+                    raw = await pipe.get(key)
+                    ours = await pipe.get(lease) == holder
+                    current = (
+                        new_record(issue) if raw is None else IssueRecord.model_validate_json(raw)
+                    )
+                    updated = change(current)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.set(self._action_key(action), action.model_dump_json())
+                    pipe.set(key, updated.model_dump_json())
+                    pipe.zadd(
+                        self._key("issues", issue.repository.lower()),
+                        {str(issue.number): issue.number},
+                    )
+                    if ours:
+                        pipe.delete(lease)
+                    await pipe.execute()
+                    return updated
+                except WatchError:
+                    continue
+        raise TransientError(f"issue {issue}: {CAS_ATTEMPTS} write conflicts")
 
     @unavailable
     async def seen_delivery(self, delivery_id: str) -> bool:
@@ -124,13 +186,12 @@ class RedisGitHubStore:
 
     @unavailable
     async def lease(self, issue: IssueRef, holder: str, seconds: float) -> bool:
-        key = self._key("lease", issue.repository.lower(), issue.number)
-        return bool(await self._lease(keys=[key], args=[holder, max(1, round(seconds * 1000))]))
+        milliseconds = max(1, round(seconds * 1000))
+        return bool(await self._lease(keys=[self._lease_key(issue)], args=[holder, milliseconds]))
 
     @unavailable
     async def release(self, issue: IssueRef, holder: str) -> None:
-        key = self._key("lease", issue.repository.lower(), issue.number)
-        await self._release(keys=[key], args=[holder])
+        await self._release(keys=[self._lease_key(issue)], args=[holder])
 
     async def ping(self) -> dict[str, Any]:
         try:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase
 from ai_pipeline.domain.github import ActionRecord, IssueRecord, IssueRef, new_record
+from ai_pipeline.ports import PassStart
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS github_issues (
@@ -71,17 +72,8 @@ class SqliteGitHubStore:
         self, issue: IssueRef, change: Callable[[IssueRecord], IssueRecord]
     ) -> IssueRecord:
         def op(conn: sqlite3.Connection) -> IssueRecord:
-            row = conn.execute(
-                "SELECT record FROM github_issues WHERE repository = ? AND number = ?",
-                _key(issue),
-            ).fetchone()
-            current = IssueRecord.model_validate_json(row[0]) if row else new_record(issue)
-            updated = change(current)
-            conn.execute(
-                "INSERT INTO github_issues (repository, number, record) VALUES (?, ?, ?)"
-                " ON CONFLICT(repository, number) DO UPDATE SET record = excluded.record",
-                (*_key(issue), updated.model_dump_json()),
-            )
+            updated = change(_record(conn, issue) or new_record(issue))
+            _put_record(conn, issue, updated)
             return updated
 
         return await self.db.write(op)
@@ -100,20 +92,38 @@ class SqliteGitHubStore:
         )
         return ActionRecord.model_validate_json(rows[0][0]) if rows else None
 
-    async def put_action(self, record: ActionRecord) -> None:
-        await self.db.write(
-            lambda conn: conn.execute(
-                "INSERT INTO github_actions (repository, number, version, record, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(repository, number, version) DO UPDATE"
-                " SET record = excluded.record, updated_at = excluded.updated_at",
-                (
-                    *_key(record.ref),
-                    record.version,
-                    record.model_dump_json(),
-                    time.time(),
-                ),
-            )
-        )
+    async def begin_pass(
+        self, action: ActionRecord, holder: str, lease_seconds: float
+    ) -> tuple[PassStart, ActionRecord | None, IssueRecord | None]:
+        now = time.time()
+
+        def op(
+            conn: sqlite3.Connection,
+        ) -> tuple[PassStart, ActionRecord | None, IssueRecord | None]:
+            record = _record(conn, action.ref)
+            done = _action(conn, action.ref, action.version)
+            if done is not None and done.state == "done":
+                return "acted", done, record
+            if not _take_lease(conn, action.ref, holder, now, lease_seconds):
+                return "busy", None, None
+            _put_action(conn, action, now)
+            return "go", None, record
+
+        return await self.db.write(op)
+
+    async def end_pass(
+        self, action: ActionRecord, change: Callable[[IssueRecord], IssueRecord], holder: str
+    ) -> IssueRecord:
+        now = time.time()
+
+        def op(conn: sqlite3.Connection) -> IssueRecord:
+            _put_action(conn, action, now)
+            updated = change(_record(conn, action.ref) or new_record(action.ref))
+            _put_record(conn, action.ref, updated)
+            _release(conn, action.ref, holder)
+            return updated
+
+        return await self.db.write(op)
 
     async def seen_delivery(self, delivery_id: str) -> bool:
         rows = self.db.read("SELECT 1 FROM github_deliveries WHERE delivery_id = ?", (delivery_id,))
@@ -140,26 +150,10 @@ class SqliteGitHubStore:
 
     async def lease(self, issue: IssueRef, holder: str, seconds: float) -> bool:
         now = time.time()
-
-        def op(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "INSERT INTO github_leases (repository, number, holder, until)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT(repository, number) DO UPDATE"
-                " SET holder = excluded.holder, until = excluded.until"
-                " WHERE github_leases.holder = excluded.holder OR github_leases.until < ?",
-                (*_key(issue), holder, now + seconds, now),
-            )
-            return cursor.rowcount == 1
-
-        return await self.db.write(op)
+        return await self.db.write(lambda conn: _take_lease(conn, issue, holder, now, seconds))
 
     async def release(self, issue: IssueRef, holder: str) -> None:
-        await self.db.write(
-            lambda conn: conn.execute(
-                "DELETE FROM github_leases WHERE repository = ? AND number = ? AND holder = ?",
-                (*_key(issue), holder),
-            )
-        )
+        await self.db.write(lambda conn: _release(conn, issue, holder))
 
     async def ping(self) -> dict[str, Any]:
         return self.db.ping()
@@ -167,3 +161,55 @@ class SqliteGitHubStore:
 
 def _key(issue: IssueRef) -> tuple[str, int]:
     return issue.repository.lower(), issue.number
+
+
+def _record(conn: sqlite3.Connection, issue: IssueRef) -> IssueRecord | None:
+    row = conn.execute(
+        "SELECT record FROM github_issues WHERE repository = ? AND number = ?", _key(issue)
+    ).fetchone()
+    return IssueRecord.model_validate_json(row[0]) if row else None
+
+
+def _put_record(conn: sqlite3.Connection, issue: IssueRef, record: IssueRecord) -> None:
+    conn.execute(
+        "INSERT INTO github_issues (repository, number, record) VALUES (?, ?, ?)"
+        " ON CONFLICT(repository, number) DO UPDATE SET record = excluded.record",
+        (*_key(issue), record.model_dump_json()),
+    )
+
+
+def _action(conn: sqlite3.Connection, issue: IssueRef, version: int) -> ActionRecord | None:
+    row = conn.execute(
+        "SELECT record FROM github_actions WHERE repository = ? AND number = ? AND version = ?",
+        (*_key(issue), version),
+    ).fetchone()
+    return ActionRecord.model_validate_json(row[0]) if row else None
+
+
+def _put_action(conn: sqlite3.Connection, action: ActionRecord, now: float) -> None:
+    conn.execute(
+        "INSERT INTO github_actions (repository, number, version, record, updated_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT(repository, number, version) DO UPDATE"
+        " SET record = excluded.record, updated_at = excluded.updated_at",
+        (*_key(action.ref), action.version, action.model_dump_json(), now),
+    )
+
+
+def _take_lease(
+    conn: sqlite3.Connection, issue: IssueRef, holder: str, now: float, seconds: float
+) -> bool:
+    cursor = conn.execute(
+        "INSERT INTO github_leases (repository, number, holder, until)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT(repository, number) DO UPDATE"
+        " SET holder = excluded.holder, until = excluded.until"
+        " WHERE github_leases.holder = excluded.holder OR github_leases.until < ?",
+        (*_key(issue), holder, now + seconds, now),
+    )
+    return cursor.rowcount == 1
+
+
+def _release(conn: sqlite3.Connection, issue: IssueRef, holder: str) -> None:
+    conn.execute(
+        "DELETE FROM github_leases WHERE repository = ? AND number = ? AND holder = ?",
+        (*_key(issue), holder),
+    )

@@ -681,19 +681,11 @@ class FakeGitHub:
     async def _add_issue_labels(
         self, request: Request, owner: str, repo: str, number: int
     ) -> Response:
-        refusal, then, payload = await self._admit(request, owner, repo)
-        if refusal is not None:
-            return refusal
-        labels = payload.get("labels") if isinstance(payload, dict) else None
-        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-            return await self._finish(then, _validation("labels", "invalid"))
-        with self._changed:
-            issue = self._find(number)
-            if issue is None:
-                return await self._finish(then, _not_found())
+        def add(issue: _Issue, labels: list[str]) -> Response:
             self._label_issue(issue, labels)
-            shown = [self._label_json(self._labels[name.lower()]) for name in issue.labels]
-        return await self._finish(then, JSONResponse(shown))
+            return JSONResponse([self._label_json(self._labels[n.lower()]) for n in issue.labels])
+
+        return await self._change_issue(request, owner, repo, number, "labels", add)
 
     async def _remove_issue_label(
         self, request: Request, owner: str, repo: str, number: int, name: str
@@ -714,16 +706,7 @@ class FakeGitHub:
     async def _add_issue_assignees(
         self, request: Request, owner: str, repo: str, number: int
     ) -> Response:
-        refusal, then, payload = await self._admit(request, owner, repo)
-        if refusal is not None:
-            return refusal
-        logins = payload.get("assignees") if isinstance(payload, dict) else None
-        if not isinstance(logins, list) or not all(isinstance(x, str) for x in logins):
-            return await self._finish(then, _validation("assignees", "invalid"))
-        with self._changed:
-            issue = self._find(number)
-            if issue is None:
-                return await self._finish(then, _not_found())
+        def assign(issue: _Issue, logins: list[str]) -> Response:
             # GitHub leaves out, silently, whoever cannot be assigned.
             for login in logins:
                 assignable = self.assignable is None or login in self.assignable
@@ -731,8 +714,30 @@ class FakeGitHub:
                     issue.assignees.append(login)
             issue.updated_at = time.time()
             self._changed.notify_all()
-            shown = self._render(issue)
-        return await self._finish(then, JSONResponse(shown, status_code=201))
+            return JSONResponse(self._render(issue), status_code=201)
+
+        return await self._change_issue(request, owner, repo, number, "assignees", assign)
+
+    async def _change_issue(
+        self,
+        request: Request,
+        owner: str,
+        repo: str,
+        number: int,
+        field: str,
+        change: Callable[[_Issue, list[str]], Response],
+    ) -> Response:
+        """A POST whose body lists strings under ``field``, applied to issue ``number``."""
+        refusal, then, payload = await self._admit(request, owner, repo)
+        if refusal is not None:
+            return refusal
+        values = payload.get(field) if isinstance(payload, dict) else None
+        if not isinstance(values, list) or not all(isinstance(x, str) for x in values):
+            return await self._finish(then, _validation(field, "invalid"))
+        with self._changed:
+            issue = self._find(number)
+            shown = _not_found() if issue is None else change(issue, values)
+        return await self._finish(then, shown)
 
     async def _list_labels(self, request: Request, owner: str, repo: str) -> Response:
         refusal, then, _ = await self._admit(request, owner, repo)

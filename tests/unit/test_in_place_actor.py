@@ -121,6 +121,20 @@ def event(version: int = 1, request_id: str = "r-1", **draft: Any) -> TriageComm
     )
 
 
+def answered(version: int) -> TriageCommentDrafted:
+    """A later pass once the author answered: nothing missing, needs-info not wanted."""
+    labels = ["bug", "priority: high"]
+    return event(
+        version,
+        f"r-{version}",
+        labels=labels,
+        questions=[],
+        substance=False,
+        body="Thanks",
+        waiting=None,
+    )
+
+
 def actor(tracker: MemoryIssues, store: SqliteGitHubStore, mode: str = "apply") -> InPlaceActor:
     return InPlaceActor({REPO: tracker}, store, Metrics(), mode)  # type: ignore[dict-item,arg-type]
 
@@ -164,32 +178,14 @@ async def test_a_later_pass_edits_our_comment_in_place_and_never_posts_a_second(
 ) -> None:
     tracker = MemoryIssues()
     await actor(tracker, store).act(event())
-    answered = event(
-        2,
-        "r-2",
-        labels=["bug", "priority: high"],
-        questions=[],
-        substance=False,
-        body="Thanks",
-        waiting=None,
-    )
-    acted = acted_on(await actor(tracker, store).act(answered))
+    acted = acted_on(await actor(tracker, store).act(answered(2)))
     (comment,) = tracker.ours()
 
     assert "Thanks" in comment.body and acted["labels_removed"] == ["needs-info"]
     assert "needs-info" not in tracker.issue.labels
     assert tracker.calls.count("create_comment") == 1 and tracker.calls.count("edit_comment") == 1
     # A pass with the same words sends nothing new.
-    same = event(
-        3,
-        "r-3",
-        labels=["bug", "priority: high"],
-        questions=[],
-        substance=False,
-        body="Thanks",
-        waiting=None,
-    )
-    await actor(tracker, store).act(same)
+    await actor(tracker, store).act(answered(3))
     assert tracker.calls.count("edit_comment") == 1
 
 

@@ -87,20 +87,37 @@ class RedisGitHubStore:
     async def update_issue(
         self, issue: IssueRef, change: Callable[[IssueRecord], IssueRecord]
     ) -> IssueRecord:
-        key = self._issue_key(issue)
-        index = self._key("issues", issue.repository.lower())
+        return await self._write(issue, change)
+
+    async def _write(
+        self,
+        issue: IssueRef,
+        change: Callable[[IssueRecord], IssueRecord],
+        action: ActionRecord | None = None,
+        holder: str | None = None,
+    ) -> IssueRecord:
+        """``change`` applied to the record in one optimistic transaction, with ``action``
+        written and ``holder``'s lease released in it when given."""
+        key, lease = self._issue_key(issue), self._lease_key(issue)
+        watched = [key, lease] if holder is not None else [key]
         async with self._redis.pipeline(transaction=True) as pipe:
             for _ in range(CAS_ATTEMPTS):
                 try:
-                    await pipe.watch(key)
+                    await pipe.watch(*watched)
                     raw = await pipe.get(key)
+                    ours = holder is not None and await pipe.get(lease) == holder
                     current = (
                         new_record(issue) if raw is None else IssueRecord.model_validate_json(raw)
                     )
                     updated = change(current)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.set(key, updated.model_dump_json())
+                    index = self._key("issues", issue.repository.lower())
                     pipe.zadd(index, {str(issue.number): issue.number})
+                    if action is not None:
+                        pipe.set(self._action_key(action), action.model_dump_json())
+                    if ours:
+                        pipe.delete(lease)
                     await pipe.execute()
                     return updated
                 except WatchError:
@@ -149,32 +166,7 @@ class RedisGitHubStore:
     async def end_pass(
         self, action: ActionRecord, change: Callable[[IssueRecord], IssueRecord], holder: str
     ) -> IssueRecord:
-        issue = action.ref
-        key, lease = self._issue_key(issue), self._lease_key(issue)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for _ in range(CAS_ATTEMPTS):
-                try:
-                    await pipe.watch(key, lease)
-                    raw = await pipe.get(key)
-                    ours = await pipe.get(lease) == holder
-                    current = (
-                        new_record(issue) if raw is None else IssueRecord.model_validate_json(raw)
-                    )
-                    updated = change(current)
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.set(self._action_key(action), action.model_dump_json())
-                    pipe.set(key, updated.model_dump_json())
-                    pipe.zadd(
-                        self._key("issues", issue.repository.lower()),
-                        {str(issue.number): issue.number},
-                    )
-                    if ours:
-                        pipe.delete(lease)
-                    await pipe.execute()
-                    return updated
-                except WatchError:
-                    continue
-        raise TransientError(f"issue {issue}: {CAS_ATTEMPTS} write conflicts")
+        return await self._write(action.ref, change, action, holder)
 
     @unavailable
     async def seen_delivery(self, delivery_id: str) -> bool:

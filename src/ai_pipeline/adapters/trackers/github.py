@@ -189,17 +189,8 @@ class GitHubTracker:
     async def add_comment(self, request_id: str, number: int, body: str) -> FiledIssue:
         if marker(request_id) not in body:
             body = f"{body}\n{marker(request_id)}\n"
-        url = f"{self._repo_url}/issues/{number}/comments"
-        response = await self._send("POST", url, json={"body": body}, creating=True)
-        if not response.is_success:
-            self._raise_for(response, f"GitHub refused the comment on #{number}", creating=True)
-        comment = _filed_comment(json_body(response), number, created=True)
-        if comment is None:
-            raise self._unavailable(
-                "server_error",
-                f"GitHub answered {response.status_code} without a comment; {_UNKNOWN}",
-            )
-        return comment
+        comment = await self.create_comment(number, body)
+        return FiledIssue(number=number, url=comment.url, created=True, comment=True)
 
     async def find_comment(self, request_id: str, number: int) -> FiledIssue | None:
         wanted = marker(request_id)

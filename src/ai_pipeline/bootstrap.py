@@ -157,14 +157,13 @@ def bootstrap(
         duplicates=settings.duplicate_mode,
         in_place=in_place,
     )
+    filing_repository = settings.github_repository if settings.tracker == "github" else None
     ticket_agent = TicketCreationAgent(
         Redactor.from_setting(settings.redact),
         _drafter(settings, chat, metrics),
         HoldPolicy.from_setting(settings.review_hold),
-        GitHubCommentDrafter(
-            _issue_state(github_store),
-            settings.github_repository if settings.tracker == "github" else None,
-        ),
+        GitHubCommentDrafter(_issue_state(github_store), filing_repository),
+        filing_repository,
     )
     retry = RetryPolicy(
         max_attempts=settings.max_attempts,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from ai_pipeline.agents.messages import step_ran, to_topic
 from ai_pipeline.domain.errors import PermanentError
@@ -18,7 +19,7 @@ from ai_pipeline.domain.events import (
     TriageCommentDrafted,
     utcnow,
 )
-from ai_pipeline.domain.github import InPlaceDraft, origin_of
+from ai_pipeline.domain.github import InPlaceDraft, origin_of, shown_where_filed
 from ai_pipeline.domain.models import BugReport, IssueDraft, TriageResult
 from ai_pipeline.domain.redaction import Redactor, redact_report
 from ai_pipeline.domain.review import HoldPolicy
@@ -26,6 +27,7 @@ from ai_pipeline.drafting.drafter import IssueDrafter, TemplateDrafter
 from ai_pipeline.drafting.github_comment import GitHubCommentDrafter
 from ai_pipeline.drafting.template import render, render_occurrence
 from ai_pipeline.ports import OutgoingMessage
+from ai_pipeline.triage.rules import DUPLICATE_LABEL
 
 
 class TicketCreationAgent:
@@ -42,11 +44,14 @@ class TicketCreationAgent:
         drafter: IssueDrafter | None = None,
         hold: HoldPolicy | None = None,
         in_place: GitHubCommentDrafter | None = None,
+        filing_repository: str | None = None,
     ):
+        """``filing_repository``: where reports sent to the API are filed, if on GitHub."""
         self.redactor = redactor
         self.drafter: IssueDrafter = drafter or TemplateDrafter()
         self.hold = hold or HoldPolicy()
         self.in_place = in_place or GitHubCommentDrafter()
+        self.filing_repository = filing_repository
 
     async def handle(self, event: Event) -> Sequence[OutgoingMessage]:
         if not isinstance(event, ReportTriaged):
@@ -66,6 +71,7 @@ class TicketCreationAgent:
         if origin is not None:  # opened on GitHub: a comment on it, not a new issue
             in_place = await self.in_place.draft(origin, report, triage)
             return in_place_messages(event, in_place, started)
+        triage = filed_candidates(triage, self.filing_repository)
         draft = await self.drafter.draft(event.request_id, report, triage)
         return drafted_messages(event, draft, started, report, triage)
 
@@ -76,6 +82,26 @@ def draft_issue(event: ReportTriaged, redactor: Redactor) -> list[OutgoingMessag
     report, triage = redacted(event, redactor)
     draft = render(event.request_id, report, triage)
     return drafted_messages(event, draft, started, report, triage)
+
+
+def filed_candidates(triage: TriageResult, filing_repository: str | None) -> TriageResult:
+    """Triage without the duplicate candidates an issue filed there may not show (issues
+    opened on other GitHub repositories, see ``domain.github.shown_where_filed``)."""
+    kept = [
+        c
+        for c in triage.duplicate_candidates
+        if shown_where_filed(c.bug_report_id, filing_repository)
+    ]
+    if len(kept) == len(triage.duplicate_candidates):
+        return triage
+    duplicate_of = triage.duplicate_of
+    update: dict[str, Any] = {"duplicate_candidates": kept}
+    if duplicate_of is not None and not shown_where_filed(
+        duplicate_of.bug_report_id, filing_repository
+    ):
+        update["duplicate_of"] = None
+        update["labels"] = [label for label in triage.labels if label != DUPLICATE_LABEL]
+    return triage.model_copy(update=update)
 
 
 def redacted(event: ReportTriaged, redactor: Redactor) -> tuple[BugReport, TriageResult]:

@@ -240,6 +240,18 @@ class ActionRecord(BaseModel):
         return IssueRef(self.repository, self.number)
 
 
+def shown_where_filed(candidate_id: str, filing_repository: str | None) -> bool:
+    """Whether a duplicate candidate may be shown on an issue filed in ``filing_repository``
+    (None: the local tracker): an issue of another GitHub repository may not: its number
+    means another issue there, and its title may be a private repository's."""
+    origin = origin_of(candidate_id)
+    if origin is None:
+        return True
+    return filing_repository is not None and (
+        origin.issue.repository.lower() == filing_repository.lower()
+    )
+
+
 def github_metadata(metadata: Mapping[str, Any]) -> Mapping[str, Any]:
     """The ``github`` part of a report's metadata the intake wrote, or an empty mapping."""
     found = metadata.get("github")

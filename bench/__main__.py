@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import distributed, e2e, github_app, ingest, plots, triage
+from bench import distributed, e2e, github_app, ingest, plots, soak, triage
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -22,7 +22,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
         "--only",
-        choices=["ingest", "e2e", "distributed", "triage", "github_app"],
+        choices=["ingest", "e2e", "distributed", "triage", "github_app", "soak"],
         default=None,
     )
     parser.add_argument(
@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--burst", type=int, default=10_000)
     parser.add_argument("--gh-rate", type=float, default=20.0, help="webhook deliveries per second")
     parser.add_argument("--gh-seconds", type=float, default=30.0)
+    # The soak runs only when asked (--only soak): it is a half-hour crash hunt, not a figure.
+    parser.add_argument("--soak-minutes", type=float, default=30.0)
+    parser.add_argument("--soak-burst", type=int, default=1500)
     return parser.parse_args(argv)
 
 
@@ -62,6 +65,12 @@ def main(argv: list[str] | None = None) -> None:
         figures["distributed"] = distributed.run(
             args.dist_reports, args.dist_rate, args.dist_rate_seconds, args.burst
         )
+    if args.only == "soak":  # its own files: a crash hunt does not replace the figures
+        figures["soak"] = soak.run(args.soak_minutes, args.soak_burst)
+        (RESULTS / "soak.json").write_text(json.dumps(figures, indent=2))
+        (RESULTS / "soak.md").write_text("\n".join(soak.summary_lines(figures["soak"])) + "\n")
+        print("\n".join(soak.summary_lines(figures["soak"])))
+        return
     stamp = meta["at"].replace(":", "").replace("-", "")
     (RESULTS / "latest.json").write_text(json.dumps(figures, indent=2))
     with (RESULTS / "history.jsonl").open("a") as history:

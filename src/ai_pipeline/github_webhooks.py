@@ -21,6 +21,7 @@ from ai_pipeline.domain.errors import UnavailableError
 from ai_pipeline.domain.events import utcnow
 from ai_pipeline.domain.github import (
     DELIVERY_KEY_PREFIX,
+    FIRST_VERSION,
     IssueRecord,
     IssueRef,
     Origin,
@@ -138,7 +139,7 @@ class GitHubWebhooks:
         if decision.label is not None and decision.by_human and delivery.issue is not None:
             # Kept as the review queue keeps a maintainer's correction: one example per
             # issue, the latest labels replacing the earlier ones.
-            origin = Origin(decision.issue, 1)
+            origin = Origin(decision.issue, FIRST_VERSION)
             example = correction_example(origin, delivery.issue, utcnow())
             await self.c.store.put_review_example(origin.first_pass_id, example)
 
@@ -151,17 +152,33 @@ class GitHubWebhooks:
                 record = merge_reply(record, *decision.reply)
             return record
 
-        record = await self.store.update_issue(decision.issue, change)
-        origin = Origin(decision.issue, record.deliveries[delivery_id])
-        report = report_for(
-            origin,
-            delivery.issue,
-            delivery.repository,
-            record.replies,
-            decision.trigger,
-            delivery_id,
-        )
-        outcome = await self._submission.submit(report, f"{DELIVERY_KEY_PREFIX}{delivery_id}")
+        key = f"{DELIVERY_KEY_PREFIX}{delivery_id}"
+        if decision.first:
+            # The first pass's id is known without the record: both writes go at once (one
+            # group commit in the embedded deployment).
+            report = report_for(
+                Origin(decision.issue, FIRST_VERSION),
+                delivery.issue,
+                delivery.repository,
+                {},
+                decision.trigger,
+                delivery_id,
+            )
+            _, outcome = await asyncio.gather(
+                self.store.update_issue(decision.issue, change),
+                self._submission.submit(report, key),
+            )
+        else:
+            record = await self.store.update_issue(decision.issue, change)
+            report = report_for(
+                Origin(decision.issue, record.deliveries[delivery_id]),
+                delivery.issue,
+                delivery.repository,
+                record.replies,
+                decision.trigger,
+                delivery_id,
+            )
+            outcome = await self._submission.submit(report, key)
         return Received("triaged" if outcome.created else "duplicate", outcome.state.request_id)
 
 

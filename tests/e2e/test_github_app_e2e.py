@@ -12,6 +12,9 @@ the GitHub-shaped fake over HTTP.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -162,6 +165,58 @@ def test_an_edit_while_waiting_triages_again_and_a_deleted_comment_stays_deleted
         assert label_names(gh, number) == set()  # suggest mode applies nothing
         assert third["progress"]["github"]["data"]["acted_on"]["skipped"] == "comment_deleted"
         assert ours(gh, number) == []
+
+
+def test_a_persons_label_changes_are_kept_for_training_and_never_undone(tmp_path: Path) -> None:
+    with run_fake_github(token=TOKEN) as gh:
+        gh.private = False
+        number = gh.add_issue("Bug: crash when saving a file", VAGUE, author="alice")["number"]
+        with ServiceProcess(tmp_path, app_env(gh)) as svc, svc.client() as client:
+            first = deliver(svc.url, SECRET, "issues", issue_event(gh, "opened", number)).json()
+            (v1,) = wait_until_terminal(client, [first["request_id"]]).values()
+            ours_first = v1["progress"]["github"]["data"]["acted_on"]["labels_applied"]
+            assert "area: crash" in ours_first
+            maintainer = user("maria")
+            gh.unlabel_issue(number, "area: crash")  # a maintainer disagrees with ours
+            gh.label_issue(number, "P1")  # and decides the priority
+            recorded = [
+                deliver(
+                    svc.url,
+                    SECRET,
+                    "issues",
+                    issue_event(gh, action, number, sender=maintainer, label=label),
+                ).json()["outcome"]
+                for action, label in (("unlabeled", "area: crash"), ("labeled", "P1"))
+            ]
+            gh.edit_issue(number, body=VAGUE + " It happens every time.")
+            changes = {"body": {"from": VAGUE}}
+            edited = deliver(
+                svc.url, SECRET, "issues", issue_event(gh, "edited", number, changes=changes)
+            ).json()
+            (v2,) = wait_until_terminal(client, [edited["request_id"]]).values()
+            exported = service_cli(svc, "reviews", "export")
+
+        assert recorded == ["recorded", "recorded"]
+        assert "area: crash" in v2["progress"]["triage"]["data"]["labels"]  # triage insists…
+        assert "area: crash" not in label_names(gh, number)  # …the person's removal stands
+        assert "P1" in label_names(gh, number)
+        (example,) = [json.loads(line) for line in exported.splitlines() if line.strip()]
+        assert example["id"] == f"gh:acme:widgets:{number}" and example["priority"] == "P1"
+        assert example["repo"] == "acme/widgets"
+
+
+def service_cli(svc: ServiceProcess, *args: str) -> str:
+    """``ai-pipeline ARGS`` with the service's settings, on its files; standard output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ai_pipeline.cli", *args],
+        env=svc.env,
+        cwd=svc.workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
 
 
 def test_bots_pull_requests_and_other_repositories_are_ignored(tmp_path: Path) -> None:

@@ -376,6 +376,15 @@ class FakeGitHub:
             self._label_issue(issue, labels)
             return self._render(issue)
 
+    def unlabel_issue(self, number: int, label: str) -> dict[str, Any]:
+        """Remove a label from an issue as a person would."""
+        with self._changed:
+            issue = self._existing(number)
+            issue.labels = [x for x in issue.labels if x.lower() != label.lower()]
+            issue.updated_at = time.time()
+            self._changed.notify_all()
+            return self._render(issue)
+
     def add_comment(
         self, number: int, body: str, author: str = "octocat", author_type: str = "User"
     ) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -113,8 +114,10 @@ class InPlaceActor:
             raise UnavailableError(f"issue {issue} is being acted on by another process", 1.0)
         try:
             acted, change = await self._pass(event.draft, tracker, issue, record)
-        except BaseException:
-            await self.store.release(issue, self.holder)
+        except Exception:
+            # Let the redelivery (here or elsewhere) in at once; left held, the lease expires.
+            with suppress(Exception):
+                await self.store.release(issue, self.holder)
             raise
         done = action.model_copy(update={"state": "done", "acted_on": acted})
         await self.store.end_pass(done, change, self.holder)

@@ -1,4 +1,7 @@
-"""The ticket-creation agent: a triaged report in, an issue draft out."""
+"""The ticket-creation agent: a triaged report in, an issue draft out.
+
+Redaction and rendering read the report's text: they run on worker threads within the
+report's budget (``agents.offload``); a report that spends it is dead-lettered."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from ai_pipeline.agents.messages import step_ran, to_topic
+from ai_pipeline.agents.offload import DEFAULT_BUDGET_SECONDS, off_loop, report_budget
 from ai_pipeline.domain.errors import PermanentError
 from ai_pipeline.domain.events import (
     Event,
@@ -45,6 +49,7 @@ class TicketCreationAgent:
         hold: HoldPolicy | None = None,
         in_place: GitHubCommentDrafter | None = None,
         filing_repository: str | None = None,
+        cpu_budget: float = DEFAULT_BUDGET_SECONDS,
     ):
         """``filing_repository``: where reports sent to the API are filed, if on GitHub."""
         self.redactor = redactor
@@ -52,6 +57,7 @@ class TicketCreationAgent:
         self.hold = hold or HoldPolicy()
         self.in_place = in_place or GitHubCommentDrafter()
         self.filing_repository = filing_repository
+        self.cpu_budget = cpu_budget
 
     async def handle(self, event: Event) -> Sequence[OutgoingMessage]:
         if not isinstance(event, ReportTriaged):
@@ -65,15 +71,16 @@ class TicketCreationAgent:
                 data={"reasons": reasons},
             )
             return [to_topic(Topic.STATUS_UPDATES, event.request_id, held)]
-        started = utcnow()
-        report, triage = redacted(event, self.redactor)
-        origin = origin_of(event.report.id)
-        if origin is not None:  # opened on GitHub: a comment on it, not a new issue
-            in_place = await self.in_place.draft(origin, report, triage)
-            return in_place_messages(event, in_place, started)
-        triage = filed_candidates(triage, self.filing_repository)
-        draft = await self.drafter.draft(event.request_id, report, triage)
-        return drafted_messages(event, draft, started, report, triage)
+        with report_budget(self.cpu_budget):
+            started = utcnow()
+            report, triage = await off_loop(redacted, event, self.redactor)
+            origin = origin_of(event.report.id)
+            if origin is not None:  # opened on GitHub: a comment on it, not a new issue
+                in_place = await self.in_place.draft(origin, report, triage)
+                return in_place_messages(event, in_place, started)
+            triage = filed_candidates(triage, self.filing_repository)
+            draft = await self.drafter.draft(event.request_id, report, triage)
+            return await off_loop(drafted_messages, event, draft, started, report, triage)
 
 
 def draft_issue(event: ReportTriaged, redactor: Redactor) -> list[OutgoingMessage]:

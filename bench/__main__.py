@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import distributed, e2e, ingest, plots, soak, triage
+from bench import distributed, e2e, github_app, ingest, plots, soak, triage
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -21,7 +21,9 @@ RESULTS = Path(__file__).parent / "results"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
-        "--only", choices=["ingest", "e2e", "distributed", "triage", "soak"], default=None
+        "--only",
+        choices=["ingest", "e2e", "distributed", "triage", "github_app", "soak"],
+        default=None,
     )
     parser.add_argument(
         "--duration", type=float, default=30.0, help="wrk seconds per server, over all rounds"
@@ -34,6 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dist-rate", type=float, default=100.0)
     parser.add_argument("--dist-rate-seconds", type=float, default=30.0)
     parser.add_argument("--burst", type=int, default=10_000)
+    parser.add_argument("--gh-rate", type=float, default=20.0, help="webhook deliveries per second")
+    parser.add_argument("--gh-seconds", type=float, default=30.0)
     # The soak runs only when asked (--only soak): it is a half-hour crash hunt, not a figure.
     parser.add_argument("--soak-minutes", type=float, default=30.0)
     parser.add_argument("--soak-burst", type=int, default=1500)
@@ -55,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
         figures["e2e"] = e2e.run(args.rate, args.e2e_seconds)
     if args.only in (None, "triage"):
         figures["triage"] = triage.run()
+    if args.only in (None, "github_app"):
+        figures["github_app"] = github_app.run(args.gh_rate, args.gh_seconds)
     if args.only in (None, "distributed"):
         figures["distributed"] = distributed.run(
             args.dist_reports, args.dist_rate, args.dist_rate_seconds, args.burst
@@ -137,11 +143,29 @@ def summarise(figures: dict[str, Any]) -> str:
             f"- peak memory of serve (VmHWM): **{e['peak_rss_mb']:.0f} MB** (target ≤ 300 MB)",
             "",
         ]
+    if "github_app" in figures:
+        lines += _github_app_lines(figures["github_app"])
     if "distributed" in figures:
         lines += _distributed_lines(figures["distributed"])
     if "quality" in figures.get("triage", {}):
         lines += _triage_lines(figures["triage"])
     return "\n".join(lines)
+
+
+def _github_app_lines(g: dict[str, Any]) -> list[str]:
+    p = g["webhook_to_comment_seconds"]
+    return [
+        f"## GitHub App mode: webhook received → comment posted ({g['rate']:.0f} deliveries/s"
+        f" for {g['seconds']:.0f} s, {g['mode']} mode, open loop)",
+        "",
+        f"- {g['deliveries']} deliveries, {g['refused']} not accepted, {g['commented']} issues"
+        f" commented (achieved rate {g['achieved_rate']:.1f}/s)",
+        f"- webhook → comment p50 **{p['p50'] * 1000:.0f} ms**, p95 **{p['p95'] * 1000:.0f} ms**,"
+        f" p99 {p['p99'] * 1000:.0f} ms, max {p['max'] * 1000:.0f} ms (DESIGN: within seconds)",
+        f"- webhook answered (202) p50 {g['post_ms']['p50']:.1f} ms, p99"
+        f" {g['post_ms']['p99']:.1f} ms (GitHub waits 10 s)",
+        "",
+    ]
 
 
 def _triage_lines(t: dict[str, Any]) -> list[str]:

@@ -71,3 +71,18 @@ RECHECK_VERSION=4.5.0
 npm_install "recheck-$RECHECK_VERSION" "recheck@$RECHECK_VERSION" node_modules/recheck/package.json
 npm_install "octokit-openapi-$GITHUB_OPENAPI_VERSION" "@octokit/openapi@$GITHUB_OPENAPI_VERSION" \
   node_modules/@octokit/openapi/generated/api.github.com.json
+
+# GitHub's webhook examples, their JSON schemas and the signing code GitHub's own SDK uses, for
+# the GitHub App mode's tests (tests/octokit.py): every issues, issue_comment, installation and
+# ping example is validated, signed by sign() in node and posted to the service.
+OCTOKIT_WEBHOOKS_VERSION=7.6.1
+OCTOKIT_WEBHOOKS_METHODS_VERSION=6.0.0
+npm_install "octokit-webhooks-examples-$OCTOKIT_WEBHOOKS_VERSION" \
+  "@octokit/webhooks-examples@$OCTOKIT_WEBHOOKS_VERSION" \
+  node_modules/@octokit/webhooks-examples/api.github.com/index.json
+npm_install "octokit-webhooks-schemas-$OCTOKIT_WEBHOOKS_VERSION" \
+  "@octokit/webhooks-schemas@$OCTOKIT_WEBHOOKS_VERSION" \
+  node_modules/@octokit/webhooks-schemas/schema.json
+npm_install "octokit-webhooks-methods-$OCTOKIT_WEBHOOKS_METHODS_VERSION" \
+  "@octokit/webhooks-methods@$OCTOKIT_WEBHOOKS_METHODS_VERSION" \
+  node_modules/@octokit/webhooks-methods/dist-node/index.js

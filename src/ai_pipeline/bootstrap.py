@@ -6,11 +6,12 @@ import os
 import socket
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ai_pipeline import __version__
 from ai_pipeline.adapters.bus.sqlite import SqliteBus
@@ -25,6 +26,7 @@ from ai_pipeline.adapters.trackers.local import LocalTracker
 from ai_pipeline.adapters.trackers.local_conversation import LocalConversationTracker
 from ai_pipeline.agents.coordinator import Coordinator
 from ai_pipeline.agents.delivery import DeliveryAgent, RetryPlan, Senders
+from ai_pipeline.agents.in_place import InPlaceActor
 from ai_pipeline.agents.notifier import NotifierAgent
 from ai_pipeline.agents.priority import IngestPriority
 from ai_pipeline.agents.replies import ReplyAgent
@@ -34,14 +36,16 @@ from ai_pipeline.agents.tracker import TrackerAgent
 from ai_pipeline.agents.triage import TriageAgent
 from ai_pipeline.domain.events import Step, Topic
 from ai_pipeline.domain.follow_up import Policy
+from ai_pipeline.domain.github import IssueRef
 from ai_pipeline.domain.links import Links
 from ai_pipeline.domain.redaction import Redactor
 from ai_pipeline.domain.review import HoldPolicy
 from ai_pipeline.drafting.drafter import IssueDrafter, TemplateDrafter
+from ai_pipeline.drafting.github_comment import GitHubCommentDrafter, IssueState
 from ai_pipeline.follow_ups import FollowUps
 from ai_pipeline.loop_ports import ConversationTracker, LoopStore
 from ai_pipeline.observability.metrics import Metrics
-from ai_pipeline.ports import Bus, KeyStore, RateLimiter, StateStore, Tracker
+from ai_pipeline.ports import Bus, GitHubStore, KeyStore, RateLimiter, StateStore, Tracker
 from ai_pipeline.settings import Settings
 from ai_pipeline.triage.artifact import Artifact, load_artifact
 from ai_pipeline.triage.duplicates import DuplicateIndex
@@ -49,6 +53,9 @@ from ai_pipeline.triage.embeddings import DEFAULT_MAX_TOKENS, Embedder
 from ai_pipeline.triage.engine import TriageEngine
 from ai_pipeline.triage.local import LocalTriageEngine, embedding_max_tokens
 from ai_pipeline.triage.routing import Router
+
+if TYPE_CHECKING:
+    from ai_pipeline.adapters.trackers.github_wiring import GitHubConnection
 
 # Every agent: its consumer group, the topic it reads, and the request step it performs.
 AGENTS: dict[str, tuple[str, Topic, Step | None]] = {
@@ -107,6 +114,9 @@ class Container:
     chat: ChatModel | None = None
     # Where security-sensitive reports go when it is not the local tracker (a private repo).
     private_tracker: Tracker | None = None
+    # The GitHub App mode's records (issues, the ledger of passes, deliveries), when its
+    # webhook secret is set: the webhook route exists only then.
+    github_store: GitHubStore | None = None
 
 
 def bootstrap(
@@ -115,7 +125,10 @@ def bootstrap(
     metrics: Metrics | None = None,
     tracker: Tracker | None = None,
     engine: TriageEngine | None = None,
+    in_place_trackers: Mapping[str, Tracker] | None = None,
 ) -> Container:
+    """``in_place_trackers``: the trackers of the repositories triaged in place (GitHub App
+    mode), by owner/name, instead of GitHub trackers built from the settings (tests)."""
     metrics = metrics or Metrics()
     priority = IngestPriority(share=settings.agent_share_under_load)
     databases: dict[Path, SqliteDatabase] = {}
@@ -136,8 +149,11 @@ def bootstrap(
     local_tracker = None
     private_tracker: Tracker | None = None
     tracker_db = settings.state if _is_sqlite(settings.state) else settings.local_tracker_db
+    connection = _github_connection(settings, metrics, in_place_trackers is not None)
     if tracker is None:
-        tracker, local_tracker, private_tracker = _trackers(settings, sqlite(tracker_db), metrics)
+        tracker, local_tracker, private_tracker = _trackers(
+            settings, sqlite(tracker_db), metrics, connection
+        )
     elif isinstance(tracker, LocalTracker):
         local_tracker = tracker
     artifact = load_artifact(
@@ -167,19 +183,30 @@ def bootstrap(
     if private_tracker is not None and private_tracker is not local_tracker:
         close_hooks.append(private_tracker.close)
     instance = process_instance()
+    github_store, in_place = _in_place(
+        settings, metrics, sqlite, connection, tracker, in_place_trackers
+    )
+    if github_store is not None:
+        close_hooks.append(github_store.close)
+    if in_place is not None:
+        close_hooks += [t.close for t in in_place.trackers.values() if t is not tracker]
     tracker_agent = TrackerAgent(
         tracker,
         store,
         metrics,
         private_tracker,
         duplicates=settings.duplicate_mode,
+        in_place=in_place,
         owner=instance,
         lease_seconds=settings.filing_lease_seconds,
     )
+    filing_repository = settings.github_repository if settings.tracker == "github" else None
     ticket_agent = TicketCreationAgent(
         Redactor.from_setting(settings.redact),
         _drafter(settings, chat, metrics),
         HoldPolicy.from_setting(settings.review_hold),
+        GitHubCommentDrafter(_issue_state(github_store), filing_repository),
+        filing_repository,
         settings.report_cpu_budget_seconds,
     )
     retry = RetryPolicy(
@@ -239,6 +266,7 @@ def bootstrap(
         private_tracker=private_tracker if private_tracker is not local_tracker else None,
         chat=chat,
         loop=loop,
+        github_store=github_store,
     )
 
 
@@ -492,17 +520,77 @@ async def key_store(settings: Settings) -> AsyncIterator[KeyStore]:
             await close()
 
 
+def _github_connection(
+    settings: Settings, metrics: Metrics, in_place_given: bool
+) -> GitHubConnection | None:
+    """GitHub's credentials and rate gate, shared by every GitHub tracker, when one is used."""
+    in_place = settings.github_webhook_secret is not None and not in_place_given
+    if settings.tracker != "github" and not in_place:
+        return None
+    from ai_pipeline.adapters.trackers.github_wiring import GitHubConnection
+
+    return GitHubConnection(settings, metrics)
+
+
 def _trackers(
-    settings: Settings, db: SqliteDatabase, metrics: Metrics
+    settings: Settings, db: SqliteDatabase, metrics: Metrics, connection: GitHubConnection | None
 ) -> tuple[Tracker, LocalTracker | None, Tracker | None]:
     """The tracker, the local tracker if one runs, and a private GitHub tracker if set."""
     if settings.tracker == "github":
         from ai_pipeline.adapters.trackers.github_wiring import github_trackers
 
-        public, private = github_trackers(settings, metrics)
+        public, private = github_trackers(settings, metrics, connection)
         return public, None, private
     local = LocalTracker(db, settings.base_url)
     return local, local, None
+
+
+def _in_place(
+    settings: Settings,
+    metrics: Metrics,
+    sqlite: Callable[[str], SqliteDatabase],
+    connection: GitHubConnection | None,
+    filing: Tracker,
+    trackers: Mapping[str, Tracker] | None,
+) -> tuple[GitHubStore | None, InPlaceActor | None]:
+    """The GitHub App mode's store and actor, when its webhook secret is set."""
+    if settings.github_webhook_secret is None:
+        return None, None
+    store: GitHubStore
+    if _is_sqlite(settings.state):
+        from ai_pipeline.adapters.state.github_sqlite import SqliteGitHubStore
+
+        store = SqliteGitHubStore(sqlite(settings.state))
+    elif _is_redis(settings.state):
+        from ai_pipeline.adapters.state.github_redis import RedisGitHubStore
+
+        store = RedisGitHubStore(settings.state, settings.redis_key_prefix)
+    else:
+        raise _unknown_state(settings)
+    if trackers is None:
+        from ai_pipeline.adapters.trackers.github import GitHubTracker
+        from ai_pipeline.adapters.trackers.github_wiring import repository_trackers
+
+        assert connection is not None  # made whenever the webhook secret is set
+        trackers = repository_trackers(
+            settings, connection, filing if isinstance(filing, GitHubTracker) else None
+        )
+    # A pass holds its issue at most this long: GitHub's longest wait in place, twice.
+    lease = 2 * settings.github_max_wait_seconds + 30
+    return store, InPlaceActor(trackers, store, metrics, settings.github_triage_mode, lease)
+
+
+def _issue_state(store: GitHubStore | None) -> IssueState | None:
+    """An issue's state as the webhooks last told it (open duplicates are listed first)."""
+    if store is None:
+        return None
+    known = store
+
+    async def state_of(issue: IssueRef) -> str | None:
+        record = await known.get_issue(issue)
+        return record.state if record is not None else None
+
+    return state_of
 
 
 def _engine(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
+from ai_pipeline.domain.github import ActionRecord, IssueRecord, IssueRef
 from ai_pipeline.domain.liveness import Heartbeat
 from ai_pipeline.domain.models import BugReport, FiledIssue, IssueDraft
 from ai_pipeline.domain.request_state import RequestState, RequestStatus, StateEvent
@@ -269,6 +270,31 @@ class OpenIssue:
     occurrences: int  # comments the pipeline added to it, one per later duplicate report
 
 
+@dataclass(frozen=True)
+class TrackerIssue:
+    """An issue as the tracker shows it now."""
+
+    number: int
+    url: str
+    title: str
+    state: str  # "open" or "closed"
+    state_reason: str | None  # completed, not_planned, duplicate, reopened; None if unsaid
+    labels: tuple[str, ...]
+    author: str | None
+    locked: bool
+    assignees: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrackerComment:
+    id: int
+    url: str
+    body: str
+    author: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
 class Tracker(Protocol):
     name: str
     # How long a created issue or comment may take to show in the tracker's lists: after
@@ -300,9 +326,101 @@ class Tracker(Protocol):
         among those since ``since`` (None: all of them)."""
         ...
 
+    # Acting on an issue in place (GitHub App mode; closing the loop). Each is one call that
+    # may be repeated safely: adding what is there, or removing what is gone, changes nothing.
+
+    async def read_issue(self, number: int) -> TrackerIssue | None:
+        """Issue ``number`` (open or closed); None if it is gone or is a pull request."""
+        ...
+
+    async def list_comments(
+        self, number: int, since: datetime | None = None
+    ) -> list[TrackerComment]:
+        """Every comment on issue ``number`` (all pages), oldest first; with ``since``,
+        those updated at or after it."""
+        ...
+
+    async def create_comment(self, number: int, body: str) -> TrackerComment: ...
+
+    async def edit_comment(self, comment_id: int, body: str) -> TrackerComment | None:
+        """The edited comment; None if it no longer exists (someone deleted it)."""
+        ...
+
+    async def add_labels(self, number: int, labels: Sequence[str]) -> list[str]:
+        """Add ``labels`` (those missing from the repository are created first, as when
+        filing); the issue's labels afterwards."""
+        ...
+
+    async def remove_label(self, number: int, label: str) -> None:
+        """Remove ``label`` from the issue; nothing if it does not carry it."""
+        ...
+
+    async def add_assignees(self, number: int, logins: Sequence[str]) -> list[str]:
+        """Add assignees, never replacing anyone's; the issue's assignees afterwards.
+        (Adding rather than setting: a person assigned meanwhile is never displaced.)"""
+        ...
+
     async def ping(self) -> dict[str, Any]: ...
 
     async def close(self) -> None: ...
+
+
+PassStart = Literal["go", "acted", "busy"]
+
+
+class GitHubStore(Protocol):
+    """The GitHub App mode's records, beside the state store: what is known of each issue
+    (``IssueRecord``), the ledger of what each pass did (``ActionRecord``), deliveries seen,
+    and a short lease per issue so that one process at a time acts on it."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def get_issue(self, issue: IssueRef) -> IssueRecord | None: ...
+
+    async def update_issue(
+        self, issue: IssueRef, change: Callable[[IssueRecord], IssueRecord]
+    ) -> IssueRecord:
+        """Apply ``change`` to the stored record (a new one if none) atomically: a change
+        made meanwhile by another process is never lost (``change`` may run again)."""
+        ...
+
+    async def issues(self, repository: str) -> list[IssueRecord]:
+        """Every record of ``repository``, by issue number."""
+        ...
+
+    async def get_action(self, issue: IssueRef, version: int) -> ActionRecord | None: ...
+
+    async def begin_pass(
+        self, action: ActionRecord, holder: str, lease_seconds: float
+    ) -> tuple[PassStart, ActionRecord | None, IssueRecord | None]:
+        """Start a pass over an issue, atomically: ("acted", its done entry, record) if this
+        pass was done already; ("busy", None, None) while another holder's lease on the
+        issue runs; else ("go", None, record), the lease taken for ``lease_seconds`` and
+        ``action`` (``pending``) written."""
+        ...
+
+    async def end_pass(
+        self, action: ActionRecord, change: Callable[[IssueRecord], IssueRecord], holder: str
+    ) -> IssueRecord:
+        """End a pass, atomically: ``action`` (``done``) written, ``change`` applied to the
+        issue's record (as ``update_issue`` does), the lease released if ours."""
+        ...
+
+    async def lease(self, issue: IssueRef, holder: str, seconds: float) -> bool:
+        """Hold ``issue`` for ``seconds`` unless another holder does; whether we hold it."""
+        ...
+
+    async def release(self, issue: IssueRef, holder: str) -> None: ...
+
+    async def seen_delivery(self, delivery_id: str) -> bool: ...
+
+    async def mark_delivery(self, delivery_id: str, event: str) -> None:
+        """Remember a delivery (kept a week: GitHub offers redelivery for three days)."""
+        ...
+
+    async def ping(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,12 @@ DEFAULT_PARTITIONS = {
 }
 
 
+def _owner_slash_name(value: str) -> str:
+    if value.count("/") != 1 or value.startswith("/") or value.endswith("/"):
+        raise ValueError("must be owner/name")
+    return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AI_PIPELINE_", env_file=".env", extra="ignore", frozen=True
@@ -102,6 +108,14 @@ class Settings(BaseSettings):
     # maintainer to correct and release: a comma list of "needs-triage" (a field triage was
     # unsure of) and "security" (security-sensitive). Empty: nothing waits.
     review_hold: str = ""
+
+    # GitHub App mode (``ai_pipeline.intake.github``): issues opened on GitHub are triaged in
+    # place. The webhook route exists only while a secret is set; the repositories acted on
+    # default to the filing repository; "suggest" posts the comment only, "apply" also applies
+    # the labels and assignee. Credentials (token or App) and API URL are the tracker's.
+    github_webhook_secret: SecretStr | None = None
+    github_repositories: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    github_triage_mode: Literal["suggest", "apply"] = "suggest"
 
     # Triage.
     triage_engine: Literal["local", "llm"] = "local"
@@ -221,7 +235,11 @@ class Settings(BaseSettings):
     log_json: bool = True
 
     @field_validator(
-        "llm_allowed_labels", "llm_allowed_assignees", "needs_info_exempt_labels", mode="before"
+        "llm_allowed_labels",
+        "llm_allowed_assignees",
+        "needs_info_exempt_labels",
+        "github_repositories",
+        mode="before",
     )
     @classmethod
     def _json_or_comma_list(cls, value: object) -> object:
@@ -235,9 +253,12 @@ class Settings(BaseSettings):
     @field_validator("github_repository", "github_private_repository")
     @classmethod
     def _owner_slash_name(cls, value: str | None) -> str | None:
-        if value is not None and (value.count("/") != 1 or value.startswith("/")):
-            raise ValueError("must be owner/name")
-        return value
+        return value if value is None else _owner_slash_name(value)
+
+    @field_validator("github_repositories")
+    @classmethod
+    def _repositories_are_owner_slash_name(cls, value: list[str]) -> list[str]:
+        return [_owner_slash_name(repository.strip()) for repository in value]
 
     @field_validator("review_hold")
     @classmethod
@@ -279,6 +300,13 @@ class Settings(BaseSettings):
                 " AI_PIPELINE_NEEDS_INFO_REMIND_DAYS: closing comes after the reminder"
             )
         return self
+
+    @property
+    def app_repositories(self) -> list[str]:
+        """The repositories whose issues are triaged in place (GitHub App mode)."""
+        if self.github_repositories:
+            return self.github_repositories
+        return [self.github_repository] if self.github_repository else []
 
     @property
     def tls(self) -> bool:

@@ -67,10 +67,11 @@ PRIMARY_LIMIT = "API rate limit exceeded for user ID 1."
 BAD_JWT = "A JSON web token could not be decoded"
 # ``times`` of a fault that lasts until ``clear_faults``: an outage.
 OUTAGE = 1_000_000_000
-# Who the fixed token belongs to, and the slug of a configured GitHub App (its issues are
-# created by "<slug>[bot]").
+# Who the fixed token belongs to, and the slug of a configured GitHub App: what it creates
+# with an installation token is by its bot user, "<slug>[bot]", as GitHub shows it.
 TOKEN_LOGIN = "ai-pipeline-bot"
 APP_SLUG = "ai-pipeline"
+APP_BOT_LOGIN = f"{APP_SLUG}[bot]"
 NOT_FOR_INTEGRATIONS = "Resource not accessible by integration"
 # Far above what any test sends, so only tests that call set_rate_limit ever meet the limit.
 DEFAULT_RATE_LIMIT = 1_000_000
@@ -111,9 +112,12 @@ class _Fault:
     delay: float = 0.0
     reset: bool = False
     after_create: bool = False
+    path: str | None = None  # only requests whose path ends so (e.g. "/comments")
 
-    def matches(self, method: str) -> bool:
-        return self.method is None or self.method.upper() == method
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method.upper() == method) and (
+            self.path is None or path.endswith(self.path)
+        )
 
 
 @dataclass
@@ -169,7 +173,9 @@ class _Comment:
     id: int
     body: str
     created_at: float
-    user: str = TOKEN_LOGIN
+    author: str = TOKEN_LOGIN
+    author_type: str = "User"
+    updated_at: float = 0.0
     listed_at: float = 0.0  # shown in lists from then on (read-after-write lag)
 
 
@@ -187,7 +193,10 @@ class _Issue:
     closed_at: float | None = None
     milestone: int | None = None
     comments: list[_Comment] = field(default_factory=list)
-    user: str = TOKEN_LOGIN
+    author: str = TOKEN_LOGIN
+    author_type: str = "User"
+    locked: bool = False
+    state_reason: str | None = None
     listed_at: float = 0.0  # shown in lists from then on (read-after-write lag)
 
 
@@ -269,6 +278,12 @@ class FakeGitHub:
             return Counter(self._injected)
 
     @property
+    def faults_left(self) -> int:
+        """Queued faults not yet consumed by a request."""
+        with self._changed:
+            return sum(fault.times for fault in self._faults)
+
+    @property
     def tokens_issued(self) -> int:
         """Installation tokens handed out to the configured GitHub App."""
         with self._changed:
@@ -295,6 +310,11 @@ class FakeGitHub:
             issue = self._existing(number)
             return [self._comment_json(issue, comment) for comment in issue.comments]
 
+    def comment_times(self, number: int) -> list[float]:
+        """When each comment on issue ``number`` was created (Unix time, not rounded)."""
+        with self._changed:
+            return [comment.created_at for comment in self._existing(number).comments]
+
     def issues_for(self, request_id: str) -> list[dict[str, Any]]:
         """Issues (not pull requests) whose body carries ``request_id``'s marker."""
         wanted = marker(request_id)
@@ -320,32 +340,100 @@ class FakeGitHub:
         assignees: Iterable[str] = (),
         state: str = "open",
         pull_request: bool = False,
-        user: str = TOKEN_LOGIN,
+        author: str = TOKEN_LOGIN,
+        author_type: str = "User",
     ) -> dict[str, Any]:
-        """Store an issue (or a pull request) directly, without an HTTP call; ``user`` is
-        who opened it (by default the fixed token's owner, as if the pipeline had)."""
+        """Store an issue (or a pull request) directly, without an HTTP call, opened by
+        ``author`` (a person, unless ``author_type`` is "Bot")."""
         with self._changed:
             issue = self._store(
-                title, body, list(labels), list(assignees), state, pull_request, user=user
+                title,
+                body,
+                list(labels),
+                list(assignees),
+                state,
+                pull_request,
+                author=(author, author_type),
             )
             return self._render(issue)
 
-    def add_comments(self, number: int, bodies: Iterable[str], user: str = TOKEN_LOGIN) -> None:
+    def add_comments(self, number: int, bodies: Iterable[str], author: str = TOKEN_LOGIN) -> None:
         """Comment on issue ``number`` directly (many at once); KeyError if there is none."""
         with self._changed:
             issue = self._existing(number)
             for body in bodies:
-                self._new_comment(issue, body, user, lag=0.0)
+                self._new_comment(issue, body, (author, "User"), lag=0.0)
             self._changed.notify_all()
 
-    def close_issue(self, number: int) -> dict[str, Any]:
+    def close_issue(self, number: int, reason: str = "completed") -> dict[str, Any]:
         """Close issue ``number`` as a person would; KeyError if there is no such issue."""
         with self._changed:
             issue = self._existing(number)
             now = time.time()
             issue.state, issue.closed_at, issue.updated_at = "closed", now, now
+            issue.state_reason = reason
             self._changed.notify_all()
             return self._render(issue)
+
+    def edit_issue(
+        self, number: int, title: str | None = None, body: str | None = None
+    ) -> dict[str, Any]:
+        """Change an issue's title or body as its author would."""
+        with self._changed:
+            issue = self._existing(number)
+            issue.title = issue.title if title is None else title
+            issue.body = issue.body if body is None else body
+            issue.updated_at = time.time()
+            self._changed.notify_all()
+            return self._render(issue)
+
+    def lock_issue(self, number: int) -> None:
+        with self._changed:
+            self._existing(number).locked = True
+            self._changed.notify_all()
+
+    def label_issue(self, number: int, *labels: str) -> dict[str, Any]:
+        """Add labels to an issue as a person would (creating missing labels)."""
+        with self._changed:
+            issue = self._existing(number)
+            self._label_issue(issue, labels)
+            return self._render(issue)
+
+    def unlabel_issue(self, number: int, label: str) -> dict[str, Any]:
+        """Remove a label from an issue as a person would."""
+        with self._changed:
+            issue = self._existing(number)
+            issue.labels = [x for x in issue.labels if x.lower() != label.lower()]
+            issue.updated_at = time.time()
+            self._changed.notify_all()
+            return self._render(issue)
+
+    def add_comment(
+        self, number: int, body: str, author: str = "octocat", author_type: str = "User"
+    ) -> dict[str, Any]:
+        """Comment on an issue as ``author`` would, without an HTTP call."""
+        with self._changed:
+            issue = self._existing(number)
+            now = time.time()
+            self._comment_count += 1
+            comment = _Comment(900_000 + self._comment_count, body, now, author, author_type, now)
+            issue.comments.append(comment)
+            issue.updated_at = now
+            self._changed.notify_all()
+            return self._comment_json(issue, comment)
+
+    def delete_comment(self, comment_id: int) -> None:
+        """Delete a comment as a maintainer would; KeyError if there is none."""
+        with self._changed:
+            found = self._comment_by_id(comment_id)
+            if found is None:
+                raise KeyError(f"no comment {comment_id}")
+            found[0].comments.remove(found[1])
+            self._changed.notify_all()
+
+    def repository_json(self) -> dict[str, Any]:
+        """The repository as GitHub shows it (and as its webhooks carry it)."""
+        return self._repository_json()
 
     def add_label(
         self, name: str, color: str = "ededed", description: str | None = None
@@ -454,19 +542,28 @@ class FakeGitHub:
             error["value"] = value
         self.fail_next(422, times, method=method, message="Validation Failed", errors=[error])
 
-    def delay_next(self, seconds: float, times: int = 1, *, method: str | None = None) -> None:
-        """Stall the next requests; a create stalls after storing, so its outcome is unknown."""
-        self._queue(_Fault(times, method, delay=seconds))
+    def delay_next(
+        self, seconds: float, times: int = 1, *, method: str | None = None, path: str | None = None
+    ) -> None:
+        """Stall the next requests (whose path ends with ``path``, if given); a create
+        stalls after storing, so its outcome is unknown."""
+        self._queue(_Fault(times, method, delay=seconds, path=path))
 
     def reset_connection_next(
-        self, times: int = 1, *, method: str | None = None, after_create: bool = False
+        self,
+        times: int = 1,
+        *,
+        method: str | None = None,
+        after_create: bool = False,
+        path: str | None = None,
     ) -> None:
         """Break the connection of the next requests instead of answering them.
 
-        Nothing is acted on, except with ``after_create`` a POST /issues, which stores the
-        issue first: the client cannot know whether it was created.
+        Nothing is acted on, except with ``after_create`` a create (POST /issues, or a
+        comment), which is stored first: the client cannot know whether it was created.
+        ``path``: only requests whose path ends so ("/comments").
         """
-        self._queue(_Fault(times, method, reset=True, after_create=after_create))
+        self._queue(_Fault(times, method, reset=True, after_create=after_create, path=path))
 
     def chaos(self, probability: float, kinds: Sequence[str], seed: int) -> None:
         """From now on inject a random fault of ``kinds`` (see CHAOS_KINDS) into each
@@ -521,6 +618,10 @@ class FakeGitHub:
             ("/issues/{number}", self._get_issue, "GET"),
             ("/issues/{number}/comments", self._list_comments, "GET"),
             ("/issues/{number}/comments", self._create_comment, "POST"),
+            ("/issues/comments/{comment_id}", self._edit_comment, "PATCH"),
+            ("/issues/{number}/labels", self._add_issue_labels, "POST"),
+            ("/issues/{number}/labels/{name}", self._remove_issue_label, "DELETE"),
+            ("/issues/{number}/assignees", self._add_issue_assignees, "POST"),
             ("/labels", self._list_labels, "GET"),
             ("/labels", self._create_label, "POST"),
             ("/assignees/{login}", self._check_assignee, "GET"),
@@ -565,7 +666,7 @@ class FakeGitHub:
                 if state in ("all", i.state)
                 and i.listed_at <= now
                 and i.updated_at >= since
-                and creator in (None, i.user)
+                and creator in (None, i.author)
             ]
             chosen.sort(key=lambda i: (getattr(i, f"{sort}_at"), i.number))
             if query.get("direction", "desc") == "desc":
@@ -576,8 +677,8 @@ class FakeGitHub:
 
     async def _create_issue(self, request: Request, owner: str, repo: str) -> Response:
         refusal, then, payload = await self._admit(request, owner, repo, creating=True)
-        login = self._login(request.headers.get("authorization"))
-        return refusal or await self._finish(then, self._file(payload, login))
+        caller = self._caller(request.headers.get("authorization"))
+        return refusal or await self._finish(then, self._file(payload, caller))
 
     async def _get_issue(self, request: Request, owner: str, repo: str, number: int) -> Response:
         refusal, then, _ = await self._admit(request, owner, repo)
@@ -600,17 +701,98 @@ class FakeGitHub:
             issue = self._find(number)
             if issue is None:
                 return await self._finish(then, _not_found())
-            shown = [c for c in issue.comments if c.listed_at <= now and c.created_at >= since]
-            page, links = _paged(request, shown)
+            chosen = [c for c in issue.comments if c.listed_at <= now and _updated(c) >= since]
+            page, links = _paged(request, chosen)
             items = [self._comment_json(issue, comment) for comment in page]
         return await self._finish(then, JSONResponse(items, headers=links))
 
     async def _create_comment(
         self, request: Request, owner: str, repo: str, number: int
     ) -> Response:
+        # Content creation, like an issue: faults "after create" store it, then fail.
+        refusal, then, payload = await self._admit(request, owner, repo, creating=True)
+        caller = self._caller(request.headers.get("authorization"))
+        return refusal or await self._finish(then, self._comment_on(number, payload, caller))
+
+    async def _edit_comment(
+        self, request: Request, owner: str, repo: str, comment_id: int
+    ) -> Response:
         refusal, then, payload = await self._admit(request, owner, repo)
-        login = self._login(request.headers.get("authorization"))
-        return refusal or await self._finish(then, self._comment_on(number, payload, login))
+        if refusal is not None:
+            return refusal
+        body = payload.get("body") if isinstance(payload, dict) else None
+        if not isinstance(body, str) or body == "" or len(body) > MAX_BODY:
+            return await self._finish(then, _validation("body", "invalid", resource="IssueComment"))
+        with self._changed:
+            found = self._comment_by_id(comment_id)
+            if found is None:
+                return await self._finish(then, _not_found())
+            issue, comment = found
+            comment.body, comment.updated_at = body, time.time()
+            self._changed.notify_all()
+            shown = self._comment_json(issue, comment)
+        return await self._finish(then, JSONResponse(shown))
+
+    async def _add_issue_labels(
+        self, request: Request, owner: str, repo: str, number: int
+    ) -> Response:
+        def add(issue: _Issue, labels: list[str]) -> Response:
+            self._label_issue(issue, labels)
+            return JSONResponse([self._label_json(self._labels[n.lower()]) for n in issue.labels])
+
+        return await self._change_issue(request, owner, repo, number, "labels", add)
+
+    async def _remove_issue_label(
+        self, request: Request, owner: str, repo: str, number: int, name: str
+    ) -> Response:
+        refusal, then, _ = await self._admit(request, owner, repo)
+        if refusal is not None:
+            return refusal
+        with self._changed:
+            issue = self._find(number)
+            kept = [x for x in issue.labels if x.lower() != name.lower()] if issue else []
+            if issue is None or len(kept) == len(issue.labels):
+                return await self._finish(then, _error(404, "Label does not exist"))
+            issue.labels, issue.updated_at = kept, time.time()
+            self._changed.notify_all()
+            shown = [self._label_json(self._labels[x.lower()]) for x in kept]
+        return await self._finish(then, JSONResponse(shown))
+
+    async def _add_issue_assignees(
+        self, request: Request, owner: str, repo: str, number: int
+    ) -> Response:
+        def assign(issue: _Issue, logins: list[str]) -> Response:
+            # GitHub leaves out, silently, whoever cannot be assigned.
+            for login in logins:
+                assignable = self.assignable is None or login in self.assignable
+                if assignable and login not in issue.assignees:
+                    issue.assignees.append(login)
+            issue.updated_at = time.time()
+            self._changed.notify_all()
+            return JSONResponse(self._render(issue), status_code=201)
+
+        return await self._change_issue(request, owner, repo, number, "assignees", assign)
+
+    async def _change_issue(
+        self,
+        request: Request,
+        owner: str,
+        repo: str,
+        number: int,
+        field: str,
+        change: Callable[[_Issue, list[str]], Response],
+    ) -> Response:
+        """A POST whose body lists strings under ``field``, applied to issue ``number``."""
+        refusal, then, payload = await self._admit(request, owner, repo)
+        if refusal is not None:
+            return refusal
+        values = payload.get(field) if isinstance(payload, dict) else None
+        if not isinstance(values, list) or not all(isinstance(x, str) for x in values):
+            return await self._finish(then, _validation(field, "invalid"))
+        with self._changed:
+            issue = self._find(number)
+            shown = _not_found() if issue is None else change(issue, values)
+        return await self._finish(then, shown)
 
     async def _list_labels(self, request: Request, owner: str, repo: str) -> Response:
         refusal, then, _ = await self._admit(request, owner, repo)
@@ -656,7 +838,7 @@ class FakeGitHub:
     async def _get_app(self, request: Request) -> Response:
         # Authenticated by the app's JWT, like the token exchange.
         await self._record(request)
-        refusal, then = self._inject(request.method, creating=False)
+        refusal, then = self._inject(request.method, request.url.path, creating=False)
         if refusal is not None:
             return refusal
         answer = self._verify_jwt(request.headers.get("authorization"))
@@ -670,7 +852,7 @@ class FakeGitHub:
     async def _create_access_token(self, request: Request, installation_id: int) -> Response:
         # Faults and chaos apply, but not the token check: the app's JWT is checked instead.
         await self._record(request)
-        refusal, then = self._inject(request.method, creating=False)
+        refusal, then = self._inject(request.method, request.url.path, creating=False)
         if refusal is not None:
             return refusal
         answer = self._verify_jwt(request.headers.get("authorization"))
@@ -686,7 +868,7 @@ class FakeGitHub:
         """Record the request; then a fault, the token, the rate limit and the repository
         decide. ``creating`` marks POST /issues, which some faults act on after storing."""
         payload = await self._record(request)
-        refusal, then = self._inject(request.method, creating)
+        refusal, then = self._inject(request.method, request.url.path, creating)
         if refusal is None:
             refusal = self._authenticate(request.headers.get("authorization"))
         if refusal is not None:
@@ -725,10 +907,10 @@ class FakeGitHub:
             self._changed.notify_all()
         return payload
 
-    def _inject(self, method: str, creating: bool) -> tuple[Response | None, _Then]:
+    def _inject(self, method: str, path: str, creating: bool) -> tuple[Response | None, _Then]:
         """A refusal (a fault's answer or a dropped connection) or what to do after acting."""
         kind = self._draw(creating)  # drawn even when a queued fault wins: reproducible runs
-        fault = self._take_fault(method)
+        fault = self._take_fault(method, path)
         if fault is None and kind is not None:
             fault = self._chaos_fault(kind)
             with self._changed:
@@ -777,8 +959,7 @@ class FakeGitHub:
 
     def _login(self, authorization: str | None) -> str:
         """Who an authenticated request acts as: the token's owner, or the app's bot."""
-        credential = (authorization or "").partition(" ")[2]
-        return TOKEN_LOGIN if credential == self.token else f"{APP_SLUG}[bot]"
+        return self._caller(authorization)[0]
 
     def _spend(self) -> tuple[bool, dict[str, str]]:
         """Count a request against the primary rate limit: (exhausted, headers to send)."""
@@ -835,9 +1016,9 @@ class FakeGitHub:
         with self._changed:
             self._faults.append(fault)
 
-    def _take_fault(self, method: str) -> _Fault | None:
+    def _take_fault(self, method: str, path: str) -> _Fault | None:
         with self._changed:
-            fault = next((f for f in self._faults if f.matches(method)), None)
+            fault = next((f for f in self._faults if f.matches(method, path)), None)
             if fault is not None:
                 fault.times -= 1
                 if fault.times == 0:
@@ -851,7 +1032,7 @@ class FakeGitHub:
         with suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
-    def _file(self, payload: Any, login: str) -> Response:
+    def _file(self, payload: Any, caller: tuple[str, str]) -> Response:
         if not isinstance(payload, dict):
             return _error(400, "Problems parsing JSON")
         with self._changed:
@@ -869,7 +1050,7 @@ class FakeGitHub:
                 "open",
                 False,
                 milestone=payload.get("milestone"),
-                user=login,
+                author=caller,
                 lag=self.list_lag,
             )
             shown = self._render(issue)
@@ -912,7 +1093,7 @@ class FakeGitHub:
         pull_request: bool,
         *,
         milestone: int | None = None,
-        user: str = TOKEN_LOGIN,
+        author: tuple[str, str] = (TOKEN_LOGIN, "User"),
         lag: float = 0.0,
     ) -> _Issue:
         # Callers hold self._changed.
@@ -935,14 +1116,15 @@ class FakeGitHub:
             now,
             closed_at=now if state == "closed" else None,
             milestone=milestone,
-            user=user,
+            author=author[0],
+            author_type=author[1],
             listed_at=now + lag,
         )
         self._issues.append(issue)
         self._changed.notify_all()
         return issue
 
-    def _comment_on(self, number: int, payload: Any, login: str) -> Response:
+    def _comment_on(self, number: int, payload: Any, caller: tuple[str, str]) -> Response:
         if not isinstance(payload, dict):
             return _error(400, "Problems parsing JSON")
         body = payload.get("body")
@@ -954,16 +1136,26 @@ class FakeGitHub:
                 return _validation("body", "missing_field", resource="IssueComment")
             if not isinstance(body, str) or len(body) > MAX_BODY:
                 return _validation("body", "invalid", resource="IssueComment")
-            comment = self._new_comment(issue, body, login, self.list_lag)
+            comment = self._new_comment(issue, body, caller, self.list_lag)
             self._changed.notify_all()
             shown = self._comment_json(issue, comment)
         return JSONResponse(shown, status_code=201, headers={"Location": shown["url"]})
 
-    def _new_comment(self, issue: _Issue, body: str, user: str, lag: float) -> _Comment:
+    def _new_comment(
+        self, issue: _Issue, body: str, author: tuple[str, str], lag: float
+    ) -> _Comment:
         # Callers hold self._changed.
         now = time.time()
         self._comment_count += 1
-        comment = _Comment(900_000 + self._comment_count, body, now, user, now + lag)
+        comment = _Comment(
+            900_000 + self._comment_count,
+            body,
+            now,
+            author=author[0],
+            author_type=author[1],
+            updated_at=now,
+            listed_at=now + lag,
+        )
         issue.comments.append(comment)
         issue.updated_at = now
         return comment
@@ -991,6 +1183,31 @@ class FakeGitHub:
         self._labels[name.lower()] = label
         return label
 
+    def _caller(self, authorization: str | None) -> tuple[str, str]:
+        """Who a request acts as: the token's user, or the App's bot user."""
+        credential = (authorization or "").partition(" ")[2]
+        with self._changed:
+            installation = credential in self._installation_tokens
+        return (APP_BOT_LOGIN, "Bot") if installation else (TOKEN_LOGIN, "User")
+
+    def _comment_by_id(self, comment_id: int) -> tuple[_Issue, _Comment] | None:
+        # Callers hold self._changed.
+        for issue in self._issues:
+            for comment in issue.comments:
+                if comment.id == comment_id:
+                    return issue, comment
+        return None
+
+    def _label_issue(self, issue: _Issue, labels: Iterable[str]) -> None:
+        # Callers hold self._changed. A missing label is created, as GitHub does for a
+        # caller with push access.
+        for label in labels:
+            name = (self._labels.get(label.lower()) or self._new_label(label, "ededed", None)).name
+            if name.lower() not in {x.lower() for x in issue.labels}:
+                issue.labels.append(name)
+        issue.updated_at = time.time()
+        self._changed.notify_all()
+
     def _find(self, number: int) -> _Issue | None:
         # Callers hold self._changed. Numbers are positions: issues are never deleted.
         return self._issues[number - 1] if 1 <= number <= len(self._issues) else None
@@ -1016,12 +1233,13 @@ class FakeGitHub:
             "state": issue.state,
             "title": issue.title,
             "body": issue.body,
-            "user": _user(issue.user),
+            "user": _user(issue.author, issue.author_type),
             "labels": [self._label_json(self._labels[name.lower()]) for name in issue.labels],
             "assignee": _user(issue.assignees[0]) if issue.assignees else None,
             "assignees": [_user(login) for login in issue.assignees],
             "milestone": self._milestone_json(milestone) if milestone else None,
-            "locked": False,
+            "locked": issue.locked,
+            "state_reason": issue.state_reason,
             "comments": len(issue.comments),
             "created_at": _iso(issue.created_at),
             "updated_at": _iso(issue.updated_at),
@@ -1077,15 +1295,16 @@ class FakeGitHub:
 
     def _comment_json(self, issue: _Issue, comment: _Comment) -> dict[str, Any]:
         created = _iso(comment.created_at)
+        updated = _iso(_updated(comment))
         return {
             "id": comment.id,
             "node_id": f"IC_fake{comment.id}",
             "url": f"{self.url}/repos/{self.repository}/issues/comments/{comment.id}",
             "html_url": f"{self._html_url(issue)}#issuecomment-{comment.id}",
             "body": comment.body,
-            "user": _user(comment.user),
+            "user": _user(comment.author, comment.author_type),
             "created_at": created,
-            "updated_at": created,
+            "updated_at": updated,
             "issue_url": f"{self.url}/repos/{self.repository}/issues/{issue.number}",
             "author_association": "OWNER",
         }
@@ -1255,8 +1474,12 @@ def _reason(status: int) -> str:
         return "Error"
 
 
-def _user(login: str) -> dict[str, Any]:
-    return {"login": login, "id": zlib.crc32(login.encode()) % 100_000, "type": "User"}
+def _user(login: str, kind: str = "User") -> dict[str, Any]:
+    return {"login": login, "id": zlib.crc32(login.encode()) % 100_000, "type": kind}
+
+
+def _updated(comment: _Comment) -> float:
+    return comment.updated_at or comment.created_at
 
 
 def _int(value: str | None, default: int) -> int:

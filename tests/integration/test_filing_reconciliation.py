@@ -137,7 +137,7 @@ async def test_an_earlier_issue_is_found_behind_more_than_300_newer_ones(
     event = await drafted(store, "req-buried")
     ours = gh.add_issue("Ours", body=f"text\n{marker('req-buried')}")
     for n in range(350):
-        gh.add_issue(f"Theirs {n}", body="text", user="octocat", pull_request=n % 2 == 0)
+        gh.add_issue(f"Theirs {n}", body="text", author="octocat", pull_request=n % 2 == 0)
     await store.put_filing(FilingRecord("req-buried", "pending", None))
     agent = TrackerAgent(github(gh, trackers), store, Metrics())
 

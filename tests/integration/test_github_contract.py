@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -290,3 +291,37 @@ def test_repair_unwraps_examples_referring_to_example_objects() -> None:
 
     assert repair_spec(document) == {"nullable": 0, "example_refs": 1}
     assert media["examples"]["default"] == {"value": issue}
+
+
+async def test_acting_on_an_issue_in_place_keeps_the_contract(
+    tracker: GitHubTracker, recorder: Recorder
+) -> None:
+    """The GitHub App mode's calls: read an issue, list its comments since a time, comment,
+    edit the comment, add and remove labels (a name with a colon and a space), assign."""
+    since = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+    issue = await tracker.read_issue(1347)
+    comments = await tracker.list_comments(1347, since=since)
+    created = await tracker.create_comment(1347, "<!-- ai-pipeline:triage -->\nTriaged.")
+    edited = await tracker.edit_comment(created.id, "<!-- ai-pipeline:triage -->\nAgain.")
+    labels = await tracker.add_labels(1347, ["bug", "priority: high"])
+    await tracker.remove_label(1347, "priority: high")
+    assignees = await tracker.add_assignees(1347, ["octocat"])
+
+    recorder.assert_contract_kept()
+    assert issue is None  # GitHub's example issue #1347 is a pull request
+    assert comments and all(c.url.startswith("https://github.com/") for c in comments)
+    [listed] = recorder.to("GET", "/issues/1347/comments")
+    assert listed.request.url.params["since"] == "2026-01-02T03:04:05Z"
+    assert created.id > 0 and edited is not None
+    [patched] = [r for r in recorder.answered if r.request.method == "PATCH"]
+    assert patched.request.url.path == f"/repos/{REPOSITORY}/issues/comments/{created.id}"
+    assert json.loads(patched.request.content) == {"body": "<!-- ai-pipeline:triage -->\nAgain."}
+    [added] = recorder.to("POST", "/issues/1347/labels")
+    assert json.loads(added.request.content) == {"labels": ["bug", "priority: high"]}
+    assert labels  # the example's labels
+    [removed] = [r for r in recorder.answered if r.request.method == "DELETE"]
+    assert removed.request.url.raw_path.endswith(b"/issues/1347/labels/priority%3A%20high")
+    [assigned] = recorder.to("POST", "/issues/1347/assignees")
+    assert json.loads(assigned.request.content) == {"assignees": ["octocat"]}
+    assert assignees

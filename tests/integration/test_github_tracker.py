@@ -217,7 +217,7 @@ async def test_find_filed_since_an_attempt_reads_every_page_of_our_own_issues(
     gh.add_issue("Ours", body=marker(REQUEST_ID))
     for n in range(500):
         gh.add_issue(f"Newer {n}", body=marker(f"other-{n}"))
-        gh.add_issue(f"Theirs {n}", body=marker(REQUEST_ID), user="octocat")
+        gh.add_issue(f"Theirs {n}", body=marker(REQUEST_ID), author="octocat")
 
     found = await tracker.find_filed(REQUEST_ID, since)
 
@@ -232,7 +232,7 @@ async def test_find_filed_since_an_attempt_reads_every_page_of_our_own_issues(
 async def test_without_a_login_the_search_lists_every_creators_issues(gh: FakeGitHub) -> None:
     """A token GitHub will not name (403 on GET /user) files all the same."""
     gh.fail_next(403, message="Resource not accessible by integration", method="GET")
-    gh.add_issue("Ours, opened by a person", body=marker(REQUEST_ID), user="octocat")
+    gh.add_issue("Ours, opened by a person", body=marker(REQUEST_ID), author="octocat")
     tracker = GitHubTracker(gh.url, gh.repository, TOKEN)
     try:
         found = await tracker.find_filed(REQUEST_ID)
@@ -263,7 +263,7 @@ async def test_find_comment_reads_every_page_of_our_comments_since(
 ) -> None:
     number = gh.add_issue("Busy")["number"]
     gh.add_comments(number, [f"me too {n}" for n in range(1200)])
-    gh.add_comments(number, [f"quoted\n{marker(REQUEST_ID)}"], user="octocat")
+    gh.add_comments(number, [f"quoted\n{marker(REQUEST_ID)}"], author="octocat")
     gh.add_comments(number, [f"seen again\n{marker(REQUEST_ID)}"])
     since = datetime.now(UTC) - timedelta(minutes=1)
 

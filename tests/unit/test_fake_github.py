@@ -541,7 +541,7 @@ def test_the_exchange_takes_queued_faults_like_any_request(
 def test_lists_filter_by_creator_and_by_last_update_since(
     gh: FakeGitHub, api: httpx.Client, app_key: rsa.RSAPrivateKey
 ) -> None:
-    gh.add_issue("Someone else's", user="octocat")
+    gh.add_issue("Someone else's", author="octocat")
     old = gh.add_issue("Ours, old")
     cut = time.time()
     time.sleep(1.1)  # GitHub's timestamps are whole seconds

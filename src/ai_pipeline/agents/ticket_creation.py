@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from ai_pipeline.agents.messages import step_ran, to_topic
 from ai_pipeline.agents.offload import DEFAULT_BUDGET_SECONDS, off_loop, report_budget
@@ -19,19 +20,24 @@ from ai_pipeline.domain.events import (
     StepChanged,
     StepStatus,
     Topic,
+    TriageCommentDrafted,
     utcnow,
 )
+from ai_pipeline.domain.github import InPlaceDraft, origin_of, shown_where_filed
 from ai_pipeline.domain.models import BugReport, IssueDraft, TriageResult
 from ai_pipeline.domain.redaction import Redactor, redact_report
 from ai_pipeline.domain.review import HoldPolicy
 from ai_pipeline.drafting.drafter import IssueDrafter, TemplateDrafter
+from ai_pipeline.drafting.github_comment import GitHubCommentDrafter
 from ai_pipeline.drafting.template import render, render_occurrence
 from ai_pipeline.ports import OutgoingMessage
+from ai_pipeline.triage.rules import DUPLICATE_LABEL
 
 
 class TicketCreationAgent:
     """Drafts the issue from a redacted copy of the report: the filed text leaves the
-    service; the original stays in the private state store.
+    service; the original stays in the private state store. An issue opened on GitHub
+    gets the draft of our comment on it instead (``drafting.github_comment``).
 
     A report the hold policy names waits in the review step instead (``domain.review``);
     a maintainer's release sends it back here, marked reviewed."""
@@ -41,11 +47,16 @@ class TicketCreationAgent:
         redactor: Redactor,
         drafter: IssueDrafter | None = None,
         hold: HoldPolicy | None = None,
+        in_place: GitHubCommentDrafter | None = None,
+        filing_repository: str | None = None,
         cpu_budget: float = DEFAULT_BUDGET_SECONDS,
     ):
+        """``filing_repository``: where reports sent to the API are filed, if on GitHub."""
         self.redactor = redactor
         self.drafter: IssueDrafter = drafter or TemplateDrafter()
         self.hold = hold or HoldPolicy()
+        self.in_place = in_place or GitHubCommentDrafter()
+        self.filing_repository = filing_repository
         self.cpu_budget = cpu_budget
 
     async def handle(self, event: Event) -> Sequence[OutgoingMessage]:
@@ -63,6 +74,11 @@ class TicketCreationAgent:
         with report_budget(self.cpu_budget):
             started = utcnow()
             report, triage = await off_loop(redacted, event, self.redactor)
+            origin = origin_of(event.report.id)
+            if origin is not None:  # opened on GitHub: a comment on it, not a new issue
+                in_place = await self.in_place.draft(origin, report, triage)
+                return in_place_messages(event, in_place, started)
+            triage = filed_candidates(triage, self.filing_repository)
             draft = await self.drafter.draft(event.request_id, report, triage)
             return await off_loop(drafted_messages, event, draft, started, report, triage)
 
@@ -73,6 +89,26 @@ def draft_issue(event: ReportTriaged, redactor: Redactor) -> list[OutgoingMessag
     report, triage = redacted(event, redactor)
     draft = render(event.request_id, report, triage)
     return drafted_messages(event, draft, started, report, triage)
+
+
+def filed_candidates(triage: TriageResult, filing_repository: str | None) -> TriageResult:
+    """Triage without the duplicate candidates an issue filed there may not show (issues
+    opened on other GitHub repositories, see ``domain.github.shown_where_filed``)."""
+    kept = [
+        c
+        for c in triage.duplicate_candidates
+        if shown_where_filed(c.bug_report_id, filing_repository)
+    ]
+    if len(kept) == len(triage.duplicate_candidates):
+        return triage
+    duplicate_of = triage.duplicate_of
+    update: dict[str, Any] = {"duplicate_candidates": kept}
+    if duplicate_of is not None and not shown_where_filed(
+        duplicate_of.bug_report_id, filing_repository
+    ):
+        update["duplicate_of"] = None
+        update["labels"] = [label for label in triage.labels if label != DUPLICATE_LABEL]
+    return triage.model_copy(update=update)
 
 
 def redacted(event: ReportTriaged, redactor: Redactor) -> tuple[BugReport, TriageResult]:
@@ -107,6 +143,24 @@ def drafted_messages(
         occurrence=render_occurrence(event.request_id, report, triage) if issue else None,
     )
     data = {"title": draft.title, "labels": draft.labels, "body_chars": len(draft.body)}
+    return [
+        *step_ran(event.request_id, Step.TICKET_CREATION, started, utcnow(), data),
+        to_topic(Topic.TICKET_CREATION, event.request_id, drafted),
+    ]
+
+
+def in_place_messages(
+    event: ReportTriaged, draft: InPlaceDraft, started: datetime
+) -> list[OutgoingMessage]:
+    drafted = TriageCommentDrafted(
+        request_id=event.request_id, bug_report_id=event.report.id, draft=draft
+    )
+    data = {
+        "comment_on": f"{draft.repository}#{draft.issue_number}",
+        "labels": draft.labels,
+        "questions": len(draft.questions),
+        "body_chars": len(draft.body),
+    }
     return [
         *step_ran(event.request_id, Step.TICKET_CREATION, started, utcnow(), data),
         to_topic(Topic.TICKET_CREATION, event.request_id, drafted),

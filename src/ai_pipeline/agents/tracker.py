@@ -15,6 +15,8 @@ partition mid-call and the new owner gets the same draft. The other one waits fo
 lease, and finds the issue filed or the attempt to reconcile. A create call is cut short
 before its lease ends, by the listing lag, so whoever claims next already sees its issue.
 
+Issues opened on GitHub are not filed: they are acted on in place (``agents.in_place``).
+
 Security-sensitive reports are filed on the private tracker when one is configured (the
 built-in local tracker by default), never on the public one.
 
@@ -38,10 +40,11 @@ from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
+from ai_pipeline.agents.in_place import InPlaceActor
 from ai_pipeline.agents.keyed_locks import KeyedLocks
 from ai_pipeline.agents.messages import step_ran
 from ai_pipeline.domain.errors import PermanentError, UnavailableError
-from ai_pipeline.domain.events import Event, IssueDrafted, Step, utcnow
+from ai_pipeline.domain.events import Event, IssueDrafted, Step, TriageCommentDrafted, utcnow
 from ai_pipeline.domain.models import FiledIssue
 from ai_pipeline.domain.request_state import RequestState, RequestStatus
 from ai_pipeline.drafting.template import occurrence_comment
@@ -65,6 +68,7 @@ class TrackerAgent:
         metrics: Metrics,
         private_tracker: Tracker | None = None,
         duplicates: Literal["link", "comment"] = "link",
+        in_place: InPlaceActor | None = None,
         *,
         owner: str | None = None,
         lease_seconds: float = 120.0,
@@ -72,6 +76,7 @@ class TrackerAgent:
         """``owner``: this process, as named in the leases it holds (a fresh name by
         default); ``lease_seconds``: how long one create may hold a request's entry."""
         self.tracker = tracker
+        self.in_place = in_place
         self.private_tracker = private_tracker
         self.store = store
         self.metrics = metrics
@@ -81,11 +86,23 @@ class TrackerAgent:
         self._commenting = KeyedLocks()
 
     async def handle(self, event: Event) -> Sequence[OutgoingMessage]:
-        if not isinstance(event, IssueDrafted):
+        if not isinstance(event, IssueDrafted | TriageCommentDrafted):
             raise PermanentError(f"tracker agent cannot handle {event.kind}")
         state = await self.store.get(event.request_id)
         if state is not None and state.status is RequestStatus.FAILED:
             return []  # ended already (a refusal, say): `ai-pipeline redrive` reopens it
+        if isinstance(event, TriageCommentDrafted):
+            if self.in_place is None:
+                raise PermanentError(
+                    "an issue opened on GitHub, but the GitHub App mode is not set up here"
+                    " (AI_PIPELINE_GITHUB_WEBHOOK_SECRET)"
+                )
+            return await self.in_place.act(event)
+        return await self._file(event, state)
+
+    async def _file(
+        self, event: IssueDrafted, state: RequestState | None
+    ) -> Sequence[OutgoingMessage]:
         started = utcnow()
         private = event.security_sensitive and self.private_tracker is not None
         tracker = self.private_tracker if private and self.private_tracker else self.tracker

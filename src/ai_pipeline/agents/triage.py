@@ -27,6 +27,7 @@ from ai_pipeline.domain.events import (
     Topic,
     utcnow,
 )
+from ai_pipeline.domain.github import index_key
 from ai_pipeline.domain.models import DuplicateCandidate
 from ai_pipeline.domain.request_state import StepProgress
 from ai_pipeline.observability.metrics import Metrics
@@ -89,7 +90,7 @@ class TriageAgent:
                 report.full_text(),
                 issue_number=state.github_issue_number,
                 embedding=vectors.get(state.request_id),
-                canonical_id=canonical.get("bug_report_id"),
+                canonical_id=_canonical(report.id, canonical.get("bug_report_id")),
             )
         return len(rows)
 
@@ -105,8 +106,9 @@ class TriageAgent:
         text = report.full_text()
         embedding = await self._embed(text)
         vector = await off_loop(self.index.vector, report.title, text)
+        # A later pass over a GitHub issue must not find the issue's own earlier passes.
         candidates = self.index.search(
-            vector, k=5, exclude_bug_report_id=report.id, embedding=embedding
+            vector, k=5, exclude_bug_report_id=index_key(report.id), embedding=embedding
         )
         result = await self.engine.triage(
             report, await self._with_issue_numbers(candidates), embedding
@@ -122,7 +124,9 @@ class TriageAgent:
                 text,
                 vector=vector,
                 embedding=embedding,
-                canonical_id=result.duplicate_of.bug_report_id if result.duplicate_of else None,
+                canonical_id=_canonical(
+                    report.id, result.duplicate_of.bug_report_id if result.duplicate_of else None
+                ),
             )
             if embedding is not None:
                 await self.store.put_embedding(event.request_id, embedding.tobytes())
@@ -158,6 +162,12 @@ class TriageAgent:
                     )
             enriched.append(candidate)
         return enriched
+
+
+def _canonical(bug_report_id: str, duplicate_of: str | None) -> str | None:
+    """What a report is offered as: a later pass over a GitHub issue is that issue."""
+    key = index_key(bug_report_id)
+    return key if key != bug_report_id else duplicate_of
 
 
 def _held_privately(triage: StepProgress | None) -> bool:

@@ -41,9 +41,23 @@ def create_app(container: Container, agents: Collection[str] = tuple(AGENTS)) ->
         container.store, Redactor.from_setting(container.settings.redact)
     )
     app.state.review_queue = ReviewQueue(container)
+    _mount_github_webhooks(app, container)
     mount_console(app)
     guard = Guard(IngestFastPath(app, container), container)
     return ObserveRequests(guard, container.metrics, container.ingest_priority)
+
+
+def _mount_github_webhooks(app: FastAPI, container: Container) -> None:
+    """The webhook route exists only while its secret is set (GitHub App mode)."""
+    secret = container.settings.github_webhook_secret
+    if secret is None or container.github_store is None:
+        return
+    from ai_pipeline.api import webhook_routes
+    from ai_pipeline.github_webhooks import GitHubWebhooks
+
+    store = container.github_store
+    app.state.github_webhooks = GitHubWebhooks(container, store, secret.get_secret_value().encode())
+    app.include_router(webhook_routes.router)
 
 
 def create_agent_app(container: Container, agents: Collection[str]) -> FastAPI:

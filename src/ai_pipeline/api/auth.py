@@ -39,6 +39,8 @@ INGEST_PATH = "/api/v1/bug-reports"
 CONSOLE_PREFIX = "/console"
 # Hints while a reporter types a title: whoever may submit may see them.
 DUPLICATE_HINTS_PATH = "/api/v1/duplicate-candidates"
+# GitHub's webhooks carry no key: the route checks GitHub's signature instead.
+WEBHOOK_PATHS = frozenset({"/api/v1/webhooks/github"})
 READ_METHODS = frozenset({"GET", "HEAD"})
 # A reporter's answers (``/api/v1/requests/<id>/replies``): their reply token, or a key
 # that may submit.
@@ -60,6 +62,8 @@ class Rule:
 def rule_for(method: str, path: str, metrics_public: bool) -> Rule | None:
     """What a request needs; None for an open route."""
     if path in OPEN_PATHS or path == "/" or path.startswith(CONSOLE_PREFIX):
+        return None
+    if path in WEBHOOK_PATHS and method == "POST":
         return None
     if path == PROMETHEUS_PATH:
         # Never rate-limited: a scrape every 15 s must not eat a key's hourly budget.

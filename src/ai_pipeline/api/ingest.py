@@ -23,6 +23,7 @@ from ai_pipeline.api.errors import (
 )
 from ai_pipeline.bootstrap import Container
 from ai_pipeline.domain.errors import UnavailableError
+from ai_pipeline.domain.github import is_reserved, is_reserved_key
 from ai_pipeline.domain.models import BugReport
 from ai_pipeline.observability.logging import get_logger
 from ai_pipeline.settings import Settings
@@ -35,7 +36,7 @@ ROUTE = SimpleNamespace(path=PATH)  # what the metrics middleware labels the req
 
 def parse_report(body: bytes) -> BugReport:
     try:
-        return BugReport.model_validate_json(body)
+        report = BugReport.model_validate_json(body)
     except ValidationError as exc:
         details = validation_details(exc)
         if any(d["type"] == "json_invalid" for d in details):
@@ -43,6 +44,20 @@ def parse_report(body: bytes) -> BugReport:
         if any(d["type"] == "model_type" and d["field"] is None for d in details):
             raise ApiError(400, "body must be a JSON object", details=details) from None
         raise ApiError(422, "the bug report is invalid", details=details) from None
+    if is_reserved(report.id):
+        # Such ids name issues opened on GitHub: only its verified webhooks create them.
+        raise ApiError(
+            422,
+            "the bug report is invalid",
+            details=[
+                {
+                    "field": "id",
+                    "message": "ids starting with 'gh:' are reserved",
+                    "type": "reserved",
+                }
+            ],
+        )
+    return report
 
 
 def check_headers(content_type: str | None, content_length: str | None, limit: int) -> None:
@@ -68,6 +83,8 @@ def check_notify(report: BugReport, settings: Settings) -> None:
 def check_idempotency_key(key: str | None) -> str | None:
     if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
         raise ApiError(400, "Idempotency-Key must be 1 to 255 printable characters")
+    if key is not None and is_reserved_key(key):
+        raise ApiError(400, "Idempotency-Key values starting with 'github-delivery:' are reserved")
     return key
 
 

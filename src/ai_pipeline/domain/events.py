@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from ai_pipeline.domain.github import InPlaceDraft
 from ai_pipeline.domain.loop_events import (
     IssueResolutionChanged,
     NeedsInfoReminded,
@@ -96,6 +97,16 @@ class IssueDrafted(BaseModel):
     occurrence: str | None = None
 
 
+class TriageCommentDrafted(BaseModel):
+    """An issue opened on GitHub, triaged: the comment and labels drafted to act on it in
+    place (GitHub App mode). The tracker agent acts on it; nothing new is filed."""
+
+    kind: Literal["triage_comment_drafted"] = "triage_comment_drafted"
+    request_id: str
+    bug_report_id: str
+    draft: InPlaceDraft
+
+
 class StepChanged(BaseModel):
     """A request moved: the only event the coordinator folds into request state."""
 
@@ -133,6 +144,7 @@ Event = Annotated[
     BugReportSubmitted
     | ReportTriaged
     | IssueDrafted
+    | TriageCommentDrafted
     | StepChanged
     | IssueResolutionChanged
     | ReporterReplied

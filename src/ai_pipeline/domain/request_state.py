@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ai_pipeline.domain.events import Step, StepChanged, StepStatus, rank
+from ai_pipeline.domain.github import source_of
 from ai_pipeline.domain.loop_events import IssueResolutionChanged, ReporterReplied
 from ai_pipeline.domain.resolution import Resolution, opened
 
@@ -88,6 +89,7 @@ class RequestState(BaseModel):
             for step, p in body["progress"].items()
         }
         body["processing_time_seconds"] = self.processing_time_seconds
+        body["source"] = source_of(self.bug_report_id)  # "github": an issue triaged in place
         return body
 
 

@@ -170,6 +170,27 @@ class Metrics:
             ["tracker", "kind"],
             registry=r,
         )
+        self.github_webhooks = Counter(
+            "ai_pipeline_github_webhooks",
+            "GitHub webhook deliveries accepted, by event and what became of them (triaged,"
+            " recorded, acknowledged, duplicate, or ignored_<reason>).",
+            ["event", "outcome"],
+            registry=r,
+        )
+        self.github_webhook_refusals = Counter(
+            "ai_pipeline_github_webhook_refusals",
+            "GitHub webhook deliveries refused: signature missing, unsupported (not"
+            " sha256) or not matching; payload invalid.",
+            ["reason"],
+            registry=r,
+        )
+        self.github_actions = Counter(
+            "ai_pipeline_github_actions",
+            "What triage in place did on GitHub issues: comment_created, comment_edited,"
+            " labels_added, label_removed, assigned, or skipped_<reason>.",
+            ["action"],
+            registry=r,
+        )
         self.triage_confidence = Histogram(
             "ai_pipeline_triage_confidence",
             "Confidence of triage decisions, by field.",

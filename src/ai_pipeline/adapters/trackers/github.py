@@ -18,9 +18,11 @@ import asyncio
 import email.utils
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, NoReturn, cast
+from urllib.parse import quote
 
 import httpx
 
@@ -40,7 +42,7 @@ from ai_pipeline.domain.models import FiledIssue, IssueDraft
 from ai_pipeline.drafting.marker import marker, request_id_in
 from ai_pipeline.observability.logging import get_logger
 from ai_pipeline.observability.metrics import Metrics
-from ai_pipeline.ports import OpenIssue
+from ai_pipeline.ports import OpenIssue, TrackerComment, TrackerIssue
 from ai_pipeline.text.patterns import linear
 
 log = get_logger(__name__)
@@ -59,7 +61,7 @@ _NOT_PRIVATE = (
 # GitHub's advice when a rate-limit answer does not say how long to wait.
 _DEFAULT_RATE_LIMIT_WAIT = 60.0
 _MIN_REDACTABLE = 8
-_UNKNOWN = "the outcome is unknown: the issue may have been created"
+_UNKNOWN = "the outcome is unknown: GitHub may have acted on it"
 
 # Raised before any byte reached GitHub, so nothing can have been created.
 _NOT_SENT: tuple[type[Exception], ...] = (
@@ -199,17 +201,8 @@ class GitHubTracker:
     async def add_comment(self, request_id: str, number: int, body: str) -> FiledIssue:
         if marker(request_id) not in body:
             body = f"{body}\n{marker(request_id)}\n"
-        url = f"{self._repo_url}/issues/{number}/comments"
-        response = await self._send("POST", url, json={"body": body}, creating=True)
-        if not response.is_success:
-            self._raise_for(response, f"GitHub refused the comment on #{number}", creating=True)
-        comment = _filed_comment(json_body(response), number, created=True)
-        if comment is None:
-            raise self._unavailable(
-                "server_error",
-                f"GitHub answered {response.status_code} without a comment; {_UNKNOWN}",
-            )
-        return comment
+        comment = await self.create_comment(number, body)
+        return FiledIssue(number=number, url=comment.url, created=True, comment=True)
 
     async def find_comment(
         self, request_id: str, number: int, since: datetime | None = None
@@ -219,6 +212,87 @@ class GitHubTracker:
             if wanted in str(item.get("body") or ""):
                 return _filed_comment(item, number, created=False)
         return None
+
+    # --- acting on an issue in place ------------------------------------------------------
+
+    async def read_issue(self, number: int) -> TrackerIssue | None:
+        response = await self._send("GET", f"{self._repo_url}/issues/{number}")
+        # Gone: deleted (404, 410) or transferred to another repository (301).
+        if response.status_code in (301, 404, 410):
+            return None
+        if not response.is_success:
+            self._raise_for(response, f"GitHub refused to show issue #{number}")
+        data = json_body(response)
+        if not _is_issue(data):
+            return None
+        return _tracker_issue(data)
+
+    async def list_comments(
+        self, number: int, since: datetime | None = None
+    ) -> list[TrackerComment]:
+        params = {"since": _iso(since)} if since is not None else {}
+        url = f"{self._repo_url}/issues/{number}/comments"
+        comments: list[TrackerComment] = []
+        page = 1
+        while True:
+            items = await self._list(url, page, params)
+            comments += [c for c in map(_tracker_comment, items) if c is not None]
+            if len(items) < PER_PAGE:
+                return comments
+            page += 1
+
+    async def create_comment(self, number: int, body: str) -> TrackerComment:
+        url = f"{self._repo_url}/issues/{number}/comments"
+        response = await self._send("POST", url, json={"body": body}, creating=True)
+        if not response.is_success:
+            self._raise_for(response, f"GitHub refused the comment on #{number}", creating=True)
+        comment = _tracker_comment(json_body(response))
+        if comment is None:
+            raise self._unavailable(
+                "server_error",
+                f"GitHub answered {response.status_code} without a comment; {_UNKNOWN}",
+            )
+        return comment
+
+    async def edit_comment(self, comment_id: int, body: str) -> TrackerComment | None:
+        url = f"{self._repo_url}/issues/comments/{comment_id}"
+        response = await self._send("PATCH", url, json={"body": body}, creating=True)
+        if response.status_code in (404, 410):
+            return None
+        if not response.is_success:
+            self._raise_for(response, f"GitHub refused to edit comment {comment_id}")
+        return _tracker_comment(json_body(response))
+
+    async def add_labels(self, number: int, labels: Sequence[str]) -> list[str]:
+        names = await self._checked_labels(list(labels))
+        if not names:
+            issue = await self.read_issue(number)
+            return list(issue.labels) if issue else []
+        url = f"{self._repo_url}/issues/{number}/labels"
+        response = await self._send("POST", url, json={"labels": names}, creating=True)
+        if not response.is_success:
+            self._raise_for(response, f"GitHub refused the labels of #{number}")
+        return _names(json_body(response), "name")
+
+    async def remove_label(self, number: int, label: str) -> None:
+        url = f"{self._repo_url}/issues/{number}/labels/{quote(label, safe='')}"
+        response = await self._send("DELETE", url, creating=True)
+        if response.status_code in (404, 410):
+            return  # not on the issue (any more): what was asked holds
+        if not response.is_success:
+            self._raise_for(response, f"GitHub refused to remove the label {label!r}")
+
+    async def add_assignees(self, number: int, logins: Sequence[str]) -> list[str]:
+        wanted = [login for login in _unique(list(logins)) if await self._assignable(login)]
+        url = f"{self._repo_url}/issues/{number}/assignees"
+        if not wanted:
+            issue = await self.read_issue(number)
+            return list(issue.assignees) if issue else []
+        response = await self._send("POST", url, json={"assignees": wanted}, creating=True)
+        if not response.is_success:
+            self._raise_for(response, f"GitHub refused the assignees of #{number}")
+        data = json_body(response)
+        return _names(data.get("assignees") if isinstance(data, dict) else None, "login")
 
     async def ping(self) -> dict[str, Any]:
         where = {"backend": self.name, "repository": self.repository, "api_url": self.api_url}
@@ -625,6 +699,65 @@ def _unique(values: list[str]) -> list[str]:
     for value in values:
         first.setdefault(value.lower(), value)
     return list(first.values())
+
+
+def _login(user: Any) -> str | None:
+    login = user.get("login") if isinstance(user, dict) else None
+    return login if isinstance(login, str) else None
+
+
+def _names(items: Any, key: str) -> list[str]:
+    if not isinstance(items, list):
+        return []
+    return [str(i[key]) for i in items if isinstance(i, dict) and isinstance(i.get(key), str)]
+
+
+def _tracker_issue(data: dict[str, Any]) -> TrackerIssue | None:
+    issue = _filed_issue(data, created=False)
+    if issue is None:
+        return None
+    reason = data.get("state_reason")
+    return TrackerIssue(
+        number=issue.number,
+        url=issue.url,
+        title=issue.title,
+        state="closed" if data.get("state") == "closed" else "open",
+        state_reason=reason if isinstance(reason, str) else None,
+        labels=tuple(_names(data.get("labels"), "name")),
+        author=_login(data.get("user")),
+        locked=data.get("locked") is True,
+        assignees=tuple(_names(data.get("assignees"), "login")),
+    )
+
+
+def _tracker_comment(data: Any) -> TrackerComment | None:
+    if not isinstance(data, dict):
+        return None
+    comment_id, url = data.get("id"), data.get("html_url")
+    if not isinstance(comment_id, int) or isinstance(comment_id, bool) or not isinstance(url, str):
+        return None
+    return TrackerComment(
+        id=comment_id,
+        url=url,
+        body=str(data.get("body") or ""),
+        author=_login(data.get("user")),
+        created_at=_timestamp(data.get("created_at")),
+        updated_at=_timestamp(data.get("updated_at")),
+    )
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _iso(at: datetime) -> str:
+    """GitHub's ISO 8601 form, in UTC."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _filed_issue(data: Any, created: bool) -> FiledIssue | None:

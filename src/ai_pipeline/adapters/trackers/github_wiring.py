@@ -1,6 +1,7 @@
 """GitHub trackers from settings: the public one and, if set, the private one for
-security-sensitive reports. Both share one rate gate: GitHub counts a token's (or an
-installation's) requests together, whichever repository they go to."""
+security-sensitive reports, and one per repository whose issues are triaged in place (the
+GitHub App mode). All share one authentication and one rate gate: GitHub counts a token's
+(or an installation's) requests together, whichever repository they go to."""
 
 from __future__ import annotations
 
@@ -13,32 +14,43 @@ from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.settings import Settings
 
 
+class GitHubConnection:
+    """What every tracker of one deployment shares: credentials, the rate gate, metrics."""
+
+    def __init__(self, settings: Settings, metrics: Metrics):
+        self.settings = settings
+        self.metrics = metrics
+        self.auth = github_auth(settings)
+        self.gate = RateGate(
+            settings.github_creations_per_minute, settings.github_creations_per_hour
+        )
+
+    def tracker(self, repository: str, options: GitHubOptions, name: str) -> GitHubTracker:
+        return GitHubTracker(
+            self.settings.github_api_url,
+            repository,
+            self.auth,
+            timeout=self.settings.github_timeout_seconds,
+            options=options,
+            gate=self.gate,
+            metrics=self.metrics,
+            name=name,
+        )
+
+
 def github_trackers(
-    settings: Settings, metrics: Metrics
+    settings: Settings, metrics: Metrics, connection: GitHubConnection | None = None
 ) -> tuple[GitHubTracker, GitHubTracker | None]:
     if settings.github_repository is None:
         raise ValueError("AI_PIPELINE_TRACKER=github needs AI_PIPELINE_GITHUB_REPOSITORY")
-    auth = github_auth(settings)
-    gate = RateGate(settings.github_creations_per_minute, settings.github_creations_per_hour)
+    connection = connection or GitHubConnection(settings, metrics)
+    tracker = connection.tracker
     options = GitHubOptions(
         labels=settings.github_labels,
         milestone=settings.github_milestone,
         max_wait_seconds=settings.github_max_wait_seconds,
         listing_lag_seconds=settings.github_listing_lag_seconds,
     )
-
-    def tracker(repository: str, options: GitHubOptions, name: str) -> GitHubTracker:
-        return GitHubTracker(
-            settings.github_api_url,
-            repository,
-            auth,
-            timeout=settings.github_timeout_seconds,
-            options=options,
-            gate=gate,
-            metrics=metrics,
-            name=name,
-        )
-
     public = tracker(settings.github_repository, options, "github")
     private = None
     if settings.github_private_repository and settings.security_reports == "private":
@@ -53,6 +65,28 @@ def github_trackers(
     return public, private
 
 
+def repository_trackers(
+    settings: Settings, connection: GitHubConnection, filing: GitHubTracker | None = None
+) -> dict[str, GitHubTracker]:
+    """One tracker per repository triaged in place, keyed by lower-cased owner/name; the
+    filing tracker serves its own repository (one label cache, one client)."""
+    if not settings.app_repositories:
+        raise ValueError(
+            "AI_PIPELINE_GITHUB_WEBHOOK_SECRET needs the repositories to act on:"
+            " AI_PIPELINE_GITHUB_REPOSITORIES (or AI_PIPELINE_GITHUB_REPOSITORY)"
+        )
+    options = GitHubOptions(
+        labels=settings.github_labels, max_wait_seconds=settings.github_max_wait_seconds
+    )
+    trackers: dict[str, GitHubTracker] = {}
+    for repository in settings.app_repositories:
+        if filing is not None and filing.repository.lower() == repository.lower():
+            trackers[repository.lower()] = filing
+        else:
+            trackers[repository.lower()] = connection.tracker(repository, options, "github")
+    return trackers
+
+
 def github_auth(settings: Settings) -> GitHubAuth:
     app = (settings.github_app_id, settings.github_app_installation_id)
     if any(value is not None for value in app):
@@ -65,7 +99,8 @@ def github_auth(settings: Settings) -> GitHubAuth:
         return AppAuth(settings.github_api_url, app_id, _private_key(settings), installation_id)
     if settings.github_token is None:
         raise ValueError(
-            "AI_PIPELINE_TRACKER=github needs AI_PIPELINE_GITHUB_TOKEN, or a GitHub App"
+            "AI_PIPELINE_TRACKER=github (or the GitHub App mode, AI_PIPELINE_GITHUB_WEBHOOK_SECRET)"
+            " needs AI_PIPELINE_GITHUB_TOKEN, or a GitHub App"
             " (AI_PIPELINE_GITHUB_APP_ID, AI_PIPELINE_GITHUB_APP_INSTALLATION_ID and its"
             " private key)"
         )

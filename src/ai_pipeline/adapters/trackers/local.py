@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase
 from ai_pipeline.domain.models import FiledIssue, IssueDraft
-from ai_pipeline.ports import OpenIssue
+from ai_pipeline.ports import OpenIssue, TrackerComment, TrackerIssue
+
+ListChange = Callable[[list[str]], list[str]]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS local_issues (
@@ -157,22 +161,25 @@ class LocalTracker:
         return OpenIssue(number, issue.url, issue.title, len(issue.comments))
 
     async def add_comment(self, request_id: str, number: int, body: str) -> FiledIssue:
+        comment_id, created = await self._insert_comment(request_id, number, body)
+        return self._comment(number, comment_id, created)
+
+    async def _insert_comment(self, key: str, number: int, body: str) -> tuple[int, bool]:
+        """One comment per key (a request id), as for issues: a retry finds the first one."""
         await self.open()
 
-        # One comment per request, as for issues: a retry finds the first one.
         def op(conn: sqlite3.Connection) -> tuple[int, bool]:
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO local_comments (issue_number, request_id, body, created_at)"
                 " VALUES (?, ?, ?, ?)",
-                (number, request_id, body, time.time()),
+                (number, key, body, time.time()),
             )
             (comment_id,) = conn.execute(
-                "SELECT id FROM local_comments WHERE request_id = ?", (request_id,)
+                "SELECT id FROM local_comments WHERE request_id = ?", (key,)
             ).fetchone()
             return int(comment_id), cursor.rowcount == 1
 
-        comment_id, created = await self.db.write(op)
-        return self._comment(number, comment_id, created)
+        return await self.db.write(op)
 
     async def find_comment(
         self, request_id: str, number: int, since: datetime | None = None
@@ -183,6 +190,109 @@ class LocalTracker:
             (request_id, number),
         )
         return self._comment(number, int(rows[0]["id"]), False) if rows else None
+
+    # --- acting on an issue in place ------------------------------------------------------
+
+    async def read_issue(self, number: int) -> TrackerIssue | None:
+        await self.open()
+        issue = self.get_issue(number)
+        if issue is None:
+            return None
+        return TrackerIssue(
+            number=issue.number,
+            url=issue.url,
+            title=issue.title,
+            state=issue.state,
+            state_reason=None,
+            labels=tuple(issue.labels),
+            author=None,  # the reporter's address stays in the service
+            locked=False,
+            assignees=tuple(issue.assignees),
+        )
+
+    async def list_comments(
+        self, number: int, since: datetime | None = None
+    ) -> list[TrackerComment]:
+        await self.open()
+        after = since.timestamp() if since is not None else 0.0
+        rows = self.db.read(
+            "SELECT id, body, created_at FROM local_comments"
+            " WHERE issue_number = ? AND created_at >= ? ORDER BY id",
+            (number, after),
+        )
+        return [self._tracker_comment(number, row) for row in rows]
+
+    async def create_comment(self, number: int, body: str) -> TrackerComment:
+        # Comments not tied to a request get a key of their own (the column is unique).
+        comment_id, _ = await self._insert_comment(f"comment:{uuid.uuid4().hex}", number, body)
+        rows = self.db.read(
+            "SELECT id, body, created_at FROM local_comments WHERE id = ?", (comment_id,)
+        )
+        return self._tracker_comment(number, rows[0])
+
+    async def edit_comment(self, comment_id: int, body: str) -> TrackerComment | None:
+        await self.open()
+
+        def op(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            conn.execute("UPDATE local_comments SET body = ? WHERE id = ?", (body, comment_id))
+            row: sqlite3.Row | None = conn.execute(
+                "SELECT id, issue_number, body, created_at FROM local_comments WHERE id = ?",
+                (comment_id,),
+            ).fetchone()
+            return row
+
+        row = await self.db.write(op)
+        return None if row is None else self._tracker_comment(int(row["issue_number"]), row)
+
+    async def add_labels(self, number: int, labels: Sequence[str]) -> list[str]:
+        def change(current: list[str]) -> list[str]:
+            known = {label.lower() for label in current}
+            return current + [x for x in dict.fromkeys(labels) if x.lower() not in known]
+
+        return await self._change_list(number, "labels", change)
+
+    async def remove_label(self, number: int, label: str) -> None:
+        await self._change_list(
+            number, "labels", lambda current: [x for x in current if x.lower() != label.lower()]
+        )
+
+    async def add_assignees(self, number: int, logins: Sequence[str]) -> list[str]:
+        def change(current: list[str]) -> list[str]:
+            known = {login.lower() for login in current}
+            return current + [x for x in dict.fromkeys(logins) if x.lower() not in known]
+
+        return await self._change_list(number, "assignees", change)
+
+    async def _change_list(
+        self, number: int, column: Literal["labels", "assignees"], change: ListChange
+    ) -> list[str]:
+        await self.open()
+
+        def op(conn: sqlite3.Connection) -> list[str]:
+            row = conn.execute(
+                f"SELECT {column} FROM local_issues WHERE number = ?", (number,)
+            ).fetchone()
+            if row is None:
+                return []
+            values: list[str] = change(json.loads(row[0]))
+            conn.execute(
+                f"UPDATE local_issues SET {column} = ? WHERE number = ?",
+                (json.dumps(values), number),
+            )
+            return values
+
+        return await self.db.write(op)
+
+    def _tracker_comment(self, number: int, row: sqlite3.Row) -> TrackerComment:
+        at = datetime.fromtimestamp(float(row["created_at"]), UTC)
+        return TrackerComment(
+            id=int(row["id"]),
+            url=f"{self.url(number)}#comment-{row['id']}",
+            body=str(row["body"]),
+            author=None,
+            created_at=at,
+            updated_at=at,
+        )
 
     def _comment(self, number: int, comment_id: int, created: bool) -> FiledIssue:
         url = f"{self.url(number)}#comment-{comment_id}"

@@ -1,0 +1,1 @@
+"""Where reports come from besides the API: issues opened on GitHub (``github``)."""

@@ -149,9 +149,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Longest a submission waits on the store and bus before answering 503.
     submit_timeout_seconds: float = Field(default=30.0, gt=0)
-    # Authentication (ai_pipeline.api.auth): open while no API key exists, closed once one
-    # does. Key lookups and the open/closed answer are cached this long per process, so a
-    # revocation takes effect within it.
+    # Authentication (ai_pipeline.api.auth). "auto": open while no API key was ever
+    # created, closed once one was (`make run` needs no setup). "required": keys always;
+    # with none in the store (never created, or the store was emptied: a flush, an eviction,
+    # a failover to an empty replica) every keyed route answers 503, never open. "open": no
+    # authentication at all, on purpose. Key lookups and whether any key exists are cached
+    # this long per process, so a revocation takes effect within it.
+    auth: Literal["auto", "required", "open"] = "auto"
     auth_cache_seconds: float = Field(default=5.0, ge=0)
     # Prometheus text at /metrics without a key (scrapers keep working); false: `read` scope.
     metrics_public: bool = True

@@ -9,7 +9,7 @@ import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ai_pipeline.api.auth import Authenticator, KeyCache, Refused, rule_for
+from ai_pipeline.api.auth import Authenticator, Refused, rule_for
 from ai_pipeline.api.errors import unavailable
 from ai_pipeline.api.ingest import failure, respond
 from ai_pipeline.api.rate_limits import Limits, rate_headers
@@ -25,8 +25,8 @@ class Guard:
         self.app = app
         self.metrics = container.metrics
         self.metrics_public = container.settings.metrics_public
-        cache = KeyCache(container.keys, container.settings.auth_cache_seconds)
-        self.auth = Authenticator(cache)
+        settings = container.settings
+        self.auth = Authenticator(container.keys, settings.auth_cache_seconds, settings.auth)
         self.limits = Limits(container.limiter, container.settings)
         # Bounded like a submission's wait on the store: a store that is down answers 503
         # promptly instead of after the Redis client's half-minute of retries.

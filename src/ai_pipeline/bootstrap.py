@@ -221,7 +221,7 @@ def _is_sqlite(url: str) -> bool:
     return url.startswith("sqlite:")
 
 
-def _is_redis(url: str) -> bool:
+def is_redis(url: str) -> bool:
     return url.startswith(("redis://", "rediss://", "unix://"))
 
 
@@ -260,7 +260,7 @@ def _store(settings: Settings, bus: Bus, sqlite: Callable[[str], SqliteDatabase]
         db = sqlite(settings.state)
         same_file = bus if isinstance(bus, SqliteBus) and bus.db is db else None
         return SqliteStateStore(db, bus, same_file_bus=same_file)
-    if _is_redis(settings.state):
+    if is_redis(settings.state):
         from ai_pipeline.adapters.state.redis import RedisStateStore
 
         return RedisStateStore(
@@ -281,7 +281,7 @@ def _access(
     The third value closes the Redis client (the SQLite file closes with the state)."""
     if _is_sqlite(settings.state):
         return SqliteKeyStore(sqlite(settings.state)), MemoryRateLimiter(), None
-    if not _is_redis(settings.state):
+    if not is_redis(settings.state):
         raise _unknown_state(settings)
     from ai_pipeline.adapters.keys.redis import RedisKeyStore
     from ai_pipeline.adapters.rate_limits.redis import RedisRateLimiter

@@ -755,7 +755,8 @@ if [[ " $* " == *" exec "* ]]; then
     state) echo "redis://redis.redis.svc:6379/0" ;;
     redis_key_prefix) echo "" ;;
     rebuild) echo "rebuilt 5 requests from 20 status events" ;;
-    *) echo "FLUSHDB done" ;;
+    --yes) echo "removed 40 keys under prefix '' (kept 4 API-key entries)" ;;
+    *) echo "unexpected call" >&2; exit 1 ;;
   esac
   exit 0
 fi
@@ -796,7 +797,7 @@ def test_emergency_recovery_on_kubectl_pauses_keda_and_works_inside_the_pod(
         step(calls, "exec deploy/ai-pipeline", "/api/v1/requests"),
         step(calls, "annotate scaledobject github-api-agent", "paused-replicas=0"),
         step(calls, "scale deployment github-api-agent --replicas=0"),
-        step(calls, "exec deploy/ai-pipeline", "import sys, redis"),  # the flush, in the pod
+        step(calls, "exec deploy/ai-pipeline", "ai-pipeline state flush --yes"),  # in the pod
         step(calls, "exec deploy/ai-pipeline", "ai-pipeline state rebuild"),
         step(calls, "annotate scaledobject github-api-agent", "paused-replicas-"),
         step(calls, "scale deployment github-api-agent --replicas=1"),

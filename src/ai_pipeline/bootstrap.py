@@ -341,7 +341,8 @@ def _engine(
 
         allowed = allowed_from_settings(settings.llm_allowed_labels, settings.llm_allowed_assignees)
         redactor = Redactor.from_setting(settings.redact)
-        return LlmTriageEngine(local, chat, allowed, metrics, redactor)
+        send_security = settings.llm_security_reports == "allow"
+        return LlmTriageEngine(local, chat, allowed, metrics, redactor, send_security)
     return local
 
 
@@ -372,5 +373,5 @@ def _drafter(settings: Settings, chat: ChatModel | None, metrics: Metrics) -> Is
     if settings.llm_draft_issues and chat is not None:
         from ai_pipeline.drafting.llm_draft import LlmDrafter
 
-        return LlmDrafter(chat, metrics)
+        return LlmDrafter(chat, metrics, settings.llm_security_reports == "allow")
     return TemplateDrafter()

@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     llm_allowed_assignees: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # The same LLM writes each issue's title and an overview paragraph (template otherwise).
     llm_draft_issues: bool = False
+    # Reports the local engine finds security-sensitive: "deny" keeps them from the LLM
+    # (triage stays local's, the issue the template's); "allow" sends them like the others.
+    llm_security_reports: Literal["deny", "allow"] = "deny"
 
     # Delivery.
     max_attempts: int = Field(default=5, ge=1)

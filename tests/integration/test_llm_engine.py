@@ -17,6 +17,7 @@ import pytest
 from ai_pipeline.adapters.llm import (
     BUDGET_EXHAUSTED,
     INVALID_OUTPUT,
+    SECURITY_WITHHELD,
     TIMEOUT,
     UNAVAILABLE,
     LlmOptions,
@@ -202,3 +203,33 @@ async def test_the_llm_drafter_keeps_the_reporters_facts_byte_identical(
     assert "\n" not in draft.title and draft.title.strip()
     for fact in ["2.3.1-rc.2+build.77", "Windows 11 23H2", r.actual_behavior or "-"]:
         assert fact in draft.body
+
+
+SECURITY_REPORT = {
+    "title": "SQL injection in the login form dumps the users table (CVE-2024-31337)",
+    "description": "Typing ' OR 1=1 -- as the user name logs in as the first admin, and a"
+    " UNION SELECT in the same field returns every password hash.",
+}
+
+
+async def test_a_security_sensitive_report_never_reaches_the_llm_unless_allowed(
+    local: LocalTriageEngine, make: Any, proxy: RecordingProxy
+) -> None:
+    s = make()
+    r = report(**SECURITY_REPORT)
+    triage = await s.engine(local).triage(r, [])
+    assert triage.security_sensitive, "the local engine must flag this report"
+    assert proxy.requests == []  # nothing of the report left the service
+    assert triage.engine == f"local (llm fallback: {SECURITY_WITHHELD})"
+    draft = await LlmDrafter(s.chat, s.metrics).draft("req-s", r, triage)
+    assert proxy.requests == []
+    assert draft == render("req-s", r, triage)
+    for component in ("triage", "draft"):
+        labels = {"component": component, "reason": SECURITY_WITHHELD}
+        assert s.sample("ai_pipeline_llm_fallbacks_total", **labels) == 1
+
+    allowed = LlmTriageEngine(local, s.chat, ALLOWED, s.metrics, Redactor(), send_security=True)
+    assert (await allowed.triage(r, [])).engine == ENGINE
+    assert len(proxy.chat_requests) == 1
+    await LlmDrafter(s.chat, s.metrics, send_security=True).draft("req-s", r, triage)
+    assert len(proxy.chat_requests) == 2

@@ -6,13 +6,17 @@ template's body. The template body follows unchanged, so the reporter's own fact
 renders them. LLM text is treated like reporter text: HTML escaped, mentions
 neutralised, the title kept to one line. On any failure the template draft is used as is
 and the reason counted in ``ai_pipeline_llm_fallbacks_total{component="draft"}``.
+
+A security-sensitive report (triage's verdict) is drafted by the template alone unless
+``send_security`` (``AI_PIPELINE_LLM_SECURITY_REPORTS=allow``): nothing of it reaches the
+model (reason ``security_withheld``).
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ai_pipeline.adapters.llm import INVALID_OUTPUT, ChatModel, LlmError
+from ai_pipeline.adapters.llm import INVALID_OUTPUT, SECURITY_WITHHELD, ChatModel, LlmError
 from ai_pipeline.domain.models import BugReport, IssueDraft, TriageResult
 from ai_pipeline.drafting.template import one_line_title, prose, render
 from ai_pipeline.observability.logging import get_logger
@@ -56,12 +60,16 @@ def overview(summary: str) -> str:
 class LlmDrafter:
     """Implements ``IssueDrafter``."""
 
-    def __init__(self, chat: ChatModel, metrics: Metrics) -> None:
+    def __init__(self, chat: ChatModel, metrics: Metrics, send_security: bool = False) -> None:
         self.chat = chat
         self.metrics = metrics
+        self.send_security = send_security
 
     async def draft(self, request_id: str, report: BugReport, triage: TriageResult) -> IssueDraft:
         template = render(request_id, report, triage)
+        if triage.security_sensitive and not self.send_security:
+            self.metrics.llm_fallbacks.labels("draft", SECURITY_WITHHELD).inc()
+            return template
         try:
             completion = await self.chat.complete(
                 prompts.draft_messages(report, triage),

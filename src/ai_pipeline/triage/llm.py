@@ -15,6 +15,11 @@ issue gets ``needs-triage`` — the same rule as the local engine.
 Any failure of the call (timeout, endpoint down, 4xx/5xx, unparsable answer, daily token
 budget spent) returns the local result unchanged but for ``engine``, and is counted in
 ``ai_pipeline_llm_fallbacks_total{component="triage",reason}``.
+
+A report the local engine finds security-sensitive is never sent to the model unless
+``send_security`` (``AI_PIPELINE_LLM_SECURITY_REPORTS=allow``): the endpoint is often a
+third party's, and such a report may describe an unfixed vulnerability. The local result
+stands, counted with reason ``security_withheld``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ai_pipeline.adapters.llm import INVALID_OUTPUT, ChatModel, LlmError
+from ai_pipeline.adapters.llm import INVALID_OUTPUT, SECURITY_WITHHELD, ChatModel, LlmError
 from ai_pipeline.domain.models import (
     AssigneeSuggestion,
     BugReport,
@@ -262,12 +267,14 @@ class LlmTriageEngine:
         allowed: AllowedValues,
         metrics: Metrics,
         redactor: Redactor,
+        send_security: bool = False,
     ) -> None:
         self.local = local
         self.chat = chat
         self.allowed = allowed
         self.metrics = metrics
         self.redactor = redactor
+        self.send_security = send_security
         self.schema = triage_schema(allowed)
 
     async def triage(
@@ -277,6 +284,9 @@ class LlmTriageEngine:
         embedding: Embedding | None = None,
     ) -> TriageResult:
         base = self.local.decide(report, candidates, embedding)
+        if base.security_sensitive and not self.send_security:
+            self.metrics.llm_fallbacks.labels("triage", SECURITY_WITHHELD).inc()
+            return fallback(base, SECURITY_WITHHELD)
         messages = prompts.triage_messages(
             redact_report(report, self.redactor), self.allowed.extra_labels, self.allowed.assignees
         )

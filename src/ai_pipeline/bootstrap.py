@@ -259,7 +259,9 @@ def _store(settings: Settings, bus: Bus, sqlite: Callable[[str], SqliteDatabase]
     if _is_sqlite(settings.state):
         db = sqlite(settings.state)
         same_file = bus if isinstance(bus, SqliteBus) and bus.db is db else None
-        return SqliteStateStore(db, bus, same_file_bus=same_file)
+        return SqliteStateStore(
+            db, bus, same_file_bus=same_file, lookup_ttl_seconds=settings.idempotency_ttl_seconds
+        )
     if is_redis(settings.state):
         from ai_pipeline.adapters.state.redis import RedisStateStore
 
@@ -268,6 +270,7 @@ def _store(settings: Settings, bus: Bus, sqlite: Callable[[str], SqliteDatabase]
             bus=bus,
             terminal_ttl_seconds=settings.state_ttl_seconds,
             filing_ttl_seconds=settings.bus_retention_seconds,
+            lookup_ttl_seconds=settings.idempotency_ttl_seconds,
             key_prefix=settings.redis_key_prefix,
         )
     raise _unknown_state(settings)

@@ -370,8 +370,8 @@ app.add_typer(state_app, name="state")
 def state_flush(
     yes: Annotated[bool, typer.Option("--yes", help="Really empty the store")] = False,
 ) -> None:
-    """Empty the Redis state store but for what the log cannot give back (API keys),
-    before `state rebuild`: the runbook's emergency procedure. Only the keys under
+    """Empty the Redis state store but for what the log cannot give back (API keys, report
+    id lookups), before `state rebuild`: the runbook's emergency procedure. Only the keys under
     AI_PIPELINE_REDIS_KEY_PREFIX go (the whole database when it is unset)."""
     import asyncio
 
@@ -399,7 +399,9 @@ def state_flush(
     flushed = asyncio.run(run())
     console.print(
         f"removed {flushed.removed} keys under prefix {settings.redis_key_prefix!r}"
-        f" (kept {flushed.kept} API-key entries; other prefixes untouched)"
+        f" (kept {flushed.kept} the log cannot give back: API keys, report-id lookups;"
+        " other prefixes untouched)",
+        soft_wrap=True,  # one line, whatever the terminal's width: scripts grep it
     )
 
 

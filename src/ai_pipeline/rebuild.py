@@ -25,6 +25,7 @@ from ai_pipeline.domain.events import (
 from ai_pipeline.domain.events import decode as decode_event
 from ai_pipeline.domain.models import FiledIssue
 from ai_pipeline.domain.request_state import RequestStatus
+from ai_pipeline.domain.submissions import scope_of
 from ai_pipeline.observability.logging import get_logger
 from ai_pipeline.ports import Bus, FilingRecord, Message, StateStore
 
@@ -102,7 +103,7 @@ async def _apply(store: StateStore, message: Message, report: RebuildReport) -> 
 async def _restore_report(store: StateStore, message: Message, report: RebuildReport) -> None:
     event = _decoded(message, report)
     if isinstance(event, BugReportSubmitted) and await store.put_report(
-        event.request_id, event.report, event.idempotency_key
+        event.request_id, event.report, event.idempotency_key, scope_of(event.submitter)
     ):
         report.reports += 1
 

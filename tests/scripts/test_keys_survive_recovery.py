@@ -97,7 +97,8 @@ def test_the_emergency_flush_keeps_the_api_keys(keyed: Keyed, redis_server: Any)
         "emergency-recovery.sh", "--flush", "--no-scale", env=keyed.env(), cwd=keyed.service.workdir
     )
     assert result.returncode == 0, output(result)
-    assert "kept 4 API-key entries" in result.stdout  # apikey:, apikey-hash:, apikeys, :active
+    # apikey:, apikey-hash:, apikeys, apikeys:active, and each report's id lookup
+    assert f"kept {4 + REPORTS} the log cannot give back" in result.stdout
     assert f"after: {REPORTS} requests (before: {REPORTS}): nothing lost" in result.stdout
     assert_closed_to_strangers_and_open_to_the_key(keyed)
 

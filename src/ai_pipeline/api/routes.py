@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from ai_pipeline.adapters.trackers.local import LocalTracker
 from ai_pipeline.api.errors import ApiError
-from ai_pipeline.api.ingest import accept, check_headers
+from ai_pipeline.api.ingest import accept, api_key_id, check_headers
 from ai_pipeline.bootstrap import Container
 from ai_pipeline.domain.models import BugReport
 from ai_pipeline.domain.paging import pagination
@@ -66,7 +66,10 @@ def container(request: Request) -> Container:
             "content": {"application/json": {"schema": _REPORT_SCHEMA}},
         }
     },
-    responses={200: {"description": "Already submitted: the existing request"}},
+    responses={
+        200: {"description": "Already submitted: the existing request"},
+        409: {"description": "This id or Idempotency-Key was used for another report"},
+    },
 )
 async def submit_bug_report(request: Request) -> Response:
     """Served by ``api.ingest.IngestFastPath``; this route documents it and shares its code."""
@@ -76,7 +79,8 @@ async def submit_bug_report(request: Request) -> Response:
     body = await request.body()
     if len(body) > limit:
         raise ApiError(413, f"body larger than {limit} bytes")
-    status, payload, headers = await accept(c, body, request.headers.get("idempotency-key"))
+    key = request.headers.get("idempotency-key")
+    status, payload, headers = await accept(c, body, key, api_key_id(request.scope))
     return Response(payload, status_code=status, media_type="application/json", headers=headers)
 
 

@@ -1,6 +1,7 @@
 """Emptying the Redis state store for the runbook's emergency procedure (``ai-pipeline state
-flush``), sparing what the status-updates log cannot give back: the API keys. Emptied
-of them, the store would open an ``auto`` API to anyone and shut a ``required`` one.
+flush``), sparing what the status-updates log cannot give back: the API keys (emptied of
+them, the store would open an ``auto`` API to anyone and shut a ``required`` one), and the
+report-id lookups (they answer resubmissions for 30 days; the log holds a week).
 
 SCAN and UNLINK, never FLUSHDB or KEYS: Redis keeps serving while it runs, other tenants'
 prefixes are untouched, and the spared keys never disappear even for a moment.
@@ -16,9 +17,10 @@ from redis.asyncio import Redis
 
 from ai_pipeline.adapters.keys.redis import NAMES as KEY_STORE_NAMES
 from ai_pipeline.adapters.redis_client import unavailable
+from ai_pipeline.adapters.state.redis import LOOKUP_NAMES
 
 BATCH = 1000
-SPARED = KEY_STORE_NAMES
+SPARED = (*KEY_STORE_NAMES, *LOOKUP_NAMES)
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,14 @@ from ai_pipeline.adapters.sqlite_db import SqliteDatabase
 from ai_pipeline.domain.events import AGENT_STEPS, Step, StepChanged, StepStatus
 from ai_pipeline.domain.models import BugReport, FiledIssue
 from ai_pipeline.domain.request_state import RequestState, RequestStatus, fold
+from ai_pipeline.domain.submissions import OPEN_SCOPE, IdConflict, fingerprint, lookups
 from ai_pipeline.ports import Bus, FilingRecord, OutgoingMessage, Page, RequestStats
 
-SCHEMA = """
+# Report ids are not unique here: two clients may use the same one (``submissions``).
+REQUESTS = """
 CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY,
-    bug_report_id TEXT NOT NULL UNIQUE,
+    bug_report_id TEXT NOT NULL,
     idempotency_key TEXT,
     status TEXT NOT NULL,
     created_at REAL NOT NULL,
@@ -29,11 +31,29 @@ CREATE TABLE IF NOT EXISTS requests (
     state TEXT NOT NULL,
     report TEXT
 );
--- Partial: most reports come without a key, and they need no index entry.
-CREATE UNIQUE INDEX IF NOT EXISTS requests_by_idempotency_key
-    ON requests (idempotency_key) WHERE idempotency_key IS NOT NULL;
+"""
+REQUEST_INDEXES = """
 CREATE INDEX IF NOT EXISTS requests_by_status ON requests (status, created_at);
 CREATE INDEX IF NOT EXISTS requests_by_created ON requests (created_at);
+"""
+SCHEMA = (
+    REQUESTS
+    + REQUEST_INDEXES
+    + """
+-- Ids were global before they were scoped (``_scope_report_ids``).
+DROP INDEX IF EXISTS requests_by_idempotency_key;
+-- How a submission is recognised, per scope (``domain.submissions``): its report id (kind
+-- 'id') and Idempotency-Key ('key'), with the report's fingerprint; forgotten by
+-- ``expire_lookups`` once their request last changed longer ago than the lookup lifetime.
+CREATE TABLE IF NOT EXISTS submissions (
+    scope TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    PRIMARY KEY (scope, kind, value)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS submissions_by_request ON submissions (request_id);
 CREATE TABLE IF NOT EXISTS filings (
     request_id TEXT PRIMARY KEY,
     state TEXT NOT NULL,
@@ -61,6 +81,7 @@ CREATE TABLE IF NOT EXISTS review_examples (
     updated_at REAL NOT NULL
 );
 """
+)
 
 # ``RequestState.held_for_review`` in SQL, over a row of ``requests``. ``IS`` rather than
 # ``=``: a missing JSON path gives NULL, and ``NOT`` of NULL would drop the row.
@@ -73,17 +94,26 @@ HELD = (
 
 
 class SqliteStateStore:
-    def __init__(self, db: SqliteDatabase, bus: Bus, same_file_bus: SqliteBus | None = None):
+    def __init__(
+        self,
+        db: SqliteDatabase,
+        bus: Bus,
+        same_file_bus: SqliteBus | None = None,
+        lookup_ttl_seconds: float = 30 * 86400,
+    ):
         """``same_file_bus``: the bus when it lives in ``db`` too, so a new request and its
-        first messages commit together; otherwise they are published after the insert."""
+        first messages commit together; otherwise they are published after the insert.
+        ``lookup_ttl_seconds``: how long after its request last changed a report id or
+        idempotency key is still recognised (``expire_lookups``)."""
         if same_file_bus is not None and same_file_bus.db is not db:
             raise ValueError("same_file_bus must use the store's database")
         self.db = db
         self._bus = bus
         self._same_file_bus = same_file_bus
+        self._lookup_ttl = lookup_ttl_seconds
         self.publishes_outbox_atomically = same_file_bus is not None
         self.operations: Counter[str] = Counter()
-        db.add_schema(SCHEMA)
+        db.add_schema(SCHEMA, _scope_report_ids)
 
     async def start(self) -> None:
         await self.db.start()
@@ -97,21 +127,34 @@ class SqliteStateStore:
         report: BugReport,
         idempotency_key: str | None,
         outbox: Sequence[OutgoingMessage] = (),
+        submitter: str = OPEN_SCOPE,
     ) -> tuple[RequestState, bool]:
         self.operations["sqlite|create_request"] += 1
         state_json = state.model_dump_json()
         report_json = report.model_dump_json()
+        print_ = fingerprint(report)
+        wanted = lookups(report, idempotency_key)
 
-        def op(conn: sqlite3.Connection) -> tuple[str, bool]:
-            row = conn.execute(
-                "SELECT state FROM requests WHERE bug_report_id = ?", (state.bug_report_id,)
-            ).fetchone()
-            if row is None and idempotency_key is not None:
+        def op(conn: sqlite3.Connection) -> str | IdConflict | None:
+            """The known request's state JSON, a conflict, or None once inserted."""
+            for kind, value in wanted:
                 row = conn.execute(
-                    "SELECT state FROM requests WHERE idempotency_key = ?", (idempotency_key,)
+                    "SELECT s.request_id, s.fingerprint, r.state FROM submissions s"
+                    " LEFT JOIN requests r USING (request_id)"
+                    " WHERE s.scope = ? AND s.kind = ? AND s.value = ?",
+                    (submitter, kind, value),
                 ).fetchone()
-            if row is not None:
-                return str(row[0]), False
+                if row is None:
+                    continue
+                if row[2] is None:  # its request was deleted by hand: the lookup is free
+                    conn.execute(
+                        "DELETE FROM submissions WHERE scope = ? AND kind = ? AND value = ?",
+                        (submitter, kind, value),
+                    )
+                    continue
+                if row[1] != print_:
+                    return IdConflict(kind, value, row[0])
+                return str(row[2])
             conn.execute(
                 "INSERT INTO requests (request_id, bug_report_id, idempotency_key, status,"
                 " created_at, updated_at, state, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -126,24 +169,34 @@ class SqliteStateStore:
                     report_json,
                 ),
             )
+            _insert_lookups(conn, submitter, wanted, state.request_id, print_)
             if staging is not None:
                 staging.stage(conn, outbox)
-            return state_json, True
+            return None
 
         staging = self._same_file_bus
-        stored, created = await self.db.write(op)
-        if created and outbox:
+        known = await self.db.write(op)
+        if isinstance(known, IdConflict):
+            raise known
+        if known is not None:
+            return RequestState.model_validate_json(known), False
+        if outbox:
             if staging is None:
                 await self._bus.publish(outbox)
             else:
                 staging.committed(outbox)
-        return (state if created else RequestState.model_validate_json(stored)), created
+        return state, True
 
     async def put_report(
-        self, request_id: str, report: BugReport, idempotency_key: str | None
+        self,
+        request_id: str,
+        report: BugReport,
+        idempotency_key: str | None,
+        submitter: str = OPEN_SCOPE,
     ) -> bool:
         self.operations["sqlite|put_report"] += 1
         report_json = report.model_dump_json()
+        wanted = lookups(report, idempotency_key)
 
         def op(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
@@ -152,7 +205,25 @@ class SqliteStateStore:
                 " WHERE request_id = ? AND report IS NULL",
                 (report_json, idempotency_key, request_id),
             )
-            return cursor.rowcount > 0
+            if cursor.rowcount == 0:
+                return False
+            _insert_lookups(conn, submitter, wanted, request_id, fingerprint(report))
+            return True
+
+        return await self.db.write(op)
+
+    async def expire_lookups(self) -> int:
+        self.operations["sqlite|expire_lookups"] += 1
+        cutoff = time.time() - self._lookup_ttl
+        terminal = tuple(s.value for s in RequestStatus if s.terminal)
+
+        def op(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "DELETE FROM submissions WHERE request_id IN (SELECT request_id FROM requests"
+                " WHERE status IN (?, ?) AND updated_at < ?)",
+                (*terminal, cutoff),
+            )
+            return cursor.rowcount
 
         return await self.db.write(op)
 
@@ -360,6 +431,59 @@ class SqliteStateStore:
 
     async def ping(self) -> dict[str, Any]:
         return self.db.ping()
+
+
+def _insert_lookups(
+    conn: sqlite3.Connection,
+    scope: str,
+    wanted: Sequence[tuple[str, str]],
+    request_id: str,
+    print_: str,
+) -> None:
+    """A lookup another request holds is kept: it was there first."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO submissions (scope, kind, value, request_id, fingerprint)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [(scope, kind, value, request_id, print_) for kind, value in wanted],
+    )
+
+
+def _scope_report_ids(conn: sqlite3.Connection) -> None:
+    """Bring a file from before ids were scoped up to date: ``requests`` loses its unique
+    report id (rebuilt: SQLite cannot drop a constraint), and each request's id and key
+    become lookups of the open scope, the only one there was."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'requests'")
+    ddl = row.fetchone()
+    if ddl is None or "UNIQUE" not in ddl[0].upper():
+        return
+    conn.create_function(
+        "report_fingerprint", 1, lambda text: fingerprint(BugReport.model_validate_json(text))
+    )
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("ALTER TABLE requests RENAME TO requests_with_global_ids")
+        conn.execute(REQUESTS)
+        columns = (
+            "request_id, bug_report_id, idempotency_key, status, created_at, updated_at,"
+            " processing_seconds, state, report"
+        )
+        conn.execute(
+            f"INSERT INTO requests ({columns}) SELECT {columns} FROM requests_with_global_ids"
+        )
+        conn.execute("DROP TABLE requests_with_global_ids")
+        for statement in filter(str.strip, REQUEST_INDEXES.split(";")):
+            conn.execute(statement)
+        for kind, column in (("id", "bug_report_id"), ("key", "idempotency_key")):
+            conn.execute(
+                "INSERT OR IGNORE INTO submissions (scope, kind, value, request_id, fingerprint)"
+                f" SELECT ?, ?, {column}, request_id, report_fingerprint(report) FROM requests"
+                f" WHERE report IS NOT NULL AND {column} IS NOT NULL ORDER BY created_at",
+                (OPEN_SCOPE, kind),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _upsert(conn: sqlite3.Connection, state: RequestState) -> None:

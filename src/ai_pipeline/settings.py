@@ -171,6 +171,15 @@ class Settings(BaseSettings):
     rate_limit_read_per_hour: int = Field(default=1000, ge=0)
     # Requests per client address per hour served without a key (open mode); 0: off.
     rate_limit_per_address_per_hour: int = Field(default=0, ge=0)
+    # Requests with an unknown or revoked key per client address per hour: past it, that
+    # address gets 429 on every keyed route until the hour ends (a key-guessing client is
+    # throttled before it costs a store lookup); 0: off.
+    rate_limit_auth_failures_per_address_per_hour: int = Field(default=100, ge=0)
+    # Live event streams (GET /api/v1/requests/{id}/events) open at once per key (per
+    # client address without one), per API process; past it 429. Each open stream counts
+    # one read against the key's hourly read limit every stream_charge_seconds.
+    max_streams_per_key: int = Field(default=10, ge=1)
+    stream_charge_seconds: float = Field(default=60.0, gt=0)
     # HTTPS: a PEM certificate (chain) and its private key; both or neither. Without them
     # the service speaks plain HTTP (behind a TLS-terminating proxy, or on loopback).
     tls_cert_file: str | None = None

@@ -29,6 +29,7 @@ from ai_pipeline.rebuild import rebuild_state
 from tests.conftest import make_settings
 from tests.factories import report, report_dict
 from tests.integration.test_api_auth import Api, assert_envelope
+from tests.integration.test_auth_modes import on_redis
 
 STORES = ["sqlite", pytest.param("redis", marks=pytest.mark.services)]
 
@@ -216,18 +217,8 @@ async def test_lookups_expire_after_their_own_lifetime(
 
 
 @pytest.mark.services
-@pytest.mark.anyio
-async def test_a_rebuild_restores_each_lookup_in_its_own_scope(
-    tmp_path: Path, redis_server: Any
-) -> None:
-    prefix = f"rb-{uuid.uuid4().hex[:10]}:"
-    settings = make_settings(
-        f"sqlite:///{tmp_path / 'bus.db'}",
-        state=redis_server.url,
-        redis_key_prefix=prefix,
-        auth_cache_seconds=0,
-    )
-    with serving(settings) as api:
+def test_a_rebuild_restores_each_lookup_in_its_own_scope(tmp_path: Path, redis_server: Any) -> None:
+    with on_redis(tmp_path, redis_server) as (api, prefix):
         alice, _ = api.add_key("submit")
         bob, _ = api.add_key("submit")
         body = report_dict(id="BUG-5")

@@ -39,7 +39,9 @@ _CUES: tuple[tuple[str, Field, str], ...] = (
     (
         "title_question_word",
         "title",
-        r"^\s*(how|why|what|where|when|which|is there|is it|can i|can we|can you|does|do i"
+        # [^\S\n], not \s: a line start followed by \s, which spans newlines, is quadratic
+        # over blank lines (a title has none, so the cue is unchanged).
+        r"^[^\S\n]*(how|why|what|where|when|which|is there|is it|can i|can we|can you|does|do i"
         r"|should)\b",
     ),
     (

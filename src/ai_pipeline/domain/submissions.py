@@ -27,9 +27,19 @@ def scope_of(key_id: str | None) -> str:
     return key_id or OPEN_SCOPE
 
 
+def canonical_json(report: BugReport) -> str:
+    """The report as stored, and fingerprinted: defaults left out, so a field added later
+    (with a default) leaves earlier fingerprints intact. Validating it gives the report."""
+    return report.model_dump_json(exclude_defaults=True)
+
+
+def digest(canonical: str) -> str:
+    """The fingerprint of a report's ``canonical_json``."""
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def fingerprint(report: BugReport) -> str:
-    # Defaults left out: a field added later (with a default) leaves earlier prints intact.
-    return hashlib.sha256(report.model_dump_json(exclude_defaults=True).encode()).hexdigest()
+    return digest(canonical_json(report))
 
 
 def lookups(report: BugReport, idempotency_key: str | None) -> list[tuple[LookupKind, str]]:

@@ -64,7 +64,8 @@ from ai_pipeline.domain.submissions import (
     OPEN_SCOPE,
     IdConflict,
     LookupKind,
-    fingerprint,
+    canonical_json,
+    digest,
     lookups,
     remembered,
 )
@@ -371,10 +372,11 @@ class RedisStateStore:
     ) -> tuple[RequestState, bool]:
         self.operations["redis|create_request"] += 1
         wanted = lookups(report, idempotency_key)
+        report_json = canonical_json(report)
         keys, args = self._write(
             state,
             self._lookup_keys(submitter, wanted),
-            [report.model_dump_json(), idempotency_key or "", submitter, fingerprint(report)],
+            [report_json, idempotency_key or "", submitter, digest(report_json)],
         )
         known = cast(list[Any] | None, await self._create(keys=keys, args=args))
         if known is not None:
@@ -419,16 +421,17 @@ class RedisStateStore:
         wrote."""
         self.operations["redis|put_report"] += 1
         lookup_keys = self._lookup_keys(submitter, lookups(report, idempotency_key))
+        report_json = canonical_json(report)
         written = await self._put_report(
             keys=[self._key("request", request_id), *lookup_keys],
             args=[
                 self._prefix,
                 request_id,
-                report.model_dump_json(),
+                report_json,
                 idempotency_key or "",
                 uuid.uuid4().hex,
                 submitter,
-                fingerprint(report),
+                digest(report_json),
                 self._lookup_ttl_ms,
             ],
         )

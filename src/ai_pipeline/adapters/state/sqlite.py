@@ -15,10 +15,20 @@ from ai_pipeline.adapters.sqlite_db import SqliteDatabase
 from ai_pipeline.domain.events import AGENT_STEPS, Step, StepChanged, StepStatus
 from ai_pipeline.domain.models import BugReport, FiledIssue
 from ai_pipeline.domain.request_state import RequestState, RequestStatus, fold
-from ai_pipeline.domain.submissions import OPEN_SCOPE, IdConflict, fingerprint, lookups
+from ai_pipeline.domain.submissions import (
+    OPEN_SCOPE,
+    IdConflict,
+    canonical_json,
+    digest,
+    fingerprint,
+    lookups,
+)
 from ai_pipeline.ports import Bus, FilingRecord, OutgoingMessage, Page, RequestStats
 
-# Report ids are not unique here: two clients may use the same one (``submissions``).
+# A report's id and Idempotency-Key are looked up within ``lookup_scope`` (the scope of the
+# key that submitted it, ``domain.submissions``), beside the report's ``fingerprint``; NULL
+# once the lookups are forgotten (``expire_lookups``), or while a request rebuilt from the
+# log has no report yet. Two clients may use one id: it is not unique by itself.
 REQUESTS = """
 CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY,
@@ -29,31 +39,25 @@ CREATE TABLE IF NOT EXISTS requests (
     updated_at REAL NOT NULL,
     processing_seconds REAL,
     state TEXT NOT NULL,
-    report TEXT
+    report TEXT,
+    lookup_scope TEXT,
+    fingerprint TEXT
 );
 """
+# Created once ``_scope_report_ids`` has brought an older table up to date.
 REQUEST_INDEXES = """
 CREATE INDEX IF NOT EXISTS requests_by_status ON requests (status, created_at);
 CREATE INDEX IF NOT EXISTS requests_by_created ON requests (created_at);
+CREATE UNIQUE INDEX IF NOT EXISTS requests_by_scoped_id
+    ON requests (lookup_scope, bug_report_id) WHERE lookup_scope IS NOT NULL;
+-- Partial: most reports come without a key, and they need no index entry.
+CREATE UNIQUE INDEX IF NOT EXISTS requests_by_scoped_key
+    ON requests (lookup_scope, idempotency_key)
+    WHERE lookup_scope IS NOT NULL AND idempotency_key IS NOT NULL;
 """
 SCHEMA = (
     REQUESTS
-    + REQUEST_INDEXES
     + """
--- Ids were global before they were scoped (``_scope_report_ids``).
-DROP INDEX IF EXISTS requests_by_idempotency_key;
--- How a submission is recognised, per scope (``domain.submissions``): its report id (kind
--- 'id') and Idempotency-Key ('key'), with the report's fingerprint; forgotten by
--- ``expire_lookups`` once their request last changed longer ago than the lookup lifetime.
-CREATE TABLE IF NOT EXISTS submissions (
-    scope TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    value TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    PRIMARY KEY (scope, kind, value)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS submissions_by_request ON submissions (request_id);
 CREATE TABLE IF NOT EXISTS filings (
     request_id TEXT PRIMARY KEY,
     state TEXT NOT NULL,
@@ -85,6 +89,9 @@ CREATE TABLE IF NOT EXISTS review_examples (
 
 # ``RequestState.held_for_review`` in SQL, over a row of ``requests``. ``IS`` rather than
 # ``=``: a missing JSON path gives NULL, and ``NOT`` of NULL would drop the row.
+# The column each kind of lookup (``domain.submissions.lookups``) reads.
+_LOOKUP_COLUMNS = {"id": "bug_report_id", "key": "idempotency_key"}
+
 HELD = (
     f"(status = '{RequestStatus.PROCESSING.value}'"
     f" AND json_extract(state, '$.current_step') IS '{Step.REVIEW.value}'"
@@ -131,33 +138,24 @@ class SqliteStateStore:
     ) -> tuple[RequestState, bool]:
         self.operations["sqlite|create_request"] += 1
         state_json = state.model_dump_json()
-        report_json = report.model_dump_json()
-        print_ = fingerprint(report)
+        report_json = canonical_json(report)
+        print_ = digest(report_json)
         wanted = lookups(report, idempotency_key)
 
         def op(conn: sqlite3.Connection) -> str | IdConflict | None:
             """The known request's state JSON, a conflict, or None once inserted."""
             for kind, value in wanted:
                 row = conn.execute(
-                    "SELECT s.request_id, s.fingerprint, r.state FROM submissions s"
-                    " LEFT JOIN requests r USING (request_id)"
-                    " WHERE s.scope = ? AND s.kind = ? AND s.value = ?",
-                    (submitter, kind, value),
+                    f"SELECT request_id, fingerprint, state FROM requests"
+                    f" WHERE lookup_scope = ? AND {_LOOKUP_COLUMNS[kind]} = ?",
+                    (submitter, value),
                 ).fetchone()
-                if row is None:
-                    continue
-                if row[2] is None:  # its request was deleted by hand: the lookup is free
-                    conn.execute(
-                        "DELETE FROM submissions WHERE scope = ? AND kind = ? AND value = ?",
-                        (submitter, kind, value),
-                    )
-                    continue
-                if row[1] != print_:
-                    return IdConflict(kind, value, row[0])
-                return str(row[2])
+                if row is not None:
+                    return str(row[2]) if row[1] == print_ else IdConflict(kind, value, row[0])
             conn.execute(
                 "INSERT INTO requests (request_id, bug_report_id, idempotency_key, status,"
-                " created_at, updated_at, state, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, updated_at, state, report, lookup_scope, fingerprint)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     state.request_id,
                     state.bug_report_id,
@@ -167,9 +165,10 @@ class SqliteStateStore:
                     state.updated_at.timestamp(),
                     state_json,
                     report_json,
+                    submitter,
+                    print_,
                 ),
             )
-            _insert_lookups(conn, submitter, wanted, state.request_id, print_)
             if staging is not None:
                 staging.stage(conn, outbox)
             return None
@@ -195,20 +194,27 @@ class SqliteStateStore:
         submitter: str = OPEN_SCOPE,
     ) -> bool:
         self.operations["sqlite|put_report"] += 1
-        report_json = report.model_dump_json()
-        wanted = lookups(report, idempotency_key)
+        report_json = canonical_json(report)
 
         def op(conn: sqlite3.Connection) -> bool:
+            # A lookup another request holds stays its own: it was there first.
+            taken = conn.execute(
+                "SELECT 1 FROM requests WHERE lookup_scope = ? AND request_id != ?"
+                " AND (bug_report_id = ? OR idempotency_key = ?)",
+                (submitter, request_id, report.id, idempotency_key),
+            ).fetchone()
             cursor = conn.execute(
-                "UPDATE requests SET report = ?,"
-                " idempotency_key = coalesce(idempotency_key, ?)"
-                " WHERE request_id = ? AND report IS NULL",
-                (report_json, idempotency_key, request_id),
+                "UPDATE requests SET report = ?, idempotency_key = coalesce(idempotency_key, ?),"
+                " lookup_scope = ?, fingerprint = ? WHERE request_id = ? AND report IS NULL",
+                (
+                    report_json,
+                    idempotency_key,
+                    None if taken else submitter,
+                    digest(report_json),
+                    request_id,
+                ),
             )
-            if cursor.rowcount == 0:
-                return False
-            _insert_lookups(conn, submitter, wanted, request_id, fingerprint(report))
-            return True
+            return cursor.rowcount > 0
 
         return await self.db.write(op)
 
@@ -219,8 +225,8 @@ class SqliteStateStore:
 
         def op(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(
-                "DELETE FROM submissions WHERE request_id IN (SELECT request_id FROM requests"
-                " WHERE status IN (?, ?) AND updated_at < ?)",
+                "UPDATE requests SET lookup_scope = NULL WHERE status IN (?, ?)"
+                " AND updated_at < ? AND lookup_scope IS NOT NULL",
                 (*terminal, cutoff),
             )
             return cursor.rowcount
@@ -433,57 +439,40 @@ class SqliteStateStore:
         return self.db.ping()
 
 
-def _insert_lookups(
-    conn: sqlite3.Connection,
-    scope: str,
-    wanted: Sequence[tuple[str, str]],
-    request_id: str,
-    print_: str,
-) -> None:
-    """A lookup another request holds is kept: it was there first."""
-    conn.executemany(
-        "INSERT OR IGNORE INTO submissions (scope, kind, value, request_id, fingerprint)"
-        " VALUES (?, ?, ?, ?, ?)",
-        [(scope, kind, value, request_id, print_) for kind, value in wanted],
-    )
-
-
 def _scope_report_ids(conn: sqlite3.Connection) -> None:
-    """Bring a file from before ids were scoped up to date: ``requests`` loses its unique
-    report id (rebuilt: SQLite cannot drop a constraint), and each request's id and key
-    become lookups of the open scope, the only one there was."""
-    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'requests'")
-    ddl = row.fetchone()
-    if ddl is None or "UNIQUE" not in ddl[0].upper():
-        return
-    conn.create_function(
-        "report_fingerprint", 1, lambda text: fingerprint(BugReport.model_validate_json(text))
-    )
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("ALTER TABLE requests RENAME TO requests_with_global_ids")
-        conn.execute(REQUESTS)
-        columns = (
+    """Bring a file from before ids were scoped up to date, then index ``requests``: the
+    table loses its unique report id (rebuilt: SQLite cannot drop a constraint) and gains
+    the lookup columns; each request's id and key become lookups of the open scope, the
+    only one there was."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+    if "lookup_scope" not in columns:
+        conn.create_function("report_fingerprint", 1, _fingerprint_of_stored)
+        old = (
             "request_id, bug_report_id, idempotency_key, status, created_at, updated_at,"
             " processing_seconds, state, report"
         )
-        conn.execute(
-            f"INSERT INTO requests ({columns}) SELECT {columns} FROM requests_with_global_ids"
-        )
-        conn.execute("DROP TABLE requests_with_global_ids")
-        for statement in filter(str.strip, REQUEST_INDEXES.split(";")):
-            conn.execute(statement)
-        for kind, column in (("id", "bug_report_id"), ("key", "idempotency_key")):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DROP INDEX IF EXISTS requests_by_idempotency_key")
+            conn.execute("ALTER TABLE requests RENAME TO requests_with_global_ids")
+            conn.execute(REQUESTS)
             conn.execute(
-                "INSERT OR IGNORE INTO submissions (scope, kind, value, request_id, fingerprint)"
-                f" SELECT ?, ?, {column}, request_id, report_fingerprint(report) FROM requests"
-                f" WHERE report IS NOT NULL AND {column} IS NOT NULL ORDER BY created_at",
-                (OPEN_SCOPE, kind),
+                f"INSERT INTO requests ({old}, lookup_scope, fingerprint) SELECT {old},"
+                " CASE WHEN report IS NULL THEN NULL ELSE ? END, report_fingerprint(report)"
+                " FROM requests_with_global_ids",
+                (OPEN_SCOPE,),
             )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+            conn.execute("DROP TABLE requests_with_global_ids")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    conn.executescript(REQUEST_INDEXES)
+
+
+def _fingerprint_of_stored(report_json: str | None) -> str | None:
+    # Validated again: the report as this version's model reads it, so it prints alike.
+    return None if report_json is None else fingerprint(BugReport.model_validate_json(report_json))
 
 
 def _upsert(conn: sqlite3.Connection, state: RequestState) -> None:

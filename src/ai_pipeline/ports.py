@@ -157,8 +157,8 @@ class StateStore(Protocol):
         ...
 
     async def expire_lookups(self) -> int:
-        """Forget id and idempotency-key lookups whose request last changed more than the
-        lookup lifetime ago (where the store does not expire them itself); how many."""
+        """Forget id and idempotency-key lookups whose request ended more than the lookup
+        lifetime ago (where the store does not expire them itself); how many."""
         ...
 
     async def get(self, request_id: str) -> RequestState | None: ...

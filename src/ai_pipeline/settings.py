@@ -55,9 +55,9 @@ class Settings(BaseSettings):
     redis_key_prefix: str = ""
     # A finished request's record lives this long (the status-updates log outlives it).
     state_ttl_seconds: float = Field(default=24 * 3600, gt=0)
-    # A report's id and Idempotency-Key are recognised this long after their request last
-    # changed, in either store, whatever the record's own lifetime: a resubmission within
-    # it never files a second issue.
+    # A report's id and Idempotency-Key are recognised while their request is in flight and
+    # this long after it ended, in either store, whatever the record's own lifetime: a
+    # resubmission within it never files a second issue.
     idempotency_ttl_seconds: float = Field(default=30 * 86400, gt=0)
     # The local tracker's issues when the state is not in SQLite (one file per deployment).
     local_tracker_db: str = "sqlite:///data/local-tracker.db"

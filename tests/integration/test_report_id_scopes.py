@@ -25,6 +25,7 @@ from ai_pipeline.bootstrap import bootstrap
 from ai_pipeline.domain.events import Step, StepChanged, StepStatus, utcnow
 from ai_pipeline.domain.models import BugReport, FiledIssue
 from ai_pipeline.domain.request_state import RequestStatus, new_request
+from ai_pipeline.domain.submissions import IdConflict
 from ai_pipeline.rebuild import rebuild_state
 from tests.conftest import make_settings
 from tests.factories import report, report_dict
@@ -211,6 +212,47 @@ async def test_lookups_expire_after_their_own_lifetime(
         assert fresh.request_id == "second"
         if kind == "sqlite":
             assert forgotten == 1  # one request's lookups: its id and its Idempotency-Key
+    finally:
+        await c.store.close()
+        await c.bus.close()
+
+
+@pytest.mark.parametrize("kind", STORES)
+@pytest.mark.anyio
+async def test_a_request_still_in_flight_keeps_its_lookups_past_their_lifetime(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The lifetime counts from the end: a report held for review longer than it must still
+    be recognised, or its resubmission files a second issue."""
+    settings = settings_for(kind, tmp_path, request, idempotency_ttl_seconds=0.5)
+    c = bootstrap(settings)
+    await c.bus.start()
+    await c.store.start()
+    try:
+        held, done = report(), report()
+        await c.store.create_request(new_request("held", held.id, utcnow()), held, "k-held")
+        await c.store.create_request(new_request("done", done.id, utcnow()), done, None)
+        for event in ended("done"):
+            await c.store.apply(event)
+        # Wait until the ended request's lookup has run out: the in-flight one's is as old.
+        deadline = time.monotonic() + 15
+        while True:
+            await c.store.expire_lookups()
+            _, created = await c.store.create_request(
+                new_request(f"done-{uuid.uuid4().hex[:6]}", done.id, utcnow()), done, None
+            )
+            if created:
+                break
+            assert time.monotonic() < deadline, "the ended request's lookup never expired"
+            await anyio.sleep(0.1)
+        state, created = await c.store.create_request(
+            new_request("again", held.id, utcnow()), held, "k-held"
+        )
+        assert not created, "an in-flight request's lookup expired: a second request"
+        assert state.request_id == "held"
+        other = report()  # its Idempotency-Key is still known too
+        with pytest.raises(IdConflict):
+            await c.store.create_request(new_request("x", other.id, utcnow()), other, "k-held")
     finally:
         await c.store.close()
         await c.bus.close()

@@ -11,7 +11,8 @@ Key layout; every name carries ``key_prefix`` in front (empty by default, so the
 - ``submission:<scope>:id:<bug_report_id>`` and ``submission:<scope>:key:<idempotency key>``
   hashes (the lookups): ``request`` (its id), ``fingerprint`` (of the report) and
   ``status`` (the request's last known, to answer a resubmission once the record expired).
-  Each write of the request sets them to expire ``lookup_ttl_seconds`` later (30 days): a
+  They never expire while the request is in flight (held for review for weeks, say); each
+  write of an ended request sets them to expire ``lookup_ttl_seconds`` later (30 days): a
   resubmission is recognised long after the record itself is gone.
 - ``index:submitted|processing|completed|failed``, ``index:active`` (submitted and
   processing) and ``index:all`` sorted sets: request ids scored by created_at (epoch ms).
@@ -101,6 +102,10 @@ local function claimable(key)
   local owner = redis.call('HGET', key, 'request')
   return not owner or owner == id
 end
+-- A lookup lives as long as its request is in flight, then its own lifetime (ttl, ms).
+local function keep(key, in_flight, ttl)
+  if in_flight then redis.call('PERSIST', key) else redis.call('PEXPIRE', key, ttl) end
+end
 """
 
 # KEYS: request, index:submitted/processing/completed/failed (2-5), index:active (6),
@@ -144,11 +149,12 @@ local function write(fields)
   redis.call('HSET', KEYS[1], 'state', state, 'status', status, 'rank', rank,
     'writer', writer, unpack(fields))
   redis.call('HINCRBY', KEYS[1], 'seq', 1)
-  -- Its lookups live on from its last change, whatever the record's own lifetime.
+  -- Its lookups: kept while it is in flight, then from its last change, whatever the
+  -- record's own lifetime.
   for k = FIRST_MAPPING, first_stat - 1 do
     if redis.call('HGET', KEYS[k], 'request') == id then
       redis.call('HSET', KEYS[k], 'status', status)
-      redis.call('PEXPIRE', KEYS[k], lookup_ttl)
+      keep(KEYS[k], expire_at == '', lookup_ttl)
     end
   end
   for name, k in pairs(STATUS_KEY) do
@@ -238,10 +244,12 @@ redis.call('HSET', KEYS[1], 'report', ARGV[3], 'writer', ARGV[5], 'submitter', A
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'idempotency_key', ARGV[4]) end
 redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local status = redis.call('HGET', KEYS[1], 'status')
+-- An ended request's record expires; one in flight has none.
+local in_flight = redis.call('PTTL', KEYS[1]) == -1
 for k = 2, #KEYS do
   if claimable(KEYS[k]) then
     redis.call('HSET', KEYS[k], 'request', id, 'fingerprint', ARGV[7], 'status', status)
-    redis.call('PEXPIRE', KEYS[k], ARGV[8])
+    keep(KEYS[k], in_flight, ARGV[8])
   end
 end
 return 1

@@ -110,8 +110,8 @@ class SqliteStateStore:
     ):
         """``same_file_bus``: the bus when it lives in ``db`` too, so a new request and its
         first messages commit together; otherwise they are published after the insert.
-        ``lookup_ttl_seconds``: how long after its request last changed a report id or
-        idempotency key is still recognised (``expire_lookups``)."""
+        ``lookup_ttl_seconds``: how long after its request ended a report id or idempotency
+        key is still recognised (``expire_lookups``; always while it is in flight)."""
         if same_file_bus is not None and same_file_bus.db is not db:
             raise ValueError("same_file_bus must use the store's database")
         self.db = db

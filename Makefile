@@ -27,7 +27,7 @@ run: $(STAMP)  ## Serve on :8000 with the embedded default (SQLite, local triage
 
 test: $(STAMP)  ## The whole suite, every outcome listed
 	bash scripts/test-services.sh
-	$(BIN)/pytest -rA
+	$(BIN)/pytest -rA --durations=25
 
 bench: $(STAMP)  ## Benchmarks: figures printed and written to bench/results/
 	bash scripts/test-services.sh bench

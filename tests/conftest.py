@@ -39,6 +39,7 @@ def make_settings(db_url: str, **overrides: Any) -> Settings:
         "retry_base_seconds": 0.01,
         "retry_max_seconds": 0.05,
         "sweep_interval_seconds": 0.2,
+        "heartbeat_interval_seconds": 0.2,
         "lag_interval_seconds": 0.2,
         "duplicate_index_size": 1000,
         "log_json": True,

@@ -2,30 +2,44 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from ai_pipeline import __version__
 from ai_pipeline.adapters.bus.sqlite import SqliteBus
 from ai_pipeline.adapters.keys.sqlite import SqliteKeyStore
 from ai_pipeline.adapters.llm import ChatModel
+from ai_pipeline.adapters.loop.sqlite import SqliteLoopStore
+from ai_pipeline.adapters.notify.webhook import HttpWebhookSender
 from ai_pipeline.adapters.rate_limits.memory import MemoryRateLimiter
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase, path_from_url
 from ai_pipeline.adapters.state.sqlite import SqliteStateStore
 from ai_pipeline.adapters.trackers.local import LocalTracker
+from ai_pipeline.adapters.trackers.local_conversation import LocalConversationTracker
 from ai_pipeline.agents.coordinator import Coordinator
+from ai_pipeline.agents.delivery import DeliveryAgent, RetryPlan, Senders
+from ai_pipeline.agents.notifier import NotifierAgent
 from ai_pipeline.agents.priority import IngestPriority
+from ai_pipeline.agents.replies import ReplyAgent
 from ai_pipeline.agents.runner import AgentRunner, AgentSpec, RetryPolicy
 from ai_pipeline.agents.ticket_creation import TicketCreationAgent
 from ai_pipeline.agents.tracker import TrackerAgent
 from ai_pipeline.agents.triage import TriageAgent
 from ai_pipeline.domain.events import Step, Topic
+from ai_pipeline.domain.follow_up import Policy
+from ai_pipeline.domain.links import Links
 from ai_pipeline.domain.redaction import Redactor
 from ai_pipeline.domain.review import HoldPolicy
 from ai_pipeline.drafting.drafter import IssueDrafter, TemplateDrafter
+from ai_pipeline.follow_ups import FollowUps
+from ai_pipeline.loop_ports import ConversationTracker, LoopStore
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.ports import Bus, KeyStore, RateLimiter, StateStore, Tracker
 from ai_pipeline.settings import Settings
@@ -46,12 +60,35 @@ AGENTS: dict[str, tuple[str, Topic, Step | None]] = {
         Step.TICKET_CREATION,
     ),
     "github_api_agent": ("github-api-agent-group", Topic.TICKET_CREATION, Step.GITHUB),
+    # Closing the loop with the reporter: no request step of their own.
+    "notifier_agent": ("notifier-agent-group", Topic.STATUS_UPDATES, None),
+    "delivery_agent": ("delivery-agent-group", Topic.NOTIFICATIONS, None),
+    "reply_agent": ("reply-agent-group", Topic.REPLIES, None),
 }
+
+
+@dataclass
+class LoopParts:
+    """Closing the loop with the reporter: conversations, notifications, replies and
+    follow-up (README "The reporter hears back")."""
+
+    store: LoopStore
+    links: Links
+    notifier: NotifierAgent
+    delivery: DeliveryAgent
+    replies: ReplyAgent
+    follow_ups: FollowUps
+    # The local tracker's issue life (close, reopen, labels, timeline), when it runs.
+    local: LocalConversationTracker | None
+    # Clients it opened (Redis, HTTP), closed with the service.
+    closers: list[Callable[[], Awaitable[None]]]
 
 
 @dataclass
 class Container:
     settings: Settings
+    # This process, as its heartbeats and filing leases name it.
+    instance: str
     metrics: Metrics
     bus: Bus
     store: StateStore
@@ -62,6 +99,7 @@ class Container:
     ingest_priority: IngestPriority
     keys: KeyStore
     limiter: RateLimiter
+    loop: LoopParts
     runners: list[AgentRunner] = field(default_factory=list)
     databases: list[SqliteDatabase] = field(default_factory=list)
     # Called once on shutdown (after the agents stop): clients of optional adapters (LLM).
@@ -128,8 +166,15 @@ def bootstrap(
         close_hooks.append(close_access)
     if private_tracker is not None and private_tracker is not local_tracker:
         close_hooks.append(private_tracker.close)
+    instance = process_instance()
     tracker_agent = TrackerAgent(
-        tracker, store, metrics, private_tracker, duplicates=settings.duplicate_mode
+        tracker,
+        store,
+        metrics,
+        private_tracker,
+        duplicates=settings.duplicate_mode,
+        owner=instance,
+        lease_seconds=settings.filing_lease_seconds,
     )
     ticket_agent = TicketCreationAgent(
         Redactor.from_setting(settings.redact),
@@ -148,6 +193,15 @@ def bootstrap(
         "ticket_creation_agent": ticket_agent.handle,
         "github_api_agent": tracker_agent.handle,
     }
+    loop = _loop(settings, sqlite, bus, store, metrics, tracker, private_tracker, local_tracker)
+    close_hooks += loop.closers
+    handlers.update(
+        {
+            "notifier_agent": loop.notifier.handle,
+            "delivery_agent": loop.delivery.handle,
+            "reply_agent": loop.replies.handle,
+        }
+    )
     specs = [
         AgentSpec(name, group, topic, handlers[name], step)
         for name, (group, topic, step) in AGENTS.items()
@@ -168,6 +222,7 @@ def bootstrap(
     )
     return Container(
         settings=settings,
+        instance=instance,
         metrics=metrics,
         bus=bus,
         store=store,
@@ -183,7 +238,107 @@ def bootstrap(
         close_hooks=close_hooks,
         private_tracker=private_tracker if private_tracker is not local_tracker else None,
         chat=chat,
+        loop=loop,
     )
+
+
+def _loop(
+    settings: Settings,
+    sqlite: Callable[[str], SqliteDatabase],
+    bus: Bus,
+    store: StateStore,
+    metrics: Metrics,
+    tracker: Tracker,
+    private_tracker: Tracker | None,
+    local_tracker: LocalTracker | None,
+) -> LoopParts:
+    loop_store: LoopStore
+    closers: list[Callable[[], Awaitable[None]]] = []
+    if _is_sqlite(settings.state):
+        loop_store = SqliteLoopStore(sqlite(settings.state))
+    elif is_redis(settings.state):
+        from ai_pipeline.adapters.loop.redis import RedisLoopStore
+        from ai_pipeline.adapters.redis_client import connect
+
+        loop_store = RedisLoopStore(connect(settings.state, 16), settings.redis_key_prefix)
+        closers.append(loop_store.close)
+    else:
+        raise _unknown_state(settings)
+    secret = settings.signing_secret
+
+    async def signing_key() -> bytes:
+        if secret is not None:
+            return secret.get_secret_value().encode()
+        return await loop_store.signing_key()
+
+    links = Links(settings.base_url, signing_key)
+    trackers = {t.name: t for t in (tracker, private_tracker, local_tracker) if t is not None}
+    local = LocalConversationTracker(local_tracker) if local_tracker is not None else None
+    acting: dict[str, ConversationTracker] = {local.name: local} if local else {}
+    delivery = DeliveryAgent(
+        loop_store, bus, _senders(settings, closers), links, metrics, _retry_plan(settings)
+    )
+    redactor = Redactor.from_setting(settings.redact)
+    policy = Policy.from_days(
+        settings.needs_info_remind_days,
+        settings.needs_info_close_days,
+        settings.needs_info_exempt_labels,
+    )
+
+    return LoopParts(
+        store=loop_store,
+        links=links,
+        notifier=NotifierAgent(store, loop_store, metrics),
+        delivery=delivery,
+        replies=ReplyAgent(loop_store, trackers, acting, redactor, metrics),
+        follow_ups=FollowUps(loop_store, bus, store, trackers, acting, policy, metrics),
+        local=local,
+        closers=closers,
+    )
+
+
+def _senders(settings: Settings, closers: list[Callable[[], Awaitable[None]]]) -> Senders:
+    webhooks = None
+    secret = settings.notify_webhook_secret
+    if secret is not None:
+        webhooks = HttpWebhookSender(
+            settings.notify_webhook_timeout_seconds, settings.notify_webhook_allow_private
+        )
+        closers.append(webhooks.close)
+    mailer = None
+    if settings.smtp_url:
+        from ai_pipeline.adapters.notify.smtp import SmtpMailer
+
+        password = settings.smtp_password
+        mailer = SmtpMailer(
+            settings.smtp_url,
+            username=settings.smtp_username,
+            password=password.get_secret_value() if password else None,
+            ca_file=settings.smtp_ca_file,
+            timeout=settings.smtp_timeout_seconds,
+        )
+    return Senders(
+        webhooks=webhooks,
+        webhook_secret=secret.get_secret_value().encode() if secret else None,
+        mailer=mailer,
+        mail_from=settings.smtp_from or "",
+    )
+
+
+def _retry_plan(settings: Settings) -> RetryPlan:
+    timeout = max(settings.notify_webhook_timeout_seconds, settings.smtp_timeout_seconds)
+    return RetryPlan(
+        first_retry=timedelta(seconds=settings.notify_first_retry_seconds),
+        max_retry=timedelta(seconds=settings.notify_max_retry_seconds),
+        give_up_after=timedelta(hours=settings.notify_retry_hours),
+        # Longer than any one try takes, so a live try is never taken over.
+        lease=timedelta(seconds=2 * timeout + 5),
+    )
+
+
+def process_instance() -> str:
+    """A name for this process among all that share the store: host, pid, random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def _watch_adapters(
@@ -297,6 +452,25 @@ def _access(
     redis = connect(settings.state, max_connections=16)
     prefix = settings.redis_key_prefix
     return RedisKeyStore(redis, prefix), RedisRateLimiter(redis, prefix), redis.aclose
+
+
+@asynccontextmanager
+async def started(settings: Settings) -> AsyncIterator[Container]:
+    """The configured service's bus and stores, started, no agent running: for the
+    command line's tools (state rebuild, follow-up)."""
+    c = bootstrap(settings)
+    await c.bus.start()
+    await c.store.start()
+    await c.loop.store.start()
+    try:
+        yield c
+    finally:
+        await c.bus.close()
+        await c.store.close()
+        for close in c.loop.closers:
+            await close()
+        for db in c.databases:
+            await db.close()
 
 
 @asynccontextmanager

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ai_pipeline import __version__
+from ai_pipeline.domain.resolution import CloseReason
 from ai_pipeline.settings import Settings
 
 app = typer.Typer(help="AI Pipeline: bug reports in, triaged issues out.", no_args_is_help=True)
@@ -59,11 +60,29 @@ class AgentName(StrEnum):
     TICKET_CREATION = "ticket-creation"
     GITHUB_API = "github-api"
     COORDINATOR = "coordinator"
+    NOTIFIER = "notifier"
+    DELIVERY = "delivery"
+    REPLY = "reply"
 
     @property
     def agent(self) -> str:
         """The name in the health document and metrics: ``triage_agent``…"""
         return f"{self.value.replace('-', '_')}_agent"
+
+    @property
+    def agents(self) -> tuple[str, ...]:
+        """What this process runs: the agents that talk to the outside world (posting
+        replies, delivering notifications) ride with the tracker agent, so a deployment
+        of today's processes runs them; each can also run alone."""
+        return (self.agent, *COMPANIONS.get(self, ()))
+
+
+COMPANIONS = {
+    AgentName.GITHUB_API: ("reply_agent", "delivery_agent"),
+    AgentName.COORDINATOR: ("notifier_agent",),
+}
+# `serve --role api`: the coordinator, and the notifier beside it (both only fold the log).
+API_ROLE_AGENTS = ("coordinator_agent", "notifier_agent")
 
 
 @app.command()
@@ -74,7 +93,9 @@ def serve(
     ] = None,
     role: Annotated[
         Role,
-        typer.Option(help="all: API and every agent (embedded); api: API and coordinator"),
+        typer.Option(
+            help="all: API and every agent (embedded); api: API, coordinator and notifier"
+        ),
     ] = Role.ALL,
 ) -> None:
     """Run the API, with every agent in this process (the default) or only the coordinator."""
@@ -82,7 +103,7 @@ def serve(
     from ai_pipeline.bootstrap import AGENTS, bootstrap
 
     settings = _serving_settings(host, port)
-    agents = tuple(AGENTS) if role is Role.ALL else ("coordinator_agent",)
+    agents = tuple(AGENTS) if role is Role.ALL else API_ROLE_AGENTS
     application = create_app(bootstrap(settings), agents)
     err.print(
         f"AI Pipeline {__version__} on {settings.base_url} (role {role.value}, bus"
@@ -109,8 +130,8 @@ def agent(
 
     settings = _serving_settings(host, None)
     settings = settings.model_copy(update={"port": port or settings.health_port})
-    agent_name = name.agent
-    application = create_agent_app(bootstrap(settings), [agent_name])
+    agent_name = ", ".join(name.agents)
+    application = create_agent_app(bootstrap(settings), name.agents)
     err.print(
         f"AI Pipeline {__version__}: {agent_name} (bus {_safe_url(settings.bus)}, state"
         f" {_safe_url(settings.state)}); health and metrics on"
@@ -245,6 +266,18 @@ def status(
         )
     if body.get("github_issue_url"):
         console.print(f"issue #{body['github_issue_number']}: {body['github_issue_url']}")
+    resolution = body.get("resolution")
+    if resolution:
+        duplicate = resolution.get("duplicate_issue_number")
+        of = f" of #{duplicate}" if duplicate else ""
+        console.print(f"resolution: {resolution['state']}{of} ({resolution['at']})")
+    needs_info = body.get("needs_info")
+    if needs_info:
+        left = [q for q in needs_info["questions"] if q not in needs_info["answered"]]
+        console.print(
+            f"questions: {len(needs_info['questions'])} asked, {len(left)} open"
+            f" ({', '.join(left) or 'all answered'}); {len(needs_info['reply_ids'])} replies"
+        )
     if body.get("error_message"):
         console.print(f"[red]{body['error_message']}[/red]")
 
@@ -278,35 +311,110 @@ def requests(
     console.print(f"{len(body['requests'])} of {p['total']} (offset {p['offset']})")
 
 
+class IssueAction(StrEnum):
+    CLOSE = "close"
+    REOPEN = "reopen"
+    COMMENT = "comment"
+    LABEL = "label"
+
+
 @app.command()
 def issues(
-    number: Annotated[int | None, typer.Argument(help="Show one issue in full")] = None,
+    what: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NUMBER|close|reopen|comment|label",
+            help="Show issue NUMBER in full, or act on issue N",
+            show_default=False,
+        ),
+    ] = None,
+    number: Annotated[int | None, typer.Argument(metavar="N", show_default=False)] = None,
+    reason: Annotated[
+        CloseReason, typer.Option(help="close: completed (fixed), not_planned or duplicate")
+    ] = CloseReason.COMPLETED,
+    duplicate_of: Annotated[
+        int | None, typer.Option("--duplicate-of", help="close --reason duplicate: of issue #")
+    ] = None,
+    text: Annotated[str | None, typer.Option("--text", help="comment: what to say")] = None,
+    add: Annotated[list[str] | None, typer.Option("--add", help="label: add (repeat)")] = None,
+    remove: Annotated[
+        list[str] | None, typer.Option("--remove", help="label: remove (repeat)")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=100)] = 50,
     offset: Annotated[int, typer.Option(min=0)] = 0,
     url: UrlOption = None,
     raw: JsonFlag = False,
 ) -> None:
-    """What the built-in local tracker holds."""
-    if number is not None:
-        body = _call("GET", f"{_url(url)}/api/v1/issues/{number}")
+    """What the built-in local tracker holds; close, reopen, comment on and label its
+    issues as a maintainer (a close or reopen updates the requests' resolution)."""
+    base = f"{_url(url)}/api/v1/issues"
+    if what is not None and not what.isdigit():
+        try:
+            action = IssueAction(what)
+        except ValueError:
+            err.print(f"[red]not an issue number nor an action: {what!r}[/red]")
+            raise typer.Exit(2) from None
+        if number is None:
+            err.print(f"[red]issues {action.value} needs the issue's number[/red]")
+            raise typer.Exit(2)
+        if action is IssueAction.COMMENT and not text:
+            err.print("[red]issues comment needs --text[/red]")
+            raise typer.Exit(2)
+        bodies: dict[IssueAction, tuple[str, dict[str, Any] | None]] = {
+            IssueAction.CLOSE: ("close", {"reason": reason.value, "duplicate_of": duplicate_of}),
+            IssueAction.REOPEN: ("reopen", None),
+            IssueAction.COMMENT: ("comments", {"body": text}),
+            IssueAction.LABEL: ("labels", {"add": add or [], "remove": remove or []}),
+        }
+        path, payload = bodies[action]
+        body = _call("POST", f"{base}/{number}/{path}", json=payload)
+        if raw:
+            console.print_json(data=body)
+            return
+        _print_issue_change(action, number, body)
+        return
+    if what is not None:
+        body = _call("GET", f"{base}/{int(what)}")
         if raw:
             console.print_json(data=body)
             return
         console.print(
             f"[bold]#{body['number']} {body['title']}[/bold]  "
-            f"[cyan]{', '.join(body['labels'])}[/cyan]"
+            f"[cyan]{', '.join(body['labels'])}[/cyan]  {_issue_state(body)}"
         )
         console.print(body["body"], markup=False, highlight=False)
         return
-    body = _call("GET", f"{_url(url)}/api/v1/issues", params={"limit": limit, "offset": offset})
+    body = _call("GET", base, params={"limit": limit, "offset": offset})
     if raw:
         console.print_json(data=body)
         return
-    table = Table("#", "title", "labels", "request")
+    table = Table("#", "title", "labels", "state", "request")
     for i in body["issues"]:
-        table.add_row(str(i["number"]), i["title"], ", ".join(i["labels"]), i["request_id"])
+        table.add_row(
+            str(i["number"]), i["title"], ", ".join(i["labels"]), _issue_state(i), i["request_id"]
+        )
     console.print(table)
     console.print(f"{len(body['issues'])} of {body['pagination']['total']}")
+
+
+def _issue_state(issue: dict[str, Any]) -> str:
+    if issue.get("state") != "closed":
+        return str(issue.get("state", ""))
+    reason = issue.get("state_reason") or "closed"
+    duplicate = issue.get("duplicate_of")
+    return f"closed ({reason}{f' of #{duplicate}' if duplicate else ''})"
+
+
+def _print_issue_change(action: IssueAction, number: int, body: dict[str, Any]) -> None:
+    if action is IssueAction.COMMENT:
+        console.print(f"commented on #{number} (comment {body['comment_id']})")
+        return
+    if action is IssueAction.LABEL:
+        console.print(f"#{number} labels: {', '.join(body['labels']) or 'none'}")
+        return
+    done = "" if body.get("changed") else " (it already was)"
+    requests = ", ".join(body.get("requests", [])) or "none"
+    console.print(f"#{number}: {_issue_state(body)}{done}; requests updated: {requests}")
 
 
 @app.command("dead-letters")
@@ -415,14 +523,11 @@ def state_rebuild() -> None:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from ai_pipeline.bootstrap import bootstrap
+    from ai_pipeline.bootstrap import started
     from ai_pipeline.rebuild import rebuild_state
 
     async def run() -> Any:
-        c = bootstrap(Settings())
-        await c.bus.start()
-        await c.store.start()
-        try:
+        async with started(Settings()) as c:
             with Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err
             ) as bar:
@@ -433,19 +538,15 @@ def state_rebuild() -> None:
                         tasks[phase] = bar.add_task(f"replaying {phase}", total=None)
                     bar.advance(tasks[phase], done)
 
-                return await rebuild_state(c.bus, c.store, tick)
-        finally:
-            await c.bus.close()
-            await c.store.close()
-            for db in c.databases:
-                await db.close()
+                return await rebuild_state(c.bus, c.store, tick, c.loop)
 
     report = asyncio.run(run())
     console.print(
         f"rebuilt {len(report.requests)} requests from {report.events} status events"
         f" ({report.changed} changed the store), {report.reports} reports restored,"
-        f" ledger: {report.ledger_filed} filed, {report.ledger_pending} to reconcile"
-        + (f"; {report.skipped} unreadable messages skipped" if report.skipped else "")
+        f" ledger: {report.ledger_filed} filed, {report.ledger_pending} to reconcile;"
+        f" {report.conversations} conversations, {report.deliveries_requeued} notifications"
+        " due again" + (f"; {report.skipped} unreadable messages skipped" if report.skipped else "")
     )
 
 
@@ -501,12 +602,14 @@ def report_daily(
 
 
 def _register_commands() -> None:
-    from ai_pipeline import keys_commands, review_commands
+    from ai_pipeline import keys_commands, loop_commands, redrive_commands, review_commands
     from ai_pipeline.triage import commands
 
     commands.register(app)
     keys_commands.register(app)
     review_commands.register(app)
+    loop_commands.register(app)
+    redrive_commands.register(app)
 
 
 _register_commands()

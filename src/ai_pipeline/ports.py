@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from ai_pipeline.domain.events import StepChanged
+from ai_pipeline.domain.liveness import Heartbeat
 from ai_pipeline.domain.models import BugReport, FiledIssue, IssueDraft
-from ai_pipeline.domain.request_state import RequestState, RequestStatus
+from ai_pipeline.domain.request_state import RequestState, RequestStatus, StateEvent
 from ai_pipeline.domain.submissions import OPEN_SCOPE
 
 
@@ -97,8 +97,37 @@ class Page:
 @dataclass(frozen=True)
 class FilingRecord:
     request_id: str
-    state: str  # "pending" before the create call, "filed" after it
+    # "pending" before the create call, "filed" after it, "refused" when the tracker
+    # refused it (nothing was filed: a redrive creates at once, with nothing to look for).
+    state: str
     issue: FiledIssue | None
+    # A pending entry's lease: the tracker process that may create for the request, and
+    # until when (Unix time, the store's clock). Nobody else creates while it holds.
+    owner: str | None = None
+    lease_until: float | None = None
+    # When the last create call began (the store's clock); None: no call is known (an
+    # entry restored by a rebuild). GitHub lists a new issue only after a lag, so for a
+    # while after it an unlisted issue may still exist.
+    attempted_at: float | None = None
+    # When the entry was first seen pending (the store's clock).
+    pending_since: float | None = None
+
+
+@dataclass(frozen=True)
+class FilingClaim:
+    """The answer to ``StateStore.claim_filing``."""
+
+    granted: bool
+    # The entry before the claim: None if there was none; the filed one, or the other
+    # owner's pending one, when not granted.
+    previous: FilingRecord | None
+    now: float  # the store's clock when it decided
+
+    @property
+    def wait_seconds(self) -> float:
+        """How long until another owner's lease ends (0 when granted or filed)."""
+        lease = self.previous.lease_until if self.previous is not None else None
+        return 0.0 if self.granted or lease is None else max(0.0, lease - self.now)
 
 
 @dataclass
@@ -165,7 +194,7 @@ class StateStore(Protocol):
 
     async def get_report(self, request_id: str) -> BugReport | None: ...
 
-    async def apply(self, event: StepChanged) -> RequestState | None:
+    async def apply(self, event: StateEvent) -> RequestState | None:
         """Fold ``event`` into the request atomically; the new state, or None if unchanged."""
         ...
 
@@ -213,7 +242,28 @@ class StateStore(Protocol):
 
     async def get_filing(self, request_id: str) -> FilingRecord | None: ...
 
-    async def put_filing(self, record: FilingRecord) -> None: ...
+    async def put_filing(self, record: FilingRecord) -> None:
+        """Write ``record`` as it is (a ``filed`` entry ends any lease)."""
+        ...
+
+    async def claim_filing(
+        self, request_id: str, owner: str, lease_seconds: float, attempt: bool
+    ) -> FilingClaim:
+        """Atomically take the lease on a request's pending ledger entry, creating it if
+        there is none, unless the entry is filed or another owner's lease still runs.
+        Granted, the entry is pending, ``owner``'s until ``lease_seconds`` from now, with
+        ``pending_since`` kept (or now); ``attempted_at`` becomes now when ``attempt`` (a
+        create call starts), else stays as it was."""
+        ...
+
+    async def put_heartbeats(self, beats: Sequence[Heartbeat], ttl_seconds: float) -> None:
+        """Record these agents' heartbeats (one per agent and instance, the newest kept);
+        each is forgotten ``ttl_seconds`` later (the store's clock) unless beaten again."""
+        ...
+
+    async def heartbeats(self) -> list[Heartbeat]:
+        """The live heartbeats of every agent process that shares this store."""
+        ...
 
     async def record_daily(self, day: date, figures: Mapping[str, float]) -> None:
         """Add ``figures`` to the counters of ``day`` (UTC), atomically; kept about 400 days."""
@@ -236,13 +286,18 @@ class OpenIssue:
 
 class Tracker(Protocol):
     name: str
+    # How long a created issue or comment may take to show in the tracker's lists: after
+    # an unknown outcome, nothing is created again before this has passed unlisted.
+    listing_lag_seconds: float
 
     async def create_issue(self, request_id: str, draft: IssueDraft) -> FiledIssue:
         """File ``draft``; the body already carries the request's hidden marker."""
         ...
 
-    async def find_filed(self, request_id: str) -> FiledIssue | None:
-        """An issue filed earlier for ``request_id`` (marker search), for unknown outcomes."""
+    async def find_filed(self, request_id: str, since: datetime | None = None) -> FiledIssue | None:
+        """An issue filed earlier for ``request_id`` (marker search), for unknown outcomes:
+        one filed by this tracker's account and updated since ``since`` (None: unknown, the
+        newest ones are searched)."""
         ...
 
     async def open_issue(self, number: int) -> OpenIssue | None:
@@ -253,8 +308,11 @@ class Tracker(Protocol):
         """Comment ``body`` (it carries the request's marker) on issue ``number``."""
         ...
 
-    async def find_comment(self, request_id: str, number: int) -> FiledIssue | None:
-        """A comment added earlier for ``request_id`` on issue ``number`` (marker search)."""
+    async def find_comment(
+        self, request_id: str, number: int, since: datetime | None = None
+    ) -> FiledIssue | None:
+        """A comment added earlier for ``request_id`` on issue ``number`` (marker search),
+        among those since ``since`` (None: all of them)."""
         ...
 
     async def ping(self) -> dict[str, Any]: ...

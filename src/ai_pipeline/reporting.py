@@ -74,9 +74,40 @@ def snapshot(
             if s.name.endswith("_total") and s.labels.get("status", "").startswith("5")
         ),
     }
+    figures.update(_loop_figures(metrics))
     figures.update(_histogram_fields(metrics.http_latency, RESPONSE, LATENCY_BUCKETS))
     figures.update(_histogram_fields(metrics.processing_time, PROCESSING, PROCESSING_BUCKETS))
     return figures
+
+
+def _loop_figures(metrics: Metrics) -> dict[str, float]:
+    """Issues resolved (by the notifier agent, once each), their time to resolution, and
+    what reporters were sent and answered."""
+    loop = metrics.loop
+
+    def labelled(counter: Counter, **labels: str) -> float:
+        return sum(
+            s.value
+            for m in counter.collect()
+            for s in m.samples
+            if s.name.endswith("_total") and all(s.labels.get(k) == v for k, v in labels.items())
+        )
+
+    resolution = {
+        s.name: s.value
+        for m in loop.time_to_resolution.collect()
+        for s in m.samples
+        if s.name.endswith(("_sum", "_count"))
+    }
+    return {
+        "issues_resolved": labelled(loop.resolved),
+        "issues_fixed": labelled(loop.resolved, resolution="fixed"),
+        "resolution_seconds_sum": resolution.get("ai_pipeline_time_to_resolution_seconds_sum", 0.0),
+        "resolution_count": resolution.get("ai_pipeline_time_to_resolution_seconds_count", 0.0),
+        "notifications_delivered": labelled(loop.notifications, outcome="delivered"),
+        "notifications_dead_lettered": labelled(loop.notifications, outcome="dead"),
+        "replies_posted": labelled(loop.replies),
+    }
 
 
 def deltas(previous: Mapping[str, float], current: Mapping[str, float]) -> dict[str, float]:
@@ -148,6 +179,15 @@ class DailyReport:
             "bus_messages": int(self._get("bus_messages")),
             "store_operations": int(self._get("store_operations")),
             "llm_calls": int(self._get("llm_calls")),
+            "issues_resolved": int(self._get("issues_resolved")),
+            "issues_fixed": int(self._get("issues_fixed")),
+            "fixed_share": _ratio(self._get("issues_fixed"), self._get("issues_resolved")),
+            "average_time_to_resolution_seconds": _ratio(
+                self._get("resolution_seconds_sum"), self._get("resolution_count")
+            ),
+            "notifications_delivered": int(self._get("notifications_delivered")),
+            "notifications_dead_lettered": int(self._get("notifications_dead_lettered")),
+            "replies_posted": int(self._get("replies_posted")),
         }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from ai_pipeline.agents.runner import AgentRunner
 from ai_pipeline.bootstrap import AGENTS, Container
 from ai_pipeline.domain.events import Step
+from ai_pipeline.domain.liveness import StepAgent, steps_not_stuck
 from ai_pipeline.observability.logging import get_logger
 from ai_pipeline.observability.probes import CachedProbe
 from ai_pipeline.reporting import DailyRecorder, snapshot
@@ -19,6 +20,8 @@ from ai_pipeline.reporting import DailyRecorder, snapshot
 log = get_logger(__name__)
 
 STARTUP_WATCHDOG_SECONDS = 120.0
+# A heartbeat outlives this many intervals: one lost write does not make an agent dead.
+HEARTBEAT_LIVES = 3
 # Garbage is collected on the event loop this often (``_settle_garbage_collector``).
 GC_INTERVAL_SECONDS = 1.0
 
@@ -33,7 +36,6 @@ class Pipeline:
         self.agents = frozenset(agents)
         self.tracker_probe = CachedProbe(self._ping_trackers)
         self._tasks: list[asyncio.Task[None]] = []
-        self._last_handled: dict[str, tuple[int | None, float]] = {}
         self._collections = 0
         c = container
         self.daily = DailyRecorder(
@@ -59,14 +61,23 @@ class Pipeline:
         c = self.c
         await c.bus.start()
         await c.store.start()
+        await c.loop.store.start()
         if "triage_agent" in self.agents:
             seeded = await c.triage_agent.seed_index(c.settings.duplicate_index_size)
             log.info("duplicate_index_seeded", reports=seeded)
         for runner in self.runners:
             runner.start()
+        if self.runners:
+            self._every(c.settings.heartbeat_interval_seconds, self.beat, "heartbeat")
         if "coordinator_agent" in self.agents:
             sweep = c.settings.sweep_interval_seconds
             self._every(sweep, self._sweep, "sweeper", first=sweep)
+        if "delivery_agent" in self.agents:  # retries due, and tries whose process died
+            notify = c.settings.notify_sweep_seconds
+            self._every(notify, self._deliver_due, "notifications", first=notify)
+        if "reply_agent" in self.agents:  # where the tracker is: reminders and closes
+            follow = c.settings.follow_up_interval_seconds
+            self._every(follow, self._follow_up, "follow-up", first=follow)
         # Not at once: the topics this process may just have created have no leader for a
         # moment, and asking their offsets then only fails (and preceded a native crash).
         lag = c.settings.lag_interval_seconds
@@ -130,28 +141,31 @@ class Pipeline:
         if failed:
             log.warning("stuck_requests_failed", count=failed)
 
+    async def _deliver_due(self) -> None:
+        while await self.c.loop.delivery.sweep() > 0:
+            pass  # a backlog (the receiver came back): drain it now, not one batch a round
+
+    async def _follow_up(self) -> None:
+        await self.c.loop.follow_ups.run()
+
+    async def beat(self) -> None:
+        """This process's agents say they live, and whether they wait on a dependency."""
+        interval = self.c.settings.heartbeat_interval_seconds
+        beats = [r.health.beat(r.spec.name, self.c.instance) for r in self.runners]
+        await self.c.store.put_heartbeats(beats, ttl_seconds=HEARTBEAT_LIVES * interval)
+
     async def _steps_moving(self) -> set[Step]:
-        """Steps whose agent has a backlog and handled something within a step timeout."""
-        now = time.monotonic()
+        """Steps whose waiting requests are not stuck, from every process's heartbeats
+        (``domain.liveness``): the coordinator may run far from the agents."""
+        step_agents = [
+            StepAgent(r.spec.name, r.spec.group, r.spec.topic.value, r.spec.step)
+            for r in self.c.runners
+            if r.spec.step is not None
+        ]
+        beats = await self.c.store.heartbeats()
         lag = await self.c.bus.lag()
-        moving = set()
-        for runner in self.c.runners:
-            # An agent in another process is moving while its backlog changes.
-            handled = (
-                runner.health.handled
-                if runner.spec.name in self.agents
-                else -sum(n for (group, _t), n in lag.items() if group == runner.spec.group)
-            )
-            if self._last_handled.get(runner.spec.name, (None, 0.0))[0] != handled:
-                self._last_handled[runner.spec.name] = (handled, now)
-            changed_at = self._last_handled[runner.spec.name][1]
-            backlog = lag.get((runner.spec.group, runner.spec.topic.value), 0) > 0
-            # Waiting out a limit the tracker announced (GitHub's hourly reset) is progress.
-            waiting = runner.spec.name in self.agents and runner.health.waiting_until > time.time()
-            recent = waiting or now - changed_at < self.c.settings.step_timeout_seconds
-            if runner.spec.step is not None and backlog and recent:
-                moving.add(runner.spec.step)
-        return moving
+        timeout = self.c.settings.step_timeout_seconds
+        return steps_not_stuck(step_agents, beats, lag, timeout, time.time())
 
     async def export_lag(self) -> None:
         for (group, topic), lag in (await self.c.bus.lag()).items():

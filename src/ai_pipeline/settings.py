@@ -17,6 +17,8 @@ DEFAULT_PARTITIONS = {
     Topic.TRIAGE_RESULTS.value: 3,
     Topic.TICKET_CREATION.value: 3,
     Topic.STATUS_UPDATES.value: 3,
+    Topic.NOTIFICATIONS.value: 3,
+    Topic.REPLIES.value: 3,
 }
 
 
@@ -87,6 +89,12 @@ class Settings(BaseSettings):
     github_creations_per_hour: int = Field(default=500, ge=1)
     # Longer rate-limit waits hand the message back to the bus instead of holding it.
     github_max_wait_seconds: float = Field(default=60.0, gt=0)
+    # GitHub's read-after-write lag: after a create (or comment) whose outcome is unknown,
+    # the issues are searched again, with backoff, for this long before creating again.
+    github_listing_lag_seconds: float = Field(default=30.0, ge=0)
+    # How long one tracker process may hold a request's pending ledger entry (its create
+    # call is cut short before): no other process creates for that request meanwhile.
+    filing_lease_seconds: float = Field(default=120.0, gt=0)
     # Security-sensitive reports: "private" files them on the private tracker (the GitHub
     # private repository above, or the built-in local tracker, flagged `security`) instead
     # of the public one; "public" files them like any other report.
@@ -138,11 +146,15 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=5, ge=1)
     retry_base_seconds: float = Field(default=0.2, gt=0)
     retry_max_seconds: float = Field(default=30.0, gt=0)
+    # A request whose step makes no progress this long while its agents live and wait on
+    # nothing ends failed (domain.liveness).
     step_timeout_seconds: float = Field(default=300.0, gt=0)
     # Worker time one report's text may take in an agent (rules, embedding, redaction,
     # rendering); a report over it is dead-lettered with the reason (agents/offload.py).
     report_cpu_budget_seconds: float = Field(default=10.0, gt=0)
     sweep_interval_seconds: float = Field(default=10.0, gt=0)
+    # Each process writes its agents' heartbeats this often; they live three intervals.
+    heartbeat_interval_seconds: float = Field(default=5.0, gt=0)
     lag_interval_seconds: float = Field(default=5.0, gt=0)
     bus_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
     # Messages an agent takes per poll (Kafka's max.poll.records).
@@ -188,10 +200,49 @@ class Settings(BaseSettings):
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
 
+    # Closing the loop with the reporter (README "The reporter hears back").
+    # Signs reply tokens and unsubscribe links; unset: made at random once and kept in the
+    # state store (every process sharing it agrees). Changing it voids those handed out.
+    signing_secret: SecretStr | None = None
+    # Outgoing webhooks (a report's notify.webhook): signed with this secret; without it a
+    # report asking for a webhook is refused (422).
+    notify_webhook_secret: SecretStr | None = None
+    notify_webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Reporters' URLs on loopback, private or link-local addresses are refused (the
+    # service is no way into its own network) unless this is set (tests, intranets).
+    notify_webhook_allow_private: bool = False
+    # Failed notifications are retried with backoff this long, then dead-lettered.
+    notify_retry_hours: float = Field(default=24.0, gt=0)
+    notify_first_retry_seconds: float = Field(default=30.0, gt=0)
+    notify_max_retry_seconds: float = Field(default=3600.0, gt=0)
+    # How often due retries are looked for.
+    notify_sweep_seconds: float = Field(default=5.0, gt=0)
+    # Email (a report's notify.email): smtp://host[:587] (STARTTLS, required),
+    # smtps://host[:465] (TLS), smtp://host:25?starttls=false (plain, a local relay).
+    smtp_url: str | None = None
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None  # the From: address; required with smtp_url
+    smtp_ca_file: str | None = None  # a private CA for the server's certificate
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Follow-up of unanswered questions: one reminder after this many days (0: none);
+    # close as not_planned after this many (unset or 0: never), only when the last word
+    # is ours and no exempt label is on the issue.
+    needs_info_remind_days: float = Field(default=7.0, ge=0)
+    needs_info_close_days: float | None = Field(default=None, ge=0)
+    needs_info_exempt_labels: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["pinned", "security", "keep-open"]
+    )
+    follow_up_interval_seconds: float = Field(default=3600.0, gt=0)
+    # Replies one report may send an hour (each becomes a comment by our account); 0: no cap.
+    replies_per_request_per_hour: int = Field(default=10, ge=0)
+
     log_level: str = "INFO"
     log_json: bool = True
 
-    @field_validator("llm_allowed_labels", "llm_allowed_assignees", mode="before")
+    @field_validator(
+        "llm_allowed_labels", "llm_allowed_assignees", "needs_info_exempt_labels", mode="before"
+    )
     @classmethod
     def _json_or_comma_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -215,6 +266,16 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _lease_outlasts_listing_lag(self) -> Settings:
+        if self.filing_lease_seconds <= self.github_listing_lag_seconds:
+            raise ValueError(
+                "AI_PIPELINE_FILING_LEASE_SECONDS must exceed"
+                " AI_PIPELINE_GITHUB_LISTING_LAG_SECONDS: a create call may use the lease"
+                " minus the lag"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _tls_files_in_pairs(self) -> Settings:
         given = [f for f in (self.tls_cert_file, self.tls_key_file) if f]
         if len(given) == 1:
@@ -225,6 +286,18 @@ class Settings(BaseSettings):
         for path in given:
             if not os.access(path, os.R_OK) or not os.path.isfile(path):
                 raise ValueError(f"TLS file {path} does not exist or cannot be read")
+        return self
+
+    @model_validator(mode="after")
+    def _smtp_complete(self) -> Settings:
+        if self.smtp_url and not self.smtp_from:
+            raise ValueError("AI_PIPELINE_SMTP_URL needs AI_PIPELINE_SMTP_FROM (the From: address)")
+        remind, close = self.needs_info_remind_days, self.needs_info_close_days
+        if remind and close and close <= remind:
+            raise ValueError(
+                "AI_PIPELINE_NEEDS_INFO_CLOSE_DAYS must be more than"
+                " AI_PIPELINE_NEEDS_INFO_REMIND_DAYS: closing comes after the reminder"
+            )
         return self
 
     @property

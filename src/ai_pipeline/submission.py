@@ -29,6 +29,19 @@ class Outcome:
     created: bool
     estimate: str
 
+    @property
+    def message(self) -> str:
+        """What the submitter is told."""
+        if self.created:
+            return "Bug report accepted for processing"
+        if self.state.status is RequestStatus.FAILED:
+            return (
+                "This report was already submitted and its request failed (see its status);"
+                " once the cause is fixed, an operator replays it with"
+                f" `ai-pipeline redrive --request {self.state.request_id}`"
+            )
+        return "This report was already submitted; returning the existing request"
+
 
 class Submission:
     def __init__(self, container: Container):

@@ -113,6 +113,10 @@ def test_health_names_every_component(client: httpx.Client) -> None:
         "triage_agent",
         "ticket_creation_agent",
         "github_api_agent",
+        # Closing the loop with the reporter (issue 17): no request step of their own.
+        "notifier_agent",
+        "delivery_agent",
+        "reply_agent",
         "bus",
         "state",
         "llm",

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,8 @@ from confluent_kafka import Producer
 
 from ai_pipeline.drafting.marker import request_id_in
 from tests.factories import report_dict
-from tests.fakes.github_server import FakeGitHub, run_fake_github
-from tests.fleet import TOKEN, Fleet
+from tests.fakes.github_server import FakeGitHub
+from tests.fleet import Fleet
 
 # 1,000 reports through six processes with a fault in the middle, every report now
 # embedded (about 35 ms of CPU each): one such run took 287 s on a loaded 2-core box.
@@ -33,20 +33,8 @@ REPORTS = 1000
 
 
 @pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    with run_fake_github(token=TOKEN) as gh:
-        yield gh
-
-
-@pytest.fixture
-def fleet(
-    tmp_path: Path, kafka_broker: Any, redis_server: Any, github: FakeGitHub
-) -> Iterator[Fleet]:
-    fleet = Fleet(tmp_path, kafka_broker, redis_server, github, triage_agents=3).start()
-    try:
-        yield fleet
-    finally:
-        fleet.stop()
+def fleet(start_fleet: Callable[..., Fleet]) -> Fleet:
+    return start_fleet(triage_agents=3)
 
 
 def run_through(fleet: Fleet, github: FakeGitHub, fault: Callable[[], None]) -> dict[str, str]:

@@ -25,6 +25,10 @@ def github_env(url: str, repository: str) -> dict[str, str]:
         "AI_PIPELINE_GITHUB_REPOSITORY": repository,
         "AI_PIPELINE_GITHUB_API_URL": url,
         "AI_PIPELINE_GITHUB_TIMEOUT_SECONDS": "1",
+        # The fake lists a new issue at once (no listing lag), and a killed process's lease
+        # need not hold its requests for long: short waits keep the runs brief.
+        "AI_PIPELINE_GITHUB_LISTING_LAG_SECONDS": "2",
+        "AI_PIPELINE_FILING_LEASE_SECONDS": "15",
         **UNPACED,
     }
 

@@ -6,13 +6,18 @@
         gh.delay_next(seconds=2.0)          # the next request stalls (a POST after storing)
         gh.reset_connection_next()          # the next request gets a broken connection
         gh.chaos(0.1, ["502", "reset"], seed=7)  # random faults, for soak tests
+        gh.fail_next(502, times=OUTAGE); gh.calm()  # an outage, and its end
+        gh.list_lag = 3.0                   # new issues and comments show in lists 3 s late
         ...
         gh.issues, gh.requests              # what was stored, what was asked
 
 It keeps one repository's issues (and pull requests, which the issues API lists too) with
 their labels, milestones and comments; checks the token (the fixed one, or an installation
-token it issued to a configured GitHub App); counts a primary rate limit; answers in GitHub's
-shapes, pages like GitHub, and records every request. Queued faults are consumed in the order
+token it issued to a configured GitHub App) and records who created what (``GET /user``,
+``GET /app``); counts a primary rate limit; answers in GitHub's shapes, pages like GitHub,
+filters lists by ``creator`` and ``since`` like GitHub (``since`` compares the last update),
+shows what was just created in lists only after ``list_lag`` seconds (GitHub's
+read-after-write lag), and records every request. Queued faults are consumed in the order
 they were queued, one per matching request, and take precedence over chaos.
 """
 
@@ -60,6 +65,13 @@ SECONDARY_LIMIT = (
 )
 PRIMARY_LIMIT = "API rate limit exceeded for user ID 1."
 BAD_JWT = "A JSON web token could not be decoded"
+# ``times`` of a fault that lasts until ``clear_faults``: an outage.
+OUTAGE = 1_000_000_000
+# Who the fixed token belongs to, and the slug of a configured GitHub App (its issues are
+# created by "<slug>[bot]").
+TOKEN_LOGIN = "ai-pipeline-bot"
+APP_SLUG = "ai-pipeline"
+NOT_FOR_INTEGRATIONS = "Resource not accessible by integration"
 # Far above what any test sends, so only tests that call set_rate_limit ever meet the limit.
 DEFAULT_RATE_LIMIT = 1_000_000
 RATE_LIMIT_WINDOW = 3600.0  # GitHub's primary limit is per hour
@@ -157,6 +169,8 @@ class _Comment:
     id: int
     body: str
     created_at: float
+    user: str = TOKEN_LOGIN
+    listed_at: float = 0.0  # shown in lists from then on (read-after-write lag)
 
 
 @dataclass
@@ -173,6 +187,8 @@ class _Issue:
     closed_at: float | None = None
     milestone: int | None = None
     comments: list[_Comment] = field(default_factory=list)
+    user: str = TOKEN_LOGIN
+    listed_at: float = 0.0  # shown in lists from then on (read-after-write lag)
 
 
 class _DroppedConnection(Response):
@@ -207,6 +223,9 @@ class FakeGitHub:
         # without the labels the repository does not have.
         self.unknown_labels: Literal["create", "drop"] = "create"
         self.chaos_stall = 5.0  # seconds a "timeout_after_create" answer stalls
+        # Seconds before an issue or comment created over HTTP shows in list answers
+        # (fetching it by number shows it at once), as GitHub's lists lag behind writes.
+        self.list_lag = 0.0
         self._changed = threading.Condition()  # guards all state below; notified on change
         self._issues: list[_Issue] = []
         self._requests: list[RecordedRequest] = []
@@ -301,11 +320,23 @@ class FakeGitHub:
         assignees: Iterable[str] = (),
         state: str = "open",
         pull_request: bool = False,
+        user: str = TOKEN_LOGIN,
     ) -> dict[str, Any]:
-        """Store an issue (or a pull request) directly, without an HTTP call."""
+        """Store an issue (or a pull request) directly, without an HTTP call; ``user`` is
+        who opened it (by default the fixed token's owner, as if the pipeline had)."""
         with self._changed:
-            issue = self._store(title, body, list(labels), list(assignees), state, pull_request)
+            issue = self._store(
+                title, body, list(labels), list(assignees), state, pull_request, user=user
+            )
             return self._render(issue)
+
+    def add_comments(self, number: int, bodies: Iterable[str], user: str = TOKEN_LOGIN) -> None:
+        """Comment on issue ``number`` directly (many at once); KeyError if there is none."""
+        with self._changed:
+            issue = self._existing(number)
+            for body in bodies:
+                self._new_comment(issue, body, user, lag=0.0)
+            self._changed.notify_all()
 
     def close_issue(self, number: int) -> dict[str, Any]:
         """Close issue ``number`` as a person would; KeyError if there is no such issue."""
@@ -361,6 +392,12 @@ class FakeGitHub:
             raise ValueError("a GitHub App key is an RSA key")
         with self._changed:
             self._app = _App(app_id, key, installation_id, token_ttl)
+
+    def calm(self) -> None:
+        """Drop every queued fault and stop chaos: the end of an outage."""
+        with self._changed:
+            self._faults.clear()
+            self._chaos = None
 
     def fail_next(
         self,
@@ -461,6 +498,7 @@ class FakeGitHub:
             self.private = True
             self.unknown_labels = "create"
             self.chaos_stall = 5.0
+            self.list_lag = 0.0
             self._changed.notify_all()
 
     # --- serving ---------------------------------------------------------------------
@@ -490,6 +528,8 @@ class FakeGitHub:
         ]
         for path, endpoint, method in routes:
             router.add_api_route(repo + path, endpoint, methods=[method])
+        router.add_api_route("/user", self._get_user, methods=["GET"])
+        router.add_api_route("/app", self._get_app, methods=["GET"])
         router.add_api_route(
             "/app/installations/{installation_id}/access_tokens",
             self._create_access_token,
@@ -512,10 +552,21 @@ class FakeGitHub:
             return refusal
         query = request.query_params
         state, sort = query.get("state", "open"), query.get("sort", "created")
+        since = _since(query.get("since"))
         if state not in ("open", "closed", "all") or sort not in ("created", "updated"):
             return await self._finish(then, _error(422, "Validation Failed"))
+        if since is None:
+            return await self._finish(then, _error(422, "Validation Failed"))
+        creator, now = query.get("creator"), time.time()
         with self._changed:
-            chosen = [i for i in self._issues if state in ("all", i.state)]
+            chosen = [
+                i
+                for i in self._issues
+                if state in ("all", i.state)
+                and i.listed_at <= now
+                and i.updated_at >= since
+                and creator in (None, i.user)
+            ]
             chosen.sort(key=lambda i: (getattr(i, f"{sort}_at"), i.number))
             if query.get("direction", "desc") == "desc":
                 chosen.reverse()
@@ -525,7 +576,8 @@ class FakeGitHub:
 
     async def _create_issue(self, request: Request, owner: str, repo: str) -> Response:
         refusal, then, payload = await self._admit(request, owner, repo, creating=True)
-        return refusal or await self._finish(then, self._file(payload))
+        login = self._login(request.headers.get("authorization"))
+        return refusal or await self._finish(then, self._file(payload, login))
 
     async def _get_issue(self, request: Request, owner: str, repo: str, number: int) -> Response:
         refusal, then, _ = await self._admit(request, owner, repo)
@@ -540,11 +592,16 @@ class FakeGitHub:
         refusal, then, _ = await self._admit(request, owner, repo)
         if refusal is not None:
             return refusal
+        since = _since(request.query_params.get("since"))
+        if since is None:
+            return await self._finish(then, _error(422, "Validation Failed"))
+        now = time.time()
         with self._changed:
             issue = self._find(number)
             if issue is None:
                 return await self._finish(then, _not_found())
-            page, links = _paged(request, issue.comments)
+            shown = [c for c in issue.comments if c.listed_at <= now and c.created_at >= since]
+            page, links = _paged(request, shown)
             items = [self._comment_json(issue, comment) for comment in page]
         return await self._finish(then, JSONResponse(items, headers=links))
 
@@ -552,7 +609,8 @@ class FakeGitHub:
         self, request: Request, owner: str, repo: str, number: int
     ) -> Response:
         refusal, then, payload = await self._admit(request, owner, repo)
-        return refusal or await self._finish(then, self._comment_on(number, payload))
+        login = self._login(request.headers.get("authorization"))
+        return refusal or await self._finish(then, self._comment_on(number, payload, login))
 
     async def _list_labels(self, request: Request, owner: str, repo: str) -> Response:
         refusal, then, _ = await self._admit(request, owner, repo)
@@ -586,6 +644,28 @@ class FakeGitHub:
             found = self._milestones.get(number)
             shown = self._milestone_json(found) if found else None
         return await self._finish(then, JSONResponse(shown) if shown else _not_found())
+
+    async def _get_user(self, request: Request) -> Response:
+        refusal, then, _ = await self._admit(request, *self.repository.split("/"))
+        if refusal is not None:
+            return refusal
+        if self._login(request.headers.get("authorization")) != TOKEN_LOGIN:
+            return await self._finish(then, _error(403, NOT_FOR_INTEGRATIONS))
+        return await self._finish(then, JSONResponse(_user(TOKEN_LOGIN)))
+
+    async def _get_app(self, request: Request) -> Response:
+        # Authenticated by the app's JWT, like the token exchange.
+        await self._record(request)
+        refusal, then = self._inject(request.method, creating=False)
+        if refusal is not None:
+            return refusal
+        answer = self._verify_jwt(request.headers.get("authorization"))
+        with self._changed:
+            app = self._app
+        if answer is None and app is not None:
+            shown = {"id": app.app_id, "slug": APP_SLUG, "name": "AI Pipeline"}
+            answer = JSONResponse(shown)
+        return await self._finish(then, answer or _error(401, BAD_JWT))
 
     async def _create_access_token(self, request: Request, installation_id: int) -> Response:
         # Faults and chaos apply, but not the token check: the app's JWT is checked instead.
@@ -695,6 +775,11 @@ class FakeGitHub:
                 return None
         return _error(401, "Bad credentials")
 
+    def _login(self, authorization: str | None) -> str:
+        """Who an authenticated request acts as: the token's owner, or the app's bot."""
+        credential = (authorization or "").partition(" ")[2]
+        return TOKEN_LOGIN if credential == self.token else f"{APP_SLUG}[bot]"
+
     def _spend(self) -> tuple[bool, dict[str, str]]:
         """Count a request against the primary rate limit: (exhausted, headers to send)."""
         now = time.time()
@@ -766,7 +851,7 @@ class FakeGitHub:
         with suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
-    def _file(self, payload: Any) -> Response:
+    def _file(self, payload: Any, login: str) -> Response:
         if not isinstance(payload, dict):
             return _error(400, "Problems parsing JSON")
         with self._changed:
@@ -784,6 +869,8 @@ class FakeGitHub:
                 "open",
                 False,
                 milestone=payload.get("milestone"),
+                user=login,
+                lag=self.list_lag,
             )
             shown = self._render(issue)
         return JSONResponse(shown, status_code=201, headers={"Location": shown["url"]})
@@ -825,6 +912,8 @@ class FakeGitHub:
         pull_request: bool,
         *,
         milestone: int | None = None,
+        user: str = TOKEN_LOGIN,
+        lag: float = 0.0,
     ) -> _Issue:
         # Callers hold self._changed.
         now = time.time()
@@ -846,12 +935,14 @@ class FakeGitHub:
             now,
             closed_at=now if state == "closed" else None,
             milestone=milestone,
+            user=user,
+            listed_at=now + lag,
         )
         self._issues.append(issue)
         self._changed.notify_all()
         return issue
 
-    def _comment_on(self, number: int, payload: Any) -> Response:
+    def _comment_on(self, number: int, payload: Any, login: str) -> Response:
         if not isinstance(payload, dict):
             return _error(400, "Problems parsing JSON")
         body = payload.get("body")
@@ -863,14 +954,19 @@ class FakeGitHub:
                 return _validation("body", "missing_field", resource="IssueComment")
             if not isinstance(body, str) or len(body) > MAX_BODY:
                 return _validation("body", "invalid", resource="IssueComment")
-            now = time.time()
-            self._comment_count += 1
-            comment = _Comment(900_000 + self._comment_count, body, now)
-            issue.comments.append(comment)
-            issue.updated_at = now
+            comment = self._new_comment(issue, body, login, self.list_lag)
             self._changed.notify_all()
             shown = self._comment_json(issue, comment)
         return JSONResponse(shown, status_code=201, headers={"Location": shown["url"]})
+
+    def _new_comment(self, issue: _Issue, body: str, user: str, lag: float) -> _Comment:
+        # Callers hold self._changed.
+        now = time.time()
+        self._comment_count += 1
+        comment = _Comment(900_000 + self._comment_count, body, now, user, now + lag)
+        issue.comments.append(comment)
+        issue.updated_at = now
+        return comment
 
     def _label_from(self, payload: Any) -> Response:
         if not isinstance(payload, dict):
@@ -920,7 +1016,7 @@ class FakeGitHub:
             "state": issue.state,
             "title": issue.title,
             "body": issue.body,
-            "user": _user("ai-pipeline-bot"),
+            "user": _user(issue.user),
             "labels": [self._label_json(self._labels[name.lower()]) for name in issue.labels],
             "assignee": _user(issue.assignees[0]) if issue.assignees else None,
             "assignees": [_user(login) for login in issue.assignees],
@@ -987,7 +1083,7 @@ class FakeGitHub:
             "url": f"{self.url}/repos/{self.repository}/issues/comments/{comment.id}",
             "html_url": f"{self._html_url(issue)}#issuecomment-{comment.id}",
             "body": comment.body,
-            "user": _user("ai-pipeline-bot"),
+            "user": _user(comment.user),
             "created_at": created,
             "updated_at": created,
             "issue_url": f"{self.url}/repos/{self.repository}/issues/{issue.number}",
@@ -1168,6 +1264,17 @@ def _int(value: str | None, default: int) -> int:
         return int(value) if value is not None else default
     except ValueError:
         return default
+
+
+def _since(value: str | None) -> float | None:
+    """A ``since`` parameter (ISO 8601, as GitHub takes it) as a Unix time: 0.0 when absent,
+    None when unreadable."""
+    if value is None:
+        return 0.0
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
 
 
 def _iso(timestamp: float) -> str:

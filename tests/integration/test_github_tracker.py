@@ -5,17 +5,26 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from ai_pipeline.adapters.trackers.github import GitHubOptions, GitHubTracker
+from ai_pipeline.adapters.trackers.github_auth import AppAuth
 from ai_pipeline.adapters.trackers.github_pacing import RateGate
 from ai_pipeline.domain.errors import PermanentError, TransientError, UnavailableError
 from ai_pipeline.domain.models import IssueDraft
 from ai_pipeline.drafting.marker import marker
 from ai_pipeline.observability.metrics import Metrics
-from tests.fakes.github_server import FakeGitHub, run_fake_github
+from tests.factories import app_key_pems
+from tests.fakes.github_server import (
+    APP_SLUG,
+    TOKEN_LOGIN,
+    FakeGitHub,
+    RecordedRequest,
+    run_fake_github,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
@@ -116,9 +125,10 @@ async def test_works_under_an_enterprise_server_api_path() -> None:
     assert ghes.url.endswith("/api/v3")
     assert found is not None and found.number == filed.number
     assert health["status"] == "healthy"
-    assert all(r.path.startswith("/repos/team/app") for r in ghes.requests)
-    assert [r.path for r in ghes.requests if r.path.endswith(("/issues", "/app"))] == [
+    assert all(r.path.startswith(("/repos/team/app", "/user")) for r in ghes.requests)
+    assert [r.path for r in ghes.requests if r.path.endswith(("/issues", "/app", "/user"))] == [
         "/repos/team/app/issues",
+        "/user",
         "/repos/team/app/issues",
         "/repos/team/app",
     ]
@@ -139,11 +149,18 @@ async def test_find_filed_finds_an_old_issue_on_a_later_page(
     assert found is not None
     assert (found.number, found.title, found.created) == (5, "Issue 5", False)
     assert found.url.endswith("/acme/widgets/issues/5")
-    asked = [r.query for r in gh.requests]
+    asked = [r.query for r in listed(gh)]
     assert [q["page"] for q in asked] == ["1", "2", "3"]
     assert all(
         q | {"page": "-"}
-        == {"state": "all", "sort": "created", "direction": "desc", "per_page": "100", "page": "-"}
+        == {
+            "state": "all",
+            "sort": "created",
+            "direction": "desc",
+            "per_page": "100",
+            "page": "-",
+            "creator": TOKEN_LOGIN,
+        }
         for q in asked
     )
 
@@ -160,7 +177,7 @@ async def test_find_filed_gives_up_after_the_configured_number_of_pages(
     finally:
         await tracker.close()
 
-    assert len(gh.requests) == 2
+    assert len(listed(gh)) == 2
 
 
 async def test_find_filed_ignores_pull_requests_and_other_requests_markers(
@@ -184,7 +201,80 @@ async def test_find_filed_returns_none_after_one_short_page(
         gh.add_issue(body=marker(f"other-{n}"))
 
     assert await tracker.find_filed(REQUEST_ID) is None
-    assert len(gh.requests) == 1
+    assert len(listed(gh)) == 1
+
+
+def listed(gh: FakeGitHub) -> list[RecordedRequest]:
+    return [r for r in gh.requests if r.method == "GET" and r.path.endswith("/issues")]
+
+
+async def test_find_filed_since_an_attempt_reads_every_page_of_our_own_issues(
+    gh: FakeGitHub, tracker: GitHubTracker
+) -> None:
+    """Bounded by ``since``, nothing stops the search early: an attempt followed by 500
+    issues of ours is still found, and issues of others are never even listed."""
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    gh.add_issue("Ours", body=marker(REQUEST_ID))
+    for n in range(500):
+        gh.add_issue(f"Newer {n}", body=marker(f"other-{n}"))
+        gh.add_issue(f"Theirs {n}", body=marker(REQUEST_ID), user="octocat")
+
+    found = await tracker.find_filed(REQUEST_ID, since)
+
+    assert found is not None and found.title == "Ours"
+    asked = [r.query for r in listed(gh)]
+    assert [q["page"] for q in asked] == ["1", "2", "3", "4", "5", "6"]
+    assert {q["creator"] for q in asked} == {TOKEN_LOGIN}
+    assert {q["since"] for q in asked} == {since.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    assert [r.path for r in gh.requests].count("/user") == 1  # asked once, then known
+
+
+async def test_without_a_login_the_search_lists_every_creators_issues(gh: FakeGitHub) -> None:
+    """A token GitHub will not name (403 on GET /user) files all the same."""
+    gh.fail_next(403, message="Resource not accessible by integration", method="GET")
+    gh.add_issue("Ours, opened by a person", body=marker(REQUEST_ID), user="octocat")
+    tracker = GitHubTracker(gh.url, gh.repository, TOKEN)
+    try:
+        found = await tracker.find_filed(REQUEST_ID)
+    finally:
+        await tracker.close()
+
+    assert found is not None
+    assert "creator" not in listed(gh)[0].query
+
+
+async def test_an_apps_issues_are_looked_for_as_its_bot(gh: FakeGitHub) -> None:
+    private, public = app_key_pems()
+    gh.configure_app(4242, public, 77)
+    tracker = GitHubTracker(gh.url, gh.repository, AppAuth(gh.url, 4242, private, 77))
+    try:
+        filed = await tracker.create_issue(REQUEST_ID, draft(assignees=[]))
+        found = await tracker.find_filed(REQUEST_ID)
+    finally:
+        await tracker.close()
+
+    assert found is not None and found.number == filed.number
+    assert listed(gh)[0].query["creator"] == f"{APP_SLUG}[bot]"
+    assert "/user" not in [r.path for r in gh.requests]
+
+
+async def test_find_comment_reads_every_page_of_our_comments_since(
+    gh: FakeGitHub, tracker: GitHubTracker
+) -> None:
+    number = gh.add_issue("Busy")["number"]
+    gh.add_comments(number, [f"me too {n}" for n in range(1200)])
+    gh.add_comments(number, [f"quoted\n{marker(REQUEST_ID)}"], user="octocat")
+    gh.add_comments(number, [f"seen again\n{marker(REQUEST_ID)}"])
+    since = datetime.now(UTC) - timedelta(minutes=1)
+
+    found = await tracker.find_comment(REQUEST_ID, number, since)
+    opened = await tracker.open_issue(number)
+
+    assert found is not None and found.url == gh.comments(number)[-1]["html_url"]
+    comment_lists = [r.query for r in gh.requests if r.path.endswith("/comments")]
+    assert comment_lists[0]["since"] == since.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert len(comment_lists) == 2 * 13  # 1,202 comments: 13 pages, twice
+    assert opened is not None and opened.occurrences == 1  # ours only, not the quote
 
 
 # --- error mapping -----------------------------------------------------------------------

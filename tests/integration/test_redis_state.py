@@ -285,6 +285,29 @@ async def test_a_rebuilt_request_keeps_only_the_rest_of_its_lifetime(
     assert stats.step_failures["triage"] == 2
 
 
+async def test_a_redriven_request_lives_on_until_it_ends_again(
+    store: RedisStateStore, raw: Redis, prefix: str
+) -> None:
+    """Failed, its key and lookups expire a TTL later; reopened, they must not (nor may the
+    expiry sweep drop it from the index sets), until it ends again."""
+    r = report()
+    start = utcnow() - timedelta(minutes=5)
+    await store.create_request(new_request("r1", r.id, start), r, "key-1")
+    await store.apply(changed("r1", Step.TRIAGE, StepStatus.FAILED, start + timedelta(minutes=1)))
+    assert await raw.pttl(f"{prefix}request:r1") > 0
+
+    await store.apply(changed("r1", Step.TRIAGE, StepStatus.REDRIVEN, utcnow()))
+
+    for key in ("request:r1", f"bug-report:{r.id}", "idempotency:key-1"):
+        assert await raw.pttl(f"{prefix}{key}") == -1, key  # no expiry
+    assert await raw.zscore(f"{prefix}index:expiry", "r1") is None
+    assert await raw.zscore(f"{prefix}index:active", "r1") is not None
+    done = changed("r1", Step.GITHUB, StepStatus.COMPLETED, utcnow())
+    state = await store.apply(done)
+    assert state is not None and state.status is RequestStatus.COMPLETED
+    assert await raw.pttl(f"{prefix}request:r1") > 0
+
+
 async def test_listing_filters_by_status_and_paginates(store: RedisStateStore) -> None:
     base = utcnow() - timedelta(hours=1)
     for i in range(6):
@@ -400,9 +423,12 @@ async def test_the_filing_ledger_remembers_pending_and_filed(
         await store.put_filing(FilingRecord("r1", "pending", None))
         record = await store.get_filing("r1")
         assert record == FilingRecord("r1", "pending", None)
+        await store.claim_filing("r1", "host:1:a", 60, attempt=True)
+        assert 0 < await raw.pttl(f"{prefix}filing:r1") <= 3_600_000
         issue = FiledIssue(number=7, url="http://x/7")
         await store.put_filing(FilingRecord("r1", "filed", issue))
         assert await store.get_filing("r1") == FilingRecord("r1", "filed", issue)
+        assert sorted(await raw.hkeys(f"{prefix}filing:r1")) == ["issue", "state"]  # no lease
         assert 0 < await raw.pttl(f"{prefix}filing:r1") <= 3_600_000
 
 

@@ -91,6 +91,44 @@ def test_a_request_stuck_longer_than_the_timeout_ends_failed_with_a_reason(
             assert "timed out" in doc["error_message"] and "github" in doc["error_message"]
 
 
+def test_requests_waiting_on_a_step_no_agent_runs_are_never_failed(tmp_path: Path) -> None:
+    """The tracker agent is down (or scaled to 0): its reports wait in the log, and the lag
+    alerts say so; a timeout that failed them would lose them for nothing."""
+    settings = make_settings(f"sqlite:///{tmp_path / 'p.db'}", step_timeout_seconds=0.5)
+    container = bootstrap(settings)
+    agents = ("coordinator_agent", "triage_agent", "ticket_creation_agent")
+    with TestClient(create_app(container, agents), raise_server_exceptions=False) as client:
+        rid = client.post("/api/v1/bug-reports", json=report_dict()).json()["request_id"]
+        deadline = time.monotonic() + 30
+        while client.get(f"/api/v1/requests/{rid}/status").json()["current_step"] != (
+            "ticket_creation"
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(10 * settings.step_timeout_seconds)  # many timeouts, sweeps and beats
+        doc = client.get(f"/api/v1/requests/{rid}/status").json()
+        assert (doc["status"], doc["error_message"]) == ("processing", None)
+
+
+def test_the_coordinator_reads_every_agents_heartbeat_from_the_store(
+    container: Container,
+) -> None:
+    with serve(container) as client:
+        assert client.portal is not None
+        deadline = time.monotonic() + 30
+        while len(beats := client.portal.call(container.store.heartbeats)) < 4:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert {b.agent for b in beats} == {
+        "coordinator_agent",
+        "triage_agent",
+        "ticket_creation_agent",
+        "github_api_agent",
+    }
+    assert {b.instance for b in beats} == {container.instance}
+    assert {b.waiting_on for b in beats} == {None}
+
+
 @pytest.fixture
 def many(container: Container) -> Iterator[TestClient]:
     with serve(container) as client:

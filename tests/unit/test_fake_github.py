@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,10 +16,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.fakes.github_server import (
+    APP_SLUG,
     BAD_JWT,
     DEFAULT_RATE_LIMIT,
+    OUTAGE,
     PRIMARY_LIMIT,
     SECONDARY_LIMIT,
+    TOKEN_LOGIN,
     FakeGitHub,
     run_fake_github,
 )
@@ -529,3 +533,100 @@ def test_the_exchange_takes_queued_faults_like_any_request(
     assert exchange(gh, app_jwt(app_key)).status_code == 502
     assert exchange(gh, app_jwt(app_key)).status_code == 201
     assert [r.path for r in gh.requests] == [f"/app/installations/{INSTALLATION}/access_tokens"] * 2
+
+
+# --- who created what, and lists as GitHub filters and delays them -----------------------
+
+
+def test_lists_filter_by_creator_and_by_last_update_since(
+    gh: FakeGitHub, api: httpx.Client, app_key: rsa.RSAPrivateKey
+) -> None:
+    gh.add_issue("Someone else's", user="octocat")
+    old = gh.add_issue("Ours, old")
+    cut = time.time()
+    time.sleep(1.1)  # GitHub's timestamps are whole seconds
+    new_issue(api, title="Ours, new")
+    gh.configure_app(APP_ID, public_pem(app_key), INSTALLATION)
+    token = exchange(gh, app_jwt(app_key)).json()["token"]
+    as_app = httpx.post(
+        f"{gh.url}/repos/{gh.repository}/issues",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"title": "The app's"},
+    )
+    since = datetime.fromtimestamp(cut + 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def titles(**query: str) -> list[str]:
+        answer = api.get("/issues", params={"state": "all", **query})
+        assert answer.status_code == 200, answer.text
+        return [i["title"] for i in answer.json()]
+
+    assert as_app.status_code == 201 and as_app.json()["user"]["login"] == f"{APP_SLUG}[bot]"
+    assert titles(creator=TOKEN_LOGIN) == ["Ours, new", "Ours, old"]
+    assert titles(creator="octocat") == ["Someone else's"]
+    assert titles(since=since) == ["The app's", "Ours, new"]
+    assert titles(creator=TOKEN_LOGIN, since=since) == ["Ours, new"]
+    assert api.get("/issues", params={"since": "yesterday"}).status_code == 422
+    gh.add_comments(old["number"], ["bumped"])  # a comment updates the issue
+    assert titles(creator=TOKEN_LOGIN, since=since) == ["Ours, new", "Ours, old"]
+
+
+def test_what_was_just_created_shows_in_lists_only_after_the_lag(
+    gh: FakeGitHub, api: httpx.Client
+) -> None:
+    gh.list_lag = 1.0
+    created = new_issue(api).json()
+    comment = api.post(f"/issues/{created['number']}/comments", json={"body": "hi"})
+
+    assert api.get("/issues").json() == []  # not listed yet…
+    assert api.get(f"/issues/{created['number']}/comments").json() == []
+    assert api.get(f"/issues/{created['number']}").status_code == 200  # …but there
+    assert comment.status_code == 201 and len(gh.comments(created["number"])) == 1
+
+    deadline = time.monotonic() + 10
+    while not (
+        api.get("/issues").json() and api.get(f"/issues/{created['number']}/comments").json()
+    ):
+        assert time.monotonic() < deadline, "never listed"
+        time.sleep(0.05)
+
+
+def test_comments_are_filtered_by_since(gh: FakeGitHub, api: httpx.Client) -> None:
+    number = gh.add_issue()["number"]
+    gh.add_comments(number, [f"old {n}" for n in range(3)])
+    cut = time.time()
+    time.sleep(1.1)
+    gh.add_comments(number, ["new"])
+    since = datetime.fromtimestamp(cut + 1, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    listed = api.get(f"/issues/{number}/comments", params={"since": since}).json()
+
+    assert [c["body"] for c in listed] == ["new"]
+    assert len(api.get(f"/issues/{number}/comments").json()) == 4
+
+
+def test_the_user_is_the_tokens_owner_and_the_app_is_known_by_its_slug(
+    gh: FakeGitHub, app_key: rsa.RSAPrivateKey
+) -> None:
+    gh.configure_app(APP_ID, public_pem(app_key), INSTALLATION)
+    token = exchange(gh, app_jwt(app_key)).json()["token"]
+
+    me = httpx.get(f"{gh.url}/user", headers={"Authorization": f"Bearer {TOKEN}"})
+    as_app = httpx.get(f"{gh.url}/user", headers={"Authorization": f"Bearer {token}"})
+    app = httpx.get(f"{gh.url}/app", headers={"Authorization": f"Bearer {app_jwt(app_key)}"})
+    no_jwt = httpx.get(f"{gh.url}/app", headers={"Authorization": f"Bearer {TOKEN}"})
+
+    assert (me.status_code, me.json()["login"]) == (200, TOKEN_LOGIN)
+    assert as_app.status_code == 403  # an installation token has no user
+    assert (app.status_code, app.json()["slug"]) == (200, APP_SLUG)
+    assert no_jwt.status_code == 401
+
+
+def test_an_outage_lasts_until_calm(gh: FakeGitHub, api: httpx.Client) -> None:
+    gh.fail_next(502, times=OUTAGE)
+    assert {api.get("/issues").status_code for _ in range(5)} == {502}
+    gh.calm()
+    assert api.get("/issues").status_code == 200
+    gh.chaos(1.0, ["502"], seed=1)
+    assert api.get("/issues").status_code == 502
+    gh.calm()
+    assert api.get("/issues").status_code == 200

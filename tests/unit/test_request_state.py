@@ -83,3 +83,69 @@ def test_a_step_reported_once_over_still_has_its_duration() -> None:
         event(Step.TRIAGE, StepStatus.COMPLETED, at=t0 + timedelta(seconds=2), started_at=t0),
     )
     assert done is not None and done.progress["triage"].duration_seconds == 2.0
+
+
+def life_with_a_redrive() -> list[StepChanged]:
+    """Triaged, drafted, refused by GitHub (401), redriven from drafting, then filed."""
+    t0 = utcnow()
+
+    def at(n: int) -> dict[str, object]:
+        return {"at": t0 + timedelta(seconds=n)}
+
+    return [
+        event(Step.SUBMITTED, StepStatus.COMPLETED, data={"bug_report_id": "BUG-1"}, **at(0)),
+        event(Step.TRIAGE, StepStatus.COMPLETED, **at(1)),
+        event(Step.TICKET_CREATION, StepStatus.COMPLETED, **at(2)),
+        event(Step.GITHUB, StepStatus.FAILED, error="github failed: 401", **at(3)),
+        event(Step.TICKET_CREATION, StepStatus.REDRIVEN, data={"by": "redrive"}, **at(60)),
+        event(Step.TICKET_CREATION, StepStatus.COMPLETED, **at(61)),
+        event(Step.GITHUB, StepStatus.COMPLETED, issue=FiledIssue(number=4, url="u"), **at(62)),
+    ]
+
+
+def test_a_redrive_reopens_a_failed_request_just_before_its_step() -> None:
+    events = life_with_a_redrive()
+    failed = None
+    for e in events[:4]:
+        failed = fold(failed, e)
+    assert failed is not None and failed.status is RequestStatus.FAILED
+
+    reopened = apply(failed, events[4])
+
+    assert reopened is not None and reopened.status is RequestStatus.PROCESSING
+    assert reopened.current_step is Step.TICKET_CREATION and reopened.error_message is None
+    assert reopened.completed_at is None and "github" not in reopened.progress
+    redriven = reopened.progress["ticket_creation"]
+    assert redriven.status is StepStatus.REDRIVEN
+    assert redriven.data == {"by": "redrive", "error": "github failed: 401"}
+    # What the step does next counts again; anything from before the redrive is stale.
+    assert apply(reopened, events[2]) is not None
+    assert apply(reopened, event(Step.TRIAGE, StepStatus.COMPLETED)) is None
+
+
+def test_only_a_failed_request_is_reopened() -> None:
+    events = life_with_a_redrive()
+    processing = fold(fold(None, events[0]), events[1])
+    assert processing is not None
+    assert apply(processing, events[4]) is None
+    done = None
+    for e in events:
+        done = fold(done, e)
+    assert done is not None and done.status is RequestStatus.COMPLETED
+    assert apply(done, events[4]) is None  # a completed request stays completed
+
+
+def test_the_log_folded_again_from_any_point_ends_where_the_request_did() -> None:
+    """A rebuild replays the log onto whatever the store holds; a redelivery replays its
+    tail. With a redrive in it, both still end at the live state."""
+    events = life_with_a_redrive()
+    live = None
+    for e in events:
+        live = fold(live, e)
+    for start in range(len(events)):
+        partial = None
+        for e in events[:start]:
+            partial = fold(partial, e)
+        for e in events:  # the whole log again, over what was folded so far
+            partial = fold(partial, e) or partial
+        assert partial == live, start

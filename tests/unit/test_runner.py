@@ -63,7 +63,7 @@ class Behaviour:
         if title.startswith("crash"):
             raise RuntimeError("handler bug")
         if title.startswith("outage") and self.calls[title] <= 6:
-            raise UnavailableError("state store unreachable")
+            raise UnavailableError("state store unreachable", dependency="state")
         if title.startswith("limited") and self.calls[title] <= 3:
             raise UnavailableError("GitHub rate limit", retry_after=0.3)
         done = OutgoingMessage(Topic.TRIAGE_RESULTS.value, event.request_id, b"done")
@@ -170,6 +170,34 @@ async def test_a_dependency_that_says_how_long_to_wait_is_waited_for_without_att
     waited = time.monotonic() - started
     assert out.key == "r1" and behaviour.calls["limited by GitHub"] == 4  # max_attempts is 3
     assert waited >= 0.9  # three times the 0.3 s the dependency asked for, not the 10 ms backoff
-    assert runner.health.waiting_until > 0 and runner.health.dead_lettered == 0
+    assert "rate limit" in (runner.health.last_error or "") and runner.health.dead_lettered == 0
+    await runner.stop()
+    await bus.close()
+
+
+async def test_an_agent_waiting_on_a_dependency_says_which_in_its_heartbeat(
+    tmp_path: Path,
+) -> None:
+    """Waiting counts as progress, so the sweeper never fails what waits on an outage; the
+    next poll that goes through clears it."""
+    behaviour = Behaviour()
+    bus, runner = await start(tmp_path, behaviour)
+    before = runner.health.last_progress
+    await bus.publish([submitted("r1", "outage long")])
+    async with asyncio.timeout(30):
+        while runner.health.waiting_on is None:
+            await asyncio.sleep(0.01)
+    waiting = runner.health.beat("triage_agent", "host:1:abc")
+    (out,) = await collect(bus, Topic.TRIAGE_RESULTS.value, 1, timeout=60)
+    async with asyncio.timeout(30):
+        while runner.health.waiting_on is not None:
+            await asyncio.sleep(0.01)
+    after = runner.health.beat("triage_agent", "host:1:abc")
+
+    assert (waiting.waiting_on, waiting.status) == ("state", "degraded")
+    assert "state store unreachable" in (waiting.reason or "")
+    assert waiting.last_progress > before
+    assert (after.waiting_on, after.reason, after.status) == (None, None, "running")
+    assert out.key == "r1"
     await runner.stop()
     await bus.close()

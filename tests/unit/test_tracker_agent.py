@@ -13,8 +13,9 @@ from ai_pipeline.adapters.state.sqlite import SqliteStateStore
 from ai_pipeline.adapters.trackers.local import LocalTracker
 from ai_pipeline.agents.keyed_locks import KeyedLocks
 from ai_pipeline.agents.tracker import TrackerAgent
+from ai_pipeline.domain.errors import PermanentError, UnavailableError
 from ai_pipeline.domain.events import IssueDrafted, Step, StepChanged, StepStatus, decode, utcnow
-from ai_pipeline.domain.models import IssueDraft
+from ai_pipeline.domain.models import FiledIssue, IssueDraft
 from ai_pipeline.domain.request_state import new_request
 from ai_pipeline.drafting.marker import marker
 from ai_pipeline.observability.metrics import Metrics
@@ -249,3 +250,56 @@ async def test_keyed_locks_serialise_one_key_and_forget_it_when_idle() -> None:
     assert same_key == ["1+", "1-", "2+", "2-", "3+", "3-"]
     assert order.index("x+") < order.index("1-")  # another key does not wait
     assert len(locks) == 0
+
+
+class _RefusesOnce(LocalTracker):
+    """A tracker that refuses the first create (a revoked token, fixed since)."""
+
+    refused = False
+
+    async def create_issue(self, request_id: str, draft: IssueDraft) -> FiledIssue:
+        if not self.refused:
+            self.refused = True
+            raise PermanentError("401 Bad credentials")
+        return await super().create_issue(request_id, draft)
+
+
+async def test_a_refused_create_leaves_nothing_to_look_for_when_it_comes_again(
+    tmp_path: Path,
+) -> None:
+    async with Setup(tmp_path / "s.db") as s:
+        tracker = _RefusesOnce(s.db, "http://localhost:8000")
+        agent = TrackerAgent(tracker, s.store, s.metrics)
+        drafted = await s.request("r1")
+        with pytest.raises(PermanentError):
+            await agent.handle(drafted)
+        record = await s.store.get_filing("r1")
+        assert record is not None and record.state == "refused"
+
+        issue_of(await agent.handle(drafted))  # redriven: created at once
+
+        assert s.calls("find_filed") == 0 and tracker.list_issues(10, 0)[1] == 1
+
+
+async def test_a_pending_attempt_not_found_is_looked_for_again_before_creating(
+    tmp_path: Path,
+) -> None:
+    """An attempt not listed yet may still exist: the message is handed back until the
+    tracker's listing lag has passed since it, then created."""
+    async with Setup(tmp_path / "s.db") as s:
+        s.tracker.listing_lag_seconds = 60.0  # as GitHub's
+        drafted = await s.request("r1")
+        await s.store.claim_filing("r1", "another-process", 0.0, attempt=True)
+
+        with pytest.raises(UnavailableError, match="does not list it yet") as waited:
+            await s.agent.handle(drafted)
+
+        assert waited.value.retry_after == 1.0 and waited.value.dependency == "tracker"
+        assert s.calls("find_filed") == 1 and s.calls("create_issue") == 0
+        waits = s.metrics.registry.get_sample_value(
+            "ai_pipeline_tracker_retries_total", {"tracker": "local", "reason": "listing_lag"}
+        )
+        assert waits == 1
+        s.tracker.listing_lag_seconds = 0.0  # the lag has passed
+        issue_of(await s.agent.handle(drafted))
+        assert s.calls("find_filed") == 2 and s.calls("create_issue") == 1

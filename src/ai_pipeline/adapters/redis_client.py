@@ -59,6 +59,8 @@ def unavailable(
         try:
             return await op(*args, **kwargs)
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise UnavailableError(f"redis: {type(exc).__name__}: {exc}") from exc
+            raise UnavailableError(
+                f"redis: {type(exc).__name__}: {exc}", dependency="state"
+            ) from exc
 
     return guarded

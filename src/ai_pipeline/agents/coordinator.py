@@ -9,6 +9,11 @@ from datetime import timedelta
 from ai_pipeline.agents.messages import to_topic
 from ai_pipeline.domain.errors import PermanentError
 from ai_pipeline.domain.events import Event, Step, StepChanged, StepStatus, Topic, utcnow
+from ai_pipeline.domain.loop_events import (
+    IssueResolutionChanged,
+    NeedsInfoReminded,
+    ReporterReplied,
+)
 from ai_pipeline.domain.request_state import RequestState, RequestStatus
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.ports import Bus, OutgoingMessage, StateStore
@@ -24,10 +29,12 @@ class Coordinator:
         self.typical_processing_seconds: float | None = None
 
     async def handle(self, event: Event) -> Sequence[OutgoingMessage]:
-        if not isinstance(event, StepChanged):
+        if isinstance(event, NeedsInfoReminded):
+            return []  # the conversation's business (agents.notifier), not the request's
+        if not isinstance(event, StepChanged | IssueResolutionChanged | ReporterReplied):
             raise PermanentError(f"coordinator cannot handle {event.kind}")
         state = await self.store.apply(event)
-        if state is not None and state.status.terminal:
+        if isinstance(event, StepChanged) and state is not None and state.status.terminal:
             self._count_terminal(state)
         return []
 

@@ -39,3 +39,33 @@ def step_ran(
         issue=issue,
     )
     return [to_topic(Topic.STATUS_UPDATES, request_id, event)]
+
+
+def dead_letter(
+    topic: str,
+    key: str,
+    value: bytes,
+    *,
+    reason: str,
+    agent: str,
+    attempts: int,
+    headers: dict[str, str] | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> OutgoingMessage:
+    """The dead letter of a message of ``topic``: the same key and value, so replaying it
+    to ``topic`` (``dlq-source-topic``) processes it again, and why it died in headers."""
+    return OutgoingMessage(
+        f"{topic}.dlq",
+        key,
+        value,
+        {
+            **(headers or {}),
+            "dlq-reason": reason[:2000],
+            "dlq-agent": agent,
+            "dlq-source-topic": topic,
+            "dlq-source-partition": "" if partition is None else str(partition),
+            "dlq-source-offset": "" if offset is None else str(offset),
+            "dlq-attempts": str(attempts),
+        },
+    )

@@ -17,9 +17,11 @@ from enum import StrEnum
 import structlog
 from pydantic import ValidationError
 
+from ai_pipeline.agents.messages import dead_letter
 from ai_pipeline.agents.priority import CostEstimate, IngestPriority
 from ai_pipeline.domain.errors import PermanentError, TransientError, UnavailableError
 from ai_pipeline.domain.events import Event, Step, StepChanged, StepStatus, Topic, decode, encode
+from ai_pipeline.domain.liveness import Heartbeat
 from ai_pipeline.observability.logging import get_logger
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.ports import Bus, Consumer, Message, OutgoingMessage
@@ -68,9 +70,25 @@ class AgentHealth:
     dead_lettered: int = 0
     last_error: str | None = None
     started_at: float = field(default_factory=time.time)
-    # Until when the agent waits on a dependency that said how long (a tracker's rate
-    # limit): its requests are late, not stuck.
-    waiting_until: float = 0.0
+    status_since: float = field(default_factory=time.time)
+    # The dependency the agent waits on ("tracker", "bus", "state"…), set while it backs
+    # off and cleared by the next poll that goes through: its requests are late, not stuck.
+    waiting_on: str | None = None
+    # A message handled, or a dependency waited on: either way the agent is not stuck.
+    last_progress: float = field(default_factory=time.time)
+
+    def beat(self, agent: str, instance: str) -> Heartbeat:
+        """What the agent says of itself to every process sharing the store."""
+        return Heartbeat(
+            agent=agent,
+            instance=instance,
+            status=self.status.value,
+            waiting_on=self.waiting_on,
+            reason=self.last_error if self.waiting_on else None,
+            since=self.status_since,
+            last_progress=self.last_progress,
+            at=time.time(),
+        )
 
 
 class AgentRunner:
@@ -111,7 +129,10 @@ class AgentRunner:
         return self._task is not None and not self._task.done()
 
     def _set_status(self, status: AgentStatus) -> None:
-        self.health.status = status
+        if status is not self.health.status:
+            self.health.status, self.health.status_since = status, time.time()
+        if status is AgentStatus.RUNNING:
+            self.health.waiting_on = None
         self._metrics.agent_up.labels(self.spec.name).set(0 if status is AgentStatus.STOPPED else 1)
 
     async def _run(self) -> None:
@@ -134,9 +155,15 @@ class AgentRunner:
         (a rate limit), capped so the consumer keeps polling; else a short jittered pause."""
         self.health.last_error = f"{type(exc).__name__}: {exc}"
         self._set_status(AgentStatus.DEGRADED)
+        # Only dependencies fail the loop itself: the bus (fetch, commit) or, through the
+        # handler, whatever an UnavailableError names. Waiting on one is progress.
+        if isinstance(exc, UnavailableError):
+            self.health.waiting_on = exc.dependency or "unknown"
+        else:
+            self.health.waiting_on = "bus"
+        self.health.last_progress = time.time()
         hint = exc.retry_after if isinstance(exc, TransientError) else None
         if hint is not None:
-            self.health.waiting_until = time.time() + hint
             log.warning("agent_waiting", agent=self.spec.name, seconds=hint, reason=str(exc))
             return min(hint, self._retry.max_delay)
         log.error("agent_loop_error", agent=self.spec.name, error=str(exc))
@@ -175,6 +202,7 @@ class AgentRunner:
                 # Nothing after an uncommitted message may be committed: redeliver from it.
                 await consumer.rewind(message)
                 raise
+            self.health.last_progress = time.time()
             elapsed = time.perf_counter() - started
             busy = busy or self._priority.api_busy
             self._priority.spent(self._message_cost.charge(elapsed, busy))
@@ -234,16 +262,19 @@ class AgentRunner:
         dead_topic = f"{message.topic}.dlq"
         self._metrics.agent_dead_letters.labels(self.spec.name, dead_topic).inc()
         log.error("dead_lettered", agent=self.spec.name, topic=dead_topic, reason=reason)
-        headers = {
-            **message.headers,
-            "dlq-reason": reason[:2000],
-            "dlq-agent": self.spec.name,
-            "dlq-source-topic": message.topic,
-            "dlq-source-partition": str(message.partition),
-            "dlq-source-offset": str(message.offset),
-            "dlq-attempts": str(attempts),
-        }
-        outputs = [OutgoingMessage(dead_topic, message.key, message.value, headers)]
+        outputs = [
+            dead_letter(
+                message.topic,
+                message.key,
+                message.value,
+                reason=reason,
+                agent=self.spec.name,
+                attempts=attempts,
+                headers=message.headers,
+                partition=message.partition,
+                offset=message.offset,
+            )
+        ]
         if self.spec.step is not None:
             failed = StepChanged(
                 request_id=message.key,

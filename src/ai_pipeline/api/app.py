@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from ai_pipeline import __version__
-from ai_pipeline.api import console_routes, errors
+from ai_pipeline.api import console_routes, errors, loop_routes
 from ai_pipeline.api.console import mount_console
 from ai_pipeline.api.disclosure import Disclosure
 from ai_pipeline.api.guard import Guard
@@ -43,6 +43,7 @@ def create_app(container: Container, agents: Collection[str] = tuple(AGENTS)) ->
     errors.install(app)
     app.include_router(router)
     app.include_router(console_routes.router)
+    app.include_router(loop_routes.router)
     app.state.duplicate_hints = DuplicateHints(
         container.store,
         Redactor.from_setting(container.settings.redact),

@@ -27,10 +27,19 @@ from ai_pipeline.ports import ApiKey, KeyStore
 
 log = get_logger(__name__)
 
-# Always open: probes and load balancers carry no key; the API's documentation is public.
 HEALTH_PATH = "/api/v1/health"
+# Always open: probes and load balancers carry no key; the API's documentation is public;
+# an unsubscribe link is signed (its route checks the signature).
 OPEN_PATHS = frozenset(
-    {HEALTH_PATH, "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+    {
+        HEALTH_PATH,
+        "/health",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/openapi.json",
+        "/api/v1/unsubscribe",
+    }
 )
 PROMETHEUS_PATH = "/metrics"
 INGEST_PATH = "/api/v1/bug-reports"
@@ -39,6 +48,9 @@ CONSOLE_PREFIX = "/console"
 # Hints while a reporter types a title: whoever may submit may see them.
 DUPLICATE_HINTS_PATH = "/api/v1/duplicate-candidates"
 READ_METHODS = frozenset({"GET", "HEAD"})
+# A reporter's answers (``/api/v1/requests/<id>/replies``): their reply token, or a key
+# that may submit.
+REQUESTS_PREFIX, REPLIES_SUFFIX = "/api/v1/requests/", "/replies"
 # Cached lookups kept at most; past it the cache starts afresh (unknown secrets sprayed at
 # the API must not grow it without bound).
 CACHE_ENTRIES = 10_000
@@ -48,6 +60,9 @@ CACHE_ENTRIES = 10_000
 class Rule:
     scope: str  # what the key must grant
     limit: str | None  # which hourly limit the request counts against: submit, read, none
+    # A header that authorises the request instead of a key, checked by the route itself
+    # (a reporter's reply token).
+    instead: bytes | None = None
 
 
 def rule_for(method: str, path: str, metrics_public: bool) -> Rule | None:
@@ -61,9 +76,18 @@ def rule_for(method: str, path: str, metrics_public: bool) -> Rule | None:
         return Rule(SUBMIT, SUBMIT)
     if path == DUPLICATE_HINTS_PATH and method in READ_METHODS:
         return Rule(SUBMIT, READ)
+    if method == "POST" and _is_replies(path):
+        return Rule(SUBMIT, SUBMIT, instead=b"x-reply-token")
     if method in READ_METHODS and path.startswith("/api/v1/"):
         return Rule(READ, READ)
     return Rule(ADMIN, None)  # whatever else: no route of today, so no client of today
+
+
+def _is_replies(path: str) -> bool:
+    if not (path.startswith(REQUESTS_PREFIX) and path.endswith(REPLIES_SUFFIX)):
+        return False
+    request_id = path[len(REQUESTS_PREFIX) : len(path) - len(REPLIES_SUFFIX)]
+    return bool(request_id) and "/" not in request_id
 
 
 class Refused(ApiError):

@@ -26,6 +26,7 @@ from ai_pipeline.domain.errors import UnavailableError
 from ai_pipeline.domain.models import BugReport
 from ai_pipeline.domain.submissions import IdConflict, scope_of
 from ai_pipeline.observability.logging import get_logger
+from ai_pipeline.settings import Settings
 from ai_pipeline.submission import Submission
 
 log = get_logger(__name__)
@@ -52,6 +53,19 @@ def check_headers(content_type: str | None, content_length: str | None, limit: i
         raise ApiError(413, f"body larger than {limit} bytes")
 
 
+def check_notify(report: BugReport, settings: Settings) -> None:
+    """A report may ask only for the notifications this service can send."""
+    notify = report.notify
+    refused = []
+    if notify is not None and notify.webhook is not None and settings.notify_webhook_secret is None:
+        refused.append(("notify.webhook", "webhook notifications are not enabled on this service"))
+    if notify is not None and notify.email and not settings.smtp_url:
+        refused.append(("notify.email", "email notifications are not enabled on this service"))
+    if refused:
+        details = [{"field": f, "message": m, "type": "notify_unavailable"} for f, m in refused]
+        raise ApiError(422, "the bug report is invalid", details=details)
+
+
 def check_idempotency_key(key: str | None) -> str | None:
     if key is not None and not (0 < len(key) <= 255 and key.isprintable()):
         raise ApiError(400, "Idempotency-Key must be 1 to 255 printable characters")
@@ -64,6 +78,7 @@ async def accept(
     """Validate and submit in the scope of ``key_id`` (the caller's API key, None while the
     service is open); (status, JSON body, headers) of the answer."""
     report = parse_report(body)
+    check_notify(report, container.settings)
     key = check_idempotency_key(idempotency_key)
     try:
         outcome = await Submission(container).submit(report, key, scope_of(key_id))
@@ -76,13 +91,11 @@ async def accept(
     answer = {
         "request_id": state.request_id,
         "status": state.status.value,
-        "message": (
-            "Bug report accepted for processing"
-            if outcome.created
-            else "This report was already submitted; returning the existing request"
-        ),
+        "message": outcome.message,
         "estimated_processing_time": outcome.estimate,
-        "links": {"status": f"{base}/status", "self": base},
+        "links": {"status": f"{base}/status", "self": base, "replies": f"{base}/replies"},
+        # Authorises the reporter's answers (POST …/replies, X-Reply-Token); never stored.
+        "reply_token": await container.loop.links.reply_token(state.request_id),
     }
     return 201 if outcome.created else 200, orjson.dumps(answer), {"location": f"{base}/status"}
 

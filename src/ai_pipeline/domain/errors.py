@@ -16,8 +16,15 @@ class TransientError(Exception):
 
 
 class UnavailableError(TransientError):
-    """A dependency of the pipeline itself (bus, state store) cannot be reached.
+    """A dependency of the pipeline itself (bus, state store, tracker) cannot be reached.
 
     The message is not at fault, so it never counts towards dead-lettering: the agent
-    stops, redelivers and waits for the dependency to come back.
+    stops, redelivers and waits for the dependency to come back. ``dependency`` names it
+    ("bus", "state", "tracker"…): an agent waiting on it is late, never stuck.
     """
+
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, dependency: str | None = None
+    ):
+        super().__init__(message, retry_after)
+        self.dependency = dependency

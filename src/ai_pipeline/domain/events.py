@@ -8,7 +8,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from ai_pipeline.domain.loop_events import (
+    IssueResolutionChanged,
+    NeedsInfoReminded,
+    ReplyReceived,
+    ReporterReplied,
+)
 from ai_pipeline.domain.models import BugReport, FiledIssue, IssueDraft, TriageResult
+from ai_pipeline.domain.notifications import Notification
 
 
 class Topic(StrEnum):
@@ -16,6 +23,9 @@ class Topic(StrEnum):
     TRIAGE_RESULTS = "triage-results"
     TICKET_CREATION = "ticket-creation"
     STATUS_UPDATES = "status-updates"
+    # Closing the loop: notifications to reporters, and reporters' replies to post.
+    NOTIFICATIONS = "notifications"
+    REPLIES = "replies"
 
     @property
     def dead_letter(self) -> str:
@@ -51,6 +61,9 @@ class StepStatus(StrEnum):
     STARTED = "started"
     COMPLETED = "completed"
     FAILED = "failed"
+    # An operator replays a failed request from this step (``ai-pipeline redrive``): the
+    # only event that moves a request out of ``failed``, back to just before the step.
+    REDRIVEN = "redriven"
 
 
 class BugReportSubmitted(BaseModel):
@@ -110,11 +123,25 @@ def rank(step: Step, status: StepStatus) -> int:
     return step.ordinal * 3 + _STATUS_ORDER[status]
 
 
-_STATUS_ORDER = {StepStatus.STARTED: 0, StepStatus.COMPLETED: 1, StepStatus.FAILED: 2}
+# Redriven ranks just below the step's start, so everything the step does next is news.
+_STATUS_ORDER = {
+    StepStatus.REDRIVEN: -1,
+    StepStatus.STARTED: 0,
+    StepStatus.COMPLETED: 1,
+    StepStatus.FAILED: 2,
+}
 
 
 Event = Annotated[
-    BugReportSubmitted | ReportTriaged | IssueDrafted | StepChanged,
+    BugReportSubmitted
+    | ReportTriaged
+    | IssueDrafted
+    | StepChanged
+    | IssueResolutionChanged
+    | ReporterReplied
+    | NeedsInfoReminded
+    | ReplyReceived
+    | Notification,
     Field(discriminator="kind"),
 ]
 _EVENT = TypeAdapter[Event](Event)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -84,6 +85,31 @@ class Attachment(BaseModel):
     size_bytes: int | None = Field(default=None, ge=0)
 
 
+class Notify(BaseModel):
+    """Where the reporter wants to hear back: a webhook of theirs, and/or their email."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    webhook: str | None = Field(default=None, max_length=2048)
+    email: bool = False
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook_is_http(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or _CONTROL.search(value):
+            raise ValueError("webhook must be an http(s) URL")
+        if any(c.isspace() for c in value):
+            raise ValueError("webhook must be an http(s) URL without spaces")
+        return value
+
+    @property
+    def wanted(self) -> bool:
+        return self.webhook is not None or self.email
+
+
 class BugReport(BaseModel):
     """A report as a reporter submits it. Text fields are data, never instructions."""
 
@@ -99,6 +125,7 @@ class BugReport(BaseModel):
     actual_behavior: Text | None = Field(default=None, max_length=MAX_TEXT)
     attachments: list[Attachment] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    notify: Notify | None = None
 
     @field_validator("reporter")
     @classmethod

@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ai_pipeline.domain.events import Step, StepChanged, StepStatus, rank
+from ai_pipeline.domain.loop_events import IssueResolutionChanged, ReporterReplied
+from ai_pipeline.domain.resolution import Resolution, opened
 
 FINAL_STEP = Step.GITHUB
 
@@ -35,6 +37,15 @@ class StepProgress(BaseModel):
     duration_seconds: float | None = None
 
 
+class NeedsInfo(BaseModel):
+    """The questions filed with the issue (missing-information fields) and the answers."""
+
+    questions: list[str]
+    answered: list[str] = Field(default_factory=list)
+    reply_ids: list[str] = Field(default_factory=list)  # replies posted, in order
+    answered_at: datetime | None = None  # when the last question was answered
+
+
 class RequestState(BaseModel):
     request_id: str
     bug_report_id: str
@@ -48,6 +59,9 @@ class RequestState(BaseModel):
     updated_at: datetime
     completed_at: datetime | None = None
     rank: int = 0
+    # How the filed issue ended: ``open`` once filed, then as the tracker says.
+    resolution: Resolution | None = None
+    needs_info: NeedsInfo | None = None
 
     @property
     def held_for_review(self) -> bool:
@@ -88,23 +102,37 @@ def new_request(request_id: str, bug_report_id: str, at: datetime) -> RequestSta
     )
 
 
-def fold(state: RequestState | None, event: StepChanged) -> RequestState | None:
+# What the request state is folded from (the status-updates log).
+StateEvent = StepChanged | IssueResolutionChanged | ReporterReplied
+
+
+def fold(state: RequestState | None, event: StateEvent) -> RequestState | None:
     """Like ``apply``, but a request unknown so far is born from its ``submitted`` event,
     which is how state is rebuilt from the status-updates log."""
     if state is not None:
         return apply(state, event)
+    if not isinstance(event, StepChanged):
+        return None  # a later event of a request this store no longer holds
     bug_report_id = event.data.get("bug_report_id")
     if event.step is not Step.SUBMITTED or not isinstance(bug_report_id, str):
         return None
     return new_request(event.request_id, bug_report_id, event.at)
 
 
-def apply(state: RequestState, event: StepChanged) -> RequestState | None:
-    """Fold one step event into the state; None when the event changes nothing.
+def apply(state: RequestState, event: StateEvent) -> RequestState | None:
+    """Fold one event into the state; None when the event changes nothing.
 
     Events can arrive twice or late (at-least-once delivery, replays): a terminal request
-    never moves, and an event ranked at or below the stored rank is stale.
+    never moves, and an event ranked at or below the stored rank is stale. The issue's
+    life after filing moves a completed request's ``resolution`` and ``needs_info`` only;
+    a redrive reopens a failed request (and only a failed one).
     """
+    if isinstance(event, IssueResolutionChanged):
+        return _resolved(state, event)
+    if isinstance(event, ReporterReplied):
+        return _replied(state, event)
+    if event.status is StepStatus.REDRIVEN:
+        return _reopened(state, event)
     if state.status.terminal or event.rank <= state.rank:
         return None
     new = state.model_copy(deep=True)
@@ -140,6 +168,77 @@ def apply(state: RequestState, event: StepChanged) -> RequestState | None:
     if event.issue is not None:
         new.github_issue_number = event.issue.number
         new.github_issue_url = event.issue.url
+        # A close seen before the filing was folded (the tracker is quicker than the log)
+        # is kept: the later word wins.
+        new.resolution = new.resolution or opened(event.at)
+        new.needs_info = _questions(new, event)
+    return new
+
+
+def _questions(state: RequestState, filed: StepChanged) -> NeedsInfo | None:
+    if filed.issue is None or filed.issue.comment:
+        return None  # a comment on another issue asks nothing (its questions are not ours)
+    triage = state.progress.get(Step.TRIAGE)
+    asked = (triage.data if triage is not None else {}).get("missing_information") or []
+    return NeedsInfo(questions=[str(q) for q in asked]) if asked else None
+
+
+def _resolved(state: RequestState, event: IssueResolutionChanged) -> RequestState | None:
+    if not event.resolution.supersedes(state.resolution):
+        return None
+    return state.model_copy(
+        update={
+            "resolution": event.resolution,
+            "updated_at": max(state.updated_at, event.resolution.at),
+        }
+    )
+
+
+def _replied(state: RequestState, event: ReporterReplied) -> RequestState | None:
+    needs = state.needs_info or NeedsInfo(questions=[])
+    if event.reply_id in needs.reply_ids:
+        return None  # delivered twice, or replayed by a rebuild
+    answered = list(dict.fromkeys([*needs.answered, *event.answered]))
+    done = bool(needs.questions) and set(needs.questions) <= set(answered)
+    new_needs = needs.model_copy(
+        update={
+            "answered": answered,
+            "reply_ids": [*needs.reply_ids, event.reply_id],
+            "answered_at": needs.answered_at or (event.at if done else None),
+        }
+    )
+    return state.model_copy(
+        update={"needs_info": new_needs, "updated_at": max(state.updated_at, event.at)}
+    )
+
+
+def _reopened(state: RequestState, event: StepChanged) -> RequestState | None:
+    """A failed request back to just before ``event.step``, as if that step's input had
+    just arrived: what happened at that step and later is dropped (the redriven progress
+    keeps the error it ended with), so the step's own events count again.
+
+    Replayed from the log (a rebuild, a redelivery), a redrive finds the request failed
+    again only where it was failed at that point of the log, and every later event follows
+    it: folding the whole log still ends where the live request did."""
+    if state.status is not RequestStatus.FAILED:
+        return None
+    new = state.model_copy(deep=True)
+    new.progress = {
+        step: progress
+        for step, progress in new.progress.items()
+        if Step(step).ordinal < event.step.ordinal
+    }
+    new.progress[event.step] = StepProgress(
+        status=StepStatus.REDRIVEN,
+        timestamp=event.at,
+        data={**event.data, "error": state.error_message},
+    )
+    new.status = RequestStatus.PROCESSING
+    new.current_step = event.step
+    new.rank = event.rank
+    new.error_message = None
+    new.completed_at = None
+    new.updated_at = max(event.at, state.updated_at)
     return new
 
 

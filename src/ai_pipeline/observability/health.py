@@ -11,6 +11,8 @@ from typing import Any
 from ai_pipeline import __version__
 from ai_pipeline.agents.runner import AgentRunner, AgentStatus
 from ai_pipeline.bootstrap import AGENTS, Container
+from ai_pipeline.domain.resolution import RESOLVED, ResolutionState
+from ai_pipeline.loop_ports import LoopStore
 from ai_pipeline.observability.metrics import PROCESSING_BUCKETS
 from ai_pipeline.ports import RequestStats
 from ai_pipeline.service import Pipeline
@@ -45,6 +47,7 @@ def _agent_component(runner: AgentRunner) -> dict[str, Any]:
         "dead_lettered": h.dead_lettered,
         "last_poll_seconds_ago": round(time.time() - h.last_poll, 3) if h.last_poll else None,
         "last_error": h.last_error,
+        "waiting_on": h.waiting_on,
     }
 
 
@@ -190,6 +193,32 @@ async def metrics_document(c: Container, period: str) -> dict[str, Any]:
         "agents": agents,
         "processing_time_histogram": histogram(times, PROCESSING_BUCKETS),
         "daily": await daily_counts(c, DAILY_DAYS),
+        "resolution": await resolution_figures(c.loop.store, since),
+    }
+
+
+async def resolution_figures(loop: LoopStore, since: datetime) -> dict[str, Any]:
+    """Issues resolved since ``since`` by how they ended, the share fixed, and the time
+    from filing to resolution; ``unresolved``: filed issues open now (whatever their age)."""
+    resolved = await loop.resolved_since(since)
+    counts = {state.value: 0 for state in sorted(RESOLVED)}
+    seconds = []
+    for conversation in resolved:
+        counts[conversation.resolution.state.value] += 1
+        elapsed = conversation.resolution.at - conversation.filed_at
+        seconds.append(max(0.0, elapsed.total_seconds()))
+    fixed = counts[ResolutionState.FIXED.value]
+    return {
+        "resolved": len(resolved),
+        **counts,
+        "share_fixed": round(fixed / len(resolved), 6) if resolved else None,
+        "time_to_resolution_seconds": {
+            "average": _round(_mean(seconds)),
+            "median": _round(percentile(seconds, 0.5)),
+            "p95": _round(percentile(seconds, 0.95)),
+            "samples": len(seconds),
+        },
+        "unresolved": await loop.count_unresolved(),
     }
 
 

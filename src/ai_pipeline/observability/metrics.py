@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ai_pipeline.observability.loop_metrics import LoopMetrics
+
 # 2.0 is the API latency objective: the SLO rules count requests above it.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 PROCESSING_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
@@ -155,7 +157,9 @@ class Metrics:
         self.tracker_retries = Counter(
             "ai_pipeline_tracker_retries",
             "Tracker calls handed back for a later retry (server_error, timeout, connection,"
-            " rate_limit); the message is redelivered, never dead-lettered.",
+            " rate_limit; listing_lag: an unknown outcome not listed yet; lease: another"
+            " tracker process is filing the request); the message is redelivered, never"
+            " dead-lettered.",
             ["tracker", "reason"],
             registry=r,
         )
@@ -180,6 +184,7 @@ class Metrics:
             registry=r,
         )
         self.build_info = Info("ai_pipeline_build", "Version and backends.", registry=r)
+        self.loop = LoopMetrics(r)
 
     def watch_tally(
         self, name: str, doc: str, labels: list[str], source: Callable[[], Tally[str]]

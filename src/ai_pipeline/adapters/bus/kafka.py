@@ -452,7 +452,9 @@ class KafkaConsumer:
                 if lost is not None:
                     handled.clear()
                     await self.rewind(first.message)
-                    raise UnavailableError(f"outputs of a message were lost: {lost.exception()}")
+                    raise UnavailableError(
+                        f"outputs of a message were lost: {lost.exception()}", dependency="bus"
+                    )
                 with self._lock:
                     self._ready[slot] = max(self._ready.get(slot, 0), first.message.offset + 1)
             if not handled:
@@ -619,7 +621,9 @@ def _settle_delivery(done: asyncio.Future[None], err: KafkaError | None) -> None
     if err is None:
         done.set_result(None)
     else:
-        done.set_exception(UnavailableError(f"kafka delivery failed: {err.str()}"))
+        done.set_exception(
+            UnavailableError(f"kafka delivery failed: {err.str()}", dependency="bus")
+        )
 
 
 async def _settle(future: Future[Any], what: str, ignore: int | None = None) -> Any:
@@ -629,7 +633,7 @@ async def _settle(future: Future[Any], what: str, ignore: int | None = None) -> 
         error = exc.args[0] if exc.args else None
         if ignore is not None and isinstance(error, KafkaError) and error.code() == ignore:
             return None
-        raise UnavailableError(f"kafka: {what} failed: {exc}") from exc
+        raise UnavailableError(f"kafka: {what} failed: {exc}", dependency="bus") from exc
 
 
 async def _settle_all(futures: Mapping[Any, Future[Any]], what: str) -> dict[Any, Any]:

@@ -27,7 +27,11 @@ Key layout; every name carries ``key_prefix`` in front (empty by default, so the
 - ``stats:processing-seconds`` (``<id>:<seconds>`` of completed requests),
   ``stats:step-seconds:<step>`` (``<id>:<seconds>``) and ``stats:step-failures:<step>``
   (``<id>``): sorted sets scored by created_at, written when a request ends.
-- ``filing:<id>`` hash: ``state`` and, once filed, ``issue`` (FiledIssue JSON).
+- ``filing:<id>`` hash: ``state`` and, once filed, ``issue`` (FiledIssue JSON); while
+  pending, its lease (``owner``, ``lease_until``) and times (``attempted_at``,
+  ``pending_since``), in ms of Redis's clock.
+- ``heartbeats`` hash: each agent process's heartbeat (``<agent>|<instance>`` → JSON), and
+  ``heartbeats:expiry``: those fields scored by when they expire (ms, Redis's clock).
 - ``review-examples`` hash: maintainers' corrections kept as labelled examples, field the
   request id, value the example (JSON); ``review-examples:order`` list: those request ids in
   the order first stored (a replaced example keeps its place). Never expire.
@@ -58,9 +62,16 @@ from redis.exceptions import RedisError
 
 from ai_pipeline.adapters.redis_client import connection_pool, unavailable
 from ai_pipeline.domain.errors import TransientError
-from ai_pipeline.domain.events import AGENT_STEPS, StepChanged, StepStatus
+from ai_pipeline.domain.events import AGENT_STEPS, StepStatus
+from ai_pipeline.domain.liveness import Heartbeat
 from ai_pipeline.domain.models import BugReport, FiledIssue
-from ai_pipeline.domain.request_state import ACTIVE, RequestState, RequestStatus, fold
+from ai_pipeline.domain.request_state import (
+    ACTIVE,
+    RequestState,
+    RequestStatus,
+    StateEvent,
+    fold,
+)
 from ai_pipeline.domain.submissions import (
     OPEN_SCOPE,
     IdConflict,
@@ -70,7 +81,14 @@ from ai_pipeline.domain.submissions import (
     lookups,
     remembered,
 )
-from ai_pipeline.ports import Bus, FilingRecord, OutgoingMessage, Page, RequestStats
+from ai_pipeline.ports import (
+    Bus,
+    FilingClaim,
+    FilingRecord,
+    OutgoingMessage,
+    Page,
+    RequestStats,
+)
 
 # The lookups, as globs under the key prefix: an emergency flush spares them, since the log
 # holds a week (AI_PIPELINE_BUS_RETENTION_SECONDS) and they must answer for 30 days.
@@ -166,6 +184,13 @@ local function write(fields)
   end
   redis.call('ZADD', KEYS[ALL], created, id)
   if expire_at == '' then
+    if redis.call('ZREM', KEYS[EXPIRY], id) == 1 then
+      -- Ended once, and reopened (a redrive): it lives again until it ends again.
+      redis.call('PERSIST', KEYS[1])
+      for k = FIRST_MAPPING, first_stat - 1 do
+        if redis.call('GET', KEYS[k]) == id then redis.call('PERSIST', KEYS[k]) end
+      end
+    end
     redis.call('ZADD', KEYS[ACTIVE], created, id)
     if held then
       -- Waits for a person: in the review queue, and out of stuck's reach.
@@ -272,6 +297,57 @@ if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 1 then
 end
 """
 
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function ms(n) return string.format('%.0f', n) end
+"""
+
+# KEYS: filing:<id>. ARGV: owner, lease ms, '1' when a create call starts, the key's TTL ms.
+# Returns granted (1/0), Redis's now (ms), then the entry as it was (field, value, …).
+CLAIM_FILING_SCRIPT = (
+    _NOW
+    + """
+local before = redis.call('HGETALL', KEYS[1])
+local f = {}
+for i = 1, #before, 2 do f[before[i]] = before[i + 1] end
+local held = f.owner and f.owner ~= ARGV[1] and tonumber(f.lease_until or '0') > now
+if f.state == 'filed' or held then return {0, ms(now), unpack(before)} end
+redis.call('HSET', KEYS[1], 'state', 'pending', 'owner', ARGV[1],
+  'lease_until', ms(now + tonumber(ARGV[2])), 'pending_since', f.pending_since or ms(now))
+if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'attempted_at', ms(now)) end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {1, ms(now), unpack(before)}
+"""
+)
+
+# KEYS: heartbeats, heartbeats:expiry. ARGV: TTL ms, then field and beat JSON pairs.
+# Expired beats go as new ones come.
+PUT_HEARTBEATS_SCRIPT = (
+    _NOW
+    + """
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  redis.call('ZADD', KEYS[2], ms(now + tonumber(ARGV[1])), ARGV[i])
+end
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ms(now))
+if #gone > 0 then
+  redis.call('HDEL', KEYS[1], unpack(gone))
+  redis.call('ZREM', KEYS[2], unpack(gone))
+end
+"""
+)
+
+# KEYS: heartbeats, heartbeats:expiry. The live beats' JSON.
+HEARTBEATS_SCRIPT = (
+    _NOW
+    + """
+local live = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ms(now), '+inf')
+if #live == 0 then return {} end
+return redis.call('HMGET', KEYS[1], unpack(live))
+"""
+)
+
 # KEYS: index:expiry, then the sets a terminal request is in. ARGV: batch size.
 # Redis's own clock decides, the one that expires the keys. Returns how many went.
 PURGE_SCRIPT = """
@@ -330,6 +406,10 @@ class RedisStateStore:
         self._purge = self._redis.register_script(PURGE_SCRIPT)
         self._put_embedding = self._redis.register_script(PUT_EMBEDDING_SCRIPT)
         self._put_review_example = self._redis.register_script(PUT_REVIEW_EXAMPLE_SCRIPT)
+        self._claim_filing = self._redis.register_script(CLAIM_FILING_SCRIPT)
+        self._put_heartbeats = self._redis.register_script(PUT_HEARTBEATS_SCRIPT)
+        self._heartbeats = self._redis.register_script(HEARTBEATS_SCRIPT)
+        self._heartbeat_keys = [self._key("heartbeats"), self._key("heartbeats", "expiry")]
         self._index = {s: self._key("index", s) for s in RequestStatus}
         self._active = self._key("index", "active")
         self._all = self._key("index", "all")
@@ -361,6 +441,9 @@ class RedisStateStore:
             self._put_report,
             self._purge,
             self._put_review_example,
+            self._claim_filing,
+            self._put_heartbeats,
+            self._heartbeats,
         ):
             await self._redis.script_load(script.script)
 
@@ -449,7 +532,7 @@ class RedisStateStore:
         return 0  # Redis expires them itself (see the module docstring)
 
     @unavailable
-    async def apply(self, event: StepChanged) -> RequestState | None:
+    async def apply(self, event: StateEvent) -> RequestState | None:
         self.operations["redis|apply"] += 1
         key = self._key("request", event.request_id)
         for _ in range(CAS_ATTEMPTS):
@@ -721,25 +804,62 @@ class RedisStateStore:
     async def get_filing(self, request_id: str) -> FilingRecord | None:
         self.operations["redis|get_filing"] += 1
         fields = cast(dict[str, str], await self._redis.hgetall(self._key("filing", request_id)))
-        if not fields:
-            return None
-        issue = fields.get("issue")
-        return FilingRecord(
-            request_id, fields["state"], FiledIssue.model_validate_json(issue) if issue else None
-        )
+        return _filing(request_id, fields)
 
     @unavailable
     async def put_filing(self, record: FilingRecord) -> None:
         self.operations["redis|put_filing"] += 1
         key = self._key("filing", record.request_id)
+        pending = record.state != "filed"
+        fields: dict[str, str | None] = {
+            "state": record.state,
+            "issue": record.issue.model_dump_json() if record.issue else None,
+            "owner": record.owner if pending else None,
+            "lease_until": _ms_or_none(record.lease_until) if pending else None,
+            "attempted_at": _ms_or_none(record.attempted_at) if pending else None,
+            "pending_since": _ms_or_none(record.pending_since) if pending else None,
+        }
         pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(key, "state", record.state)
-        if record.issue is None:
-            pipe.hdel(key, "issue")
-        else:
-            pipe.hset(key, "issue", record.issue.model_dump_json())
+        pipe.hset(key, mapping={k: v for k, v in fields.items() if v is not None})
+        gone = [k for k, v in fields.items() if v is None]
+        if gone:
+            pipe.hdel(key, *gone)
         pipe.pexpire(key, self._filing_ttl_ms)
         await pipe.execute()
+
+    @unavailable
+    async def claim_filing(
+        self, request_id: str, owner: str, lease_seconds: float, attempt: bool
+    ) -> FilingClaim:
+        self.operations["redis|claim_filing"] += 1
+        granted, now, *before = cast(
+            list[Any],
+            await self._claim_filing(
+                keys=[self._key("filing", request_id)],
+                args=[
+                    owner,
+                    round(lease_seconds * 1000),
+                    "1" if attempt else "",
+                    self._filing_ttl_ms,
+                ],
+            ),
+        )
+        previous = _filing(request_id, dict(zip(before[::2], before[1::2], strict=True)))
+        return FilingClaim(bool(int(granted)), previous, int(now) / 1000)
+
+    @unavailable
+    async def put_heartbeats(self, beats: Sequence[Heartbeat], ttl_seconds: float) -> None:
+        self.operations["redis|put_heartbeats"] += 1
+        pairs = [part for b in beats for part in (f"{b.agent}|{b.instance}", b.to_json())]
+        await self._put_heartbeats(
+            keys=self._heartbeat_keys, args=[round(ttl_seconds * 1000), *pairs]
+        )
+
+    @unavailable
+    async def heartbeats(self) -> list[Heartbeat]:
+        self.operations["redis|heartbeats"] += 1
+        raw = cast(list[str | None], await self._heartbeats(keys=self._heartbeat_keys))
+        return [Heartbeat.from_json(beat) for beat in raw if beat]
 
     @unavailable
     async def record_daily(self, day: date, figures: Mapping[str, float]) -> None:
@@ -785,6 +905,29 @@ class RedisStateStore:
 
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
+
+
+def _ms_or_none(seconds: float | None) -> str | None:
+    return None if seconds is None else str(round(seconds * 1000))
+
+
+def _seconds_or_none(ms: str | None) -> float | None:
+    return None if ms is None else int(ms) / 1000
+
+
+def _filing(request_id: str, fields: Mapping[str, str]) -> FilingRecord | None:
+    if not fields:
+        return None
+    issue = fields.get("issue")
+    return FilingRecord(
+        request_id,
+        fields["state"],
+        FiledIssue.model_validate_json(issue) if issue else None,
+        owner=fields.get("owner"),
+        lease_until=_seconds_or_none(fields.get("lease_until")),
+        attempted_at=_seconds_or_none(fields.get("attempted_at")),
+        pending_since=_seconds_or_none(fields.get("pending_since")),
+    )
 
 
 def _seconds(members: Sequence[str]) -> list[float]:

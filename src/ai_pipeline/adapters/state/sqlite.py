@@ -12,9 +12,10 @@ from typing import Any
 
 from ai_pipeline.adapters.bus.sqlite import SqliteBus
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase
-from ai_pipeline.domain.events import AGENT_STEPS, Step, StepChanged, StepStatus
+from ai_pipeline.domain.events import AGENT_STEPS, Step, StepStatus
+from ai_pipeline.domain.liveness import Heartbeat
 from ai_pipeline.domain.models import BugReport, FiledIssue
-from ai_pipeline.domain.request_state import RequestState, RequestStatus, fold
+from ai_pipeline.domain.request_state import RequestState, RequestStatus, StateEvent, fold
 from ai_pipeline.domain.submissions import (
     OPEN_SCOPE,
     IdConflict,
@@ -23,7 +24,14 @@ from ai_pipeline.domain.submissions import (
     fingerprint,
     lookups,
 )
-from ai_pipeline.ports import Bus, FilingRecord, OutgoingMessage, Page, RequestStats
+from ai_pipeline.ports import (
+    Bus,
+    FilingClaim,
+    FilingRecord,
+    OutgoingMessage,
+    Page,
+    RequestStats,
+)
 
 # A report's id and Idempotency-Key are looked up within ``lookup_scope`` (the scope of the
 # key that submitted it, ``domain.submissions``), beside the report's ``fingerprint``; NULL
@@ -63,6 +71,23 @@ CREATE TABLE IF NOT EXISTS filings (
     state TEXT NOT NULL,
     issue TEXT,
     updated_at REAL NOT NULL
+);
+-- A pending filing's lease and attempt times (FilingRecord), beside ``filings`` so that a
+-- database from before them needs no migration; gone once the request is filed.
+CREATE TABLE IF NOT EXISTS filing_leases (
+    request_id TEXT PRIMARY KEY,
+    owner TEXT,
+    lease_until REAL,
+    attempted_at REAL,
+    pending_since REAL
+);
+-- Each agent process's heartbeat (domain.liveness), forgotten once it expires.
+CREATE TABLE IF NOT EXISTS agent_heartbeats (
+    agent TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    beat TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (agent, instance)
 );
 -- Report embeddings for seeding the duplicate index after a restart (see StateStore).
 CREATE TABLE IF NOT EXISTS embeddings (
@@ -245,7 +270,7 @@ class SqliteStateStore:
             return None
         return BugReport.model_validate_json(rows[0][0])
 
-    async def apply(self, event: StepChanged) -> RequestState | None:
+    async def apply(self, event: StateEvent) -> RequestState | None:
         self.operations["sqlite|apply"] += 1
 
         def op(conn: sqlite3.Connection) -> RequestState | None:
@@ -398,23 +423,61 @@ class SqliteStateStore:
 
     async def get_filing(self, request_id: str) -> FilingRecord | None:
         self.operations["sqlite|get_filing"] += 1
-        rows = self.db.read("SELECT state, issue FROM filings WHERE request_id = ?", (request_id,))
-        if not rows:
-            return None
-        issue = FiledIssue.model_validate_json(rows[0][1]) if rows[0][1] else None
-        return FilingRecord(request_id, rows[0][0], issue)
+        rows = self.db.read(_FILING, (request_id,))
+        return _filing(request_id, rows[0]) if rows else None
 
     async def put_filing(self, record: FilingRecord) -> None:
         self.operations["sqlite|put_filing"] += 1
-        issue = record.issue.model_dump_json() if record.issue else None
-        await self.db.write(
-            lambda conn: conn.execute(
-                "INSERT INTO filings (request_id, state, issue, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT(request_id) DO UPDATE SET state = excluded.state,"
-                " issue = excluded.issue, updated_at = excluded.updated_at",
-                (record.request_id, record.state, issue, time.time()),
+        await self.db.write(lambda conn: _put_filing(conn, record, time.time()))
+
+    async def claim_filing(
+        self, request_id: str, owner: str, lease_seconds: float, attempt: bool
+    ) -> FilingClaim:
+        self.operations["sqlite|claim_filing"] += 1
+
+        def op(conn: sqlite3.Connection) -> FilingClaim:
+            now = time.time()
+            row = conn.execute(_FILING, (request_id,)).fetchone()
+            previous = _filing(request_id, row) if row else None
+            if previous is not None and (
+                previous.state == "filed"
+                or (previous.owner not in (None, owner) and (previous.lease_until or 0) > now)
+            ):
+                return FilingClaim(False, previous, now)
+            claimed = FilingRecord(
+                request_id,
+                "pending",
+                None,
+                owner=owner,
+                lease_until=now + lease_seconds,
+                attempted_at=now if attempt else _earlier(previous, "attempted_at"),
+                pending_since=_earlier(previous, "pending_since") or now,
             )
+            _put_filing(conn, claimed, now)
+            return FilingClaim(True, previous, now)
+
+        return await self.db.write(op)
+
+    async def put_heartbeats(self, beats: Sequence[Heartbeat], ttl_seconds: float) -> None:
+        self.operations["sqlite|put_heartbeats"] += 1
+
+        def op(conn: sqlite3.Connection) -> None:
+            now = time.time()
+            conn.execute("DELETE FROM agent_heartbeats WHERE expires_at <= ?", (now,))
+            conn.executemany(
+                "INSERT OR REPLACE INTO agent_heartbeats (agent, instance, beat, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                [(b.agent, b.instance, b.to_json(), now + ttl_seconds) for b in beats],
+            )
+
+        await self.db.write(op)
+
+    async def heartbeats(self) -> list[Heartbeat]:
+        self.operations["sqlite|heartbeats"] += 1
+        rows = self.db.read(
+            "SELECT beat FROM agent_heartbeats WHERE expires_at > ?", (time.time(),)
         )
+        return [Heartbeat.from_json(r[0]) for r in rows]
 
     async def record_daily(self, day: date, figures: Mapping[str, float]) -> None:
         self.operations["sqlite|record_daily"] += 1
@@ -473,6 +536,54 @@ def _scope_report_ids(conn: sqlite3.Connection) -> None:
 def _fingerprint_of_stored(report_json: str | None) -> str | None:
     # Validated again: the report as this version's model reads it, so it prints alike.
     return None if report_json is None else fingerprint(BugReport.model_validate_json(report_json))
+
+
+_FILING = (
+    "SELECT f.state, f.issue, l.owner, l.lease_until, l.attempted_at, l.pending_since"
+    " FROM filings f LEFT JOIN filing_leases l USING (request_id) WHERE f.request_id = ?"
+)
+
+
+def _filing(request_id: str, row: sqlite3.Row) -> FilingRecord:
+    state, issue, owner, lease_until, attempted_at, pending_since = tuple(row)
+    return FilingRecord(
+        request_id,
+        state,
+        FiledIssue.model_validate_json(issue) if issue else None,
+        owner=owner,
+        lease_until=lease_until,
+        attempted_at=attempted_at,
+        pending_since=pending_since,
+    )
+
+
+def _earlier(previous: FilingRecord | None, time_field: str) -> float | None:
+    value = getattr(previous, time_field) if previous is not None else None
+    return float(value) if value is not None else None
+
+
+def _put_filing(conn: sqlite3.Connection, record: FilingRecord, now: float) -> None:
+    issue = record.issue.model_dump_json() if record.issue else None
+    conn.execute(
+        "INSERT INTO filings (request_id, state, issue, updated_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT(request_id) DO UPDATE SET state = excluded.state,"
+        " issue = excluded.issue, updated_at = excluded.updated_at",
+        (record.request_id, record.state, issue, now),
+    )
+    if record.state == "filed":
+        conn.execute("DELETE FROM filing_leases WHERE request_id = ?", (record.request_id,))
+        return
+    conn.execute(
+        "INSERT OR REPLACE INTO filing_leases"
+        " (request_id, owner, lease_until, attempted_at, pending_since) VALUES (?, ?, ?, ?, ?)",
+        (
+            record.request_id,
+            record.owner,
+            record.lease_until,
+            record.attempted_at,
+            record.pending_since,
+        ),
+    )
 
 
 def _upsert(conn: sqlite3.Connection, state: RequestState) -> None:

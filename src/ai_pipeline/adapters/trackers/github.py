@@ -19,6 +19,7 @@ import email.utils
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, NoReturn, cast
 
 import httpx
@@ -50,7 +51,7 @@ ACCEPT = "application/vnd.github+json, application/json;q=0.9"
 # Owners may carry underscores on Enterprise Server (names mapped from LDAP/SAML).
 _REPOSITORY = linear(r"[A-Za-z0-9_-]+/[A-Za-z0-9_.-]+")  # quadratic on re
 _ISSUE_LIST = {"state": "all", "sort": "created", "direction": "desc"}
-_MAX_LIST_PAGES = 10  # labels and comments: enough for any repository this files into
+_MAX_LIST_PAGES = 10  # labels: enough for any repository this files into
 _NOT_PRIVATE = (
     "refusing to file a security-sensitive report on {repository}: the repository is not"
     " private (AI_PIPELINE_GITHUB_PRIVATE_REPOSITORY)"
@@ -92,6 +93,9 @@ class GitHubOptions:
     max_wait_seconds: float = 60.0
     # How long labels, assignees, the milestone and the repository's privacy are trusted.
     cache_seconds: float = 600.0
+    # GitHub's read-after-write lag: a new issue or comment may be missing from lists for
+    # this long, so after an unknown outcome nothing is created again before it passed.
+    listing_lag_seconds: float = 30.0
 
 
 class GitHubTracker:
@@ -120,6 +124,9 @@ class GitHubTracker:
         self._timeout = timeout
         self._reconcile_pages = reconcile_pages
         self._options = options or GitHubOptions()
+        self.listing_lag_seconds = self._options.listing_lag_seconds
+        self._login: str | None = None  # who files, once known (``_creator``)
+        self._login_known = False
         self._gate = gate or RateGate()
         self._metrics = metrics or Metrics()
         self._repo_url = f"{self.api_url}/repos/{self.repository}"
@@ -154,12 +161,18 @@ class GitHubTracker:
             )
         return issue
 
-    async def find_filed(self, request_id: str) -> FiledIssue | None:
+    async def find_filed(self, request_id: str, since: datetime | None = None) -> FiledIssue | None:
+        """Our own issues (``creator``) updated since ``since``, every page of them; with no
+        ``since``, the newest ``reconcile_pages`` pages of ours. The issues list, not search,
+        which lags by minutes."""
         # The exact marker, not the first one in the body: reporter text quoted in a code block
         # may carry a look-alike marker ahead of ours.
         wanted = marker(request_id)
-        for page in range(1, self._reconcile_pages + 1):
-            items = await self._list(f"{self._repo_url}/issues", page, _ISSUE_LIST)
+        params: dict[str, Any] = {**_ISSUE_LIST, **await self._mine(since)}
+        page = 0
+        while since is not None or page < self._reconcile_pages:
+            page += 1
+            items = await self._list(f"{self._repo_url}/issues", page, params)
             for item in items:
                 if _is_issue(item) and wanted in str(item.get("body") or ""):
                     found = _filed_issue(item, created=False)
@@ -179,7 +192,7 @@ class GitHubTracker:
         issue = _filed_issue(data, created=False)
         if issue is None or not _is_issue(data) or data.get("state") != "open":
             return None
-        comments = await self._comments(number)
+        comments = await self._comments(number, None)
         occurrences = sum(1 for c in comments if request_id_in(str(c.get("body") or "")))
         return OpenIssue(number, issue.url, issue.title, occurrences)
 
@@ -198,9 +211,11 @@ class GitHubTracker:
             )
         return comment
 
-    async def find_comment(self, request_id: str, number: int) -> FiledIssue | None:
+    async def find_comment(
+        self, request_id: str, number: int, since: datetime | None = None
+    ) -> FiledIssue | None:
         wanted = marker(request_id)
-        for item in await self._comments(number):
+        for item in await self._comments(number, since):
             if wanted in str(item.get("body") or ""):
                 return _filed_comment(item, number, created=False)
         return None
@@ -334,14 +349,52 @@ class GitHubTracker:
 
     # --- listing ------------------------------------------------------------------------
 
-    async def _comments(self, number: int) -> list[dict[str, Any]]:
+    async def _comments(self, number: int, since: datetime | None) -> list[dict[str, Any]]:
+        """Every page of the issue's comments written by us (since ``since``): a busy
+        issue's thousandth comment counts as much as its first."""
+        mine = await self._mine(since)
+        creator = mine.pop("creator", None)
         comments: list[dict[str, Any]] = []
-        for page in range(1, _MAX_LIST_PAGES + 1):
-            items = await self._list(f"{self._repo_url}/issues/{number}/comments", page, {})
-            comments += [i for i in items if isinstance(i, dict)]
+        page = 0
+        while True:
+            page += 1
+            url = f"{self._repo_url}/issues/{number}/comments"
+            items = await self._list(url, page, mine)
+            comments += [i for i in items if isinstance(i, dict) and _by(i, creator)]
             if len(items) < PER_PAGE:
-                break
-        return comments
+                return comments
+
+    async def _mine(self, since: datetime | None) -> dict[str, Any]:
+        """List filters for what this tracker's account wrote since ``since``."""
+        params: dict[str, Any] = {}
+        creator = await self._creator()
+        if creator is not None:
+            params["creator"] = creator
+        if since is not None:
+            params["since"] = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return params
+
+    async def _creator(self) -> str | None:
+        """The login issues are filed as: the App's bot, or the token's user; None when
+        GitHub will not say (a token without user scope), and nothing is filtered by it."""
+        if self._login_known:
+            return self._login
+        try:
+            login = await self._auth.bot_login(self._client)
+        except TransientError as exc:
+            raise self._unavailable("connection", str(exc), exc.retry_after) from exc
+        if login is None:
+            response = await self._send("GET", f"{self.api_url}/user")
+            if response.status_code in (403, 404):
+                log.info("github_login_unknown", status=response.status_code)
+            elif not response.is_success:
+                self._raise_for(response, "GitHub refused to say who the token belongs to")
+            else:
+                data = json_body(response)
+                found = data.get("login") if isinstance(data, dict) else None
+                login = found if isinstance(found, str) else None
+        self._login, self._login_known = login, True
+        return login
 
     async def _list(self, url: str, page: int, params: dict[str, Any]) -> list[Any]:
         query = {**params, "per_page": PER_PAGE, "page": page}
@@ -479,7 +532,9 @@ class GitHubTracker:
         using up the message's attempts, so an outage or a rate limit never dead-letters a
         report. Ledger and marker make the redelivery safe after an unknown outcome."""
         self._metrics.tracker_retries.labels(self.name, reason).inc()
-        return UnavailableError(self._redact(message), retry_after=retry_after)
+        return UnavailableError(
+            self._redact(message), retry_after=retry_after, dependency="tracker"
+        )
 
     def _permanent(self, message: str) -> PermanentError:
         return PermanentError(self._redact(message))
@@ -537,6 +592,11 @@ def _check_repository(repository: str) -> str:
     if not _REPOSITORY.fullmatch(repository) or repository.split("/")[1] in (".", ".."):
         raise ValueError(f"repository must look like owner/name, got {repository!r}")
     return repository
+
+
+def _by(item: dict[str, Any], login: str | None) -> bool:
+    user = item.get("user")
+    return login is None or (isinstance(user, dict) and user.get("login") == login)
 
 
 def _is_issue(item: Any) -> bool:

@@ -55,6 +55,11 @@ class GitHubAuth(Protocol):
         """Strings that must never appear in a message."""
         ...
 
+    async def bot_login(self, client: httpx.AsyncClient) -> str | None:
+        """The login an App's issues are created by ("<slug>[bot]"); None for a user's
+        token (GET /user says whose) or when GitHub will not say."""
+        ...
+
 
 def check_token(token: str) -> str:
     """The token, stripped; ValueError (not echoing it) if it cannot go in a header."""
@@ -78,6 +83,9 @@ class TokenAuth:
 
     def invalidate(self) -> bool:
         return False  # a fixed token cannot be renewed: sending again would fail again
+
+    async def bot_login(self, client: httpx.AsyncClient) -> str | None:
+        return None  # a user's token: GET /user says whose
 
     def secrets(self) -> tuple[str, ...]:
         return (self._token,)
@@ -140,6 +148,20 @@ class AppAuth:
         self._token = None
         return True
 
+    async def bot_login(self, client: httpx.AsyncClient) -> str | None:
+        self._jwt = self._sign()
+        try:
+            response = await client.get(
+                f"{self._api_url}/app", headers=self._jwt_headers(), follow_redirects=False
+            )
+        except httpx.HTTPError as exc:
+            raise self._transient(f"could not ask GitHub for the App ({describe(exc)})") from exc
+        if response.status_code >= 500:
+            raise self._transient(f"GitHub could not show the App ({_detail(response)})")
+        data = json_body(response) if response.is_success else None
+        slug = data.get("slug") if isinstance(data, dict) else None
+        return f"{slug}[bot]" if isinstance(slug, str) and slug else None
+
     def secrets(self) -> tuple[str, ...]:
         return tuple(secret for secret in (self._token, self._jwt) if secret)
 
@@ -147,15 +169,9 @@ class AppAuth:
         """A fresh installation token and when it expires (a Unix time)."""
         url = f"{self._api_url}/app/installations/{self._installation_id}/access_tokens"
         self._jwt = self._sign()
-        headers = {
-            "Authorization": f"Bearer {self._jwt}",
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": API_VERSION,
-            "User-Agent": USER_AGENT,
-        }
         try:
             # No redirects: the JWT must go to the configured API and nowhere else.
-            response = await client.post(url, headers=headers, follow_redirects=False)
+            response = await client.post(url, headers=self._jwt_headers(), follow_redirects=False)
         except httpx.HTTPError as exc:
             raise self._transient(
                 f"could not get a GitHub App installation token from {self._api_url} "
@@ -164,6 +180,14 @@ class AppAuth:
         if not response.is_success:
             self._raise_for(response)
         return self._token_in(response)
+
+    def _jwt_headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self._jwt}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": USER_AGENT,
+        }
 
     def _sign(self) -> str:
         now = int(self._clock())

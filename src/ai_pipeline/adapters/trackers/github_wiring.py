@@ -24,6 +24,7 @@ def github_trackers(
         labels=settings.github_labels,
         milestone=settings.github_milestone,
         max_wait_seconds=settings.github_max_wait_seconds,
+        listing_lag_seconds=settings.github_listing_lag_seconds,
     )
 
     def tracker(repository: str, options: GitHubOptions, name: str) -> GitHubTracker:
@@ -46,6 +47,7 @@ def github_trackers(
             labels=settings.github_labels,
             require_private=True,
             max_wait_seconds=settings.github_max_wait_seconds,
+            listing_lag_seconds=settings.github_listing_lag_seconds,
         )
         private = tracker(settings.github_private_repository, private_options, "github-private")
     return public, private

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ai_pipeline.adapters.sqlite_db import SqliteDatabase
@@ -30,7 +31,23 @@ CREATE TABLE IF NOT EXISTS local_comments (
     body TEXT NOT NULL,
     created_at REAL NOT NULL
 );
+-- What happened to an issue after filing, and who did it (``us``: the pipeline, or
+-- ``maintainer``): closed/reopened (detail: the close reason and duplicate), labeled and
+-- unlabeled (detail: the label), edited. Comments are in local_comments.
+CREATE TABLE IF NOT EXISTS local_issue_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    issue_number INTEGER NOT NULL,
+    at REAL NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS local_issue_events_by_issue ON local_issue_events (issue_number, id);
 """
+# A comment's key says who wrote it: a request id (the pipeline: a report added to the
+# issue), ``<request>:reply:<id>`` (a reporter's reply, posted by the pipeline),
+# ``<request>:<what>`` (the pipeline's reminder or closing note), ``maintainer:<id>``.
+MAINTAINER_KEY = "maintainer:"
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,16 @@ class LocalIssue:
     created_at: float
     url: str
     comments: list[dict[str, Any]]
+    state_reason: str | None = None
+    duplicate_of: int | None = None
+    closed_at: float | None = None
+
+    @property
+    def followers(self) -> list[str]:
+        """Requests whose fate is this issue's: the one it was filed for, and those added
+        to it as comments (a comment keyed by a bare request id)."""
+        added = [str(c["request_id"]) for c in self.comments if ":" not in c["request_id"]]
+        return list(dict.fromkeys([self.request_id, *added]))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +85,9 @@ class LocalIssue:
             "created_at": self.created_at,
             "url": self.url,
             "comments": self.comments,
+            "state_reason": self.state_reason,
+            "duplicate_of": self.duplicate_of,
+            "closed_at": self.closed_at,
         }
 
 
@@ -69,6 +99,7 @@ SQLITE_MAX_INTEGER = 2**63
 
 class LocalTracker:
     name = "local"
+    listing_lag_seconds = 0.0  # one database: what was written is read at once
 
     def __init__(self, db: SqliteDatabase, base_url: str):
         self.db = db
@@ -107,7 +138,7 @@ class LocalTracker:
         number, created = await self.db.write(op)
         return FiledIssue(number=number, url=self.url(number), title=draft.title, created=created)
 
-    async def find_filed(self, request_id: str) -> FiledIssue | None:
+    async def find_filed(self, request_id: str, since: datetime | None = None) -> FiledIssue | None:
         await self.open()
         rows = self.db.read(
             "SELECT number, title FROM local_issues WHERE request_id = ?", (request_id,)
@@ -144,7 +175,9 @@ class LocalTracker:
         comment_id, created = await self.db.write(op)
         return self._comment(number, comment_id, created)
 
-    async def find_comment(self, request_id: str, number: int) -> FiledIssue | None:
+    async def find_comment(
+        self, request_id: str, number: int, since: datetime | None = None
+    ) -> FiledIssue | None:
         await self.open()
         rows = self.db.read(
             "SELECT id FROM local_comments WHERE request_id = ? AND issue_number = ?",
@@ -183,6 +216,20 @@ class LocalTracker:
             " WHERE issue_number = ? ORDER BY id",
             (row["number"],),
         )
+        closure: dict[str, Any] = {}
+        if row["state"] == "closed":
+            closed = self.db.read(
+                "SELECT at, detail FROM local_issue_events WHERE issue_number = ?"
+                " AND action = 'closed' ORDER BY id DESC LIMIT 1",
+                (row["number"],),
+            )
+            if closed:
+                detail = json.loads(closed[0]["detail"] or "{}")
+                closure = {
+                    "state_reason": detail.get("reason"),
+                    "duplicate_of": detail.get("duplicate_of"),
+                    "closed_at": closed[0]["at"],
+                }
         return LocalIssue(
             number=row["number"],
             request_id=row["request_id"],
@@ -194,6 +241,7 @@ class LocalTracker:
             created_at=row["created_at"],
             url=self.url(row["number"]),
             comments=[dict(c) for c in comments],
+            **closure,
         )
 
     async def ping(self) -> dict[str, Any]:

@@ -134,8 +134,8 @@ export class ApiError extends Error {
 
 /** fetch() a path of the service with the key; a Response when ok (or its status is in
  * `alsoOk`: the health document comes with 503 when unhealthy), else throws ApiError. */
-export async function apiFetch(path, { method = "GET", body, signal, accept, alsoOk = [] } = {}) {
-  const headers = { Accept: accept || "application/json" };
+export async function apiFetch(path, { method = "GET", body, signal, accept, alsoOk = [], headers: extra = {} } = {}) {
+  const headers = { Accept: accept || "application/json", ...extra };
   const key = getKey();
   if (key) headers["X-API-Key"] = key;
   let payload;

@@ -1,9 +1,12 @@
 // One request: its summary, a live timeline of its steps (server-sent events read with
 // fetch(), as EventSource cannot send the key; polling the status document if the stream
-// fails) and the triage result with its confidences.
+// fails), the triage result with its confidences, how the issue ended, the reporter's
+// answer form (with the reply token the submit page or a notification put in the
+// fragment, #token=…) and, for maintainers, closing and reopening a local issue.
 import {
   API,
   ApiError,
+  announce,
   apiFetch,
   api,
   badge,
@@ -16,6 +19,7 @@ import {
   link,
   renderError,
   requestHref,
+  safeHref,
   STEPS,
   stepLabel,
 } from "./common.js";
@@ -24,6 +28,20 @@ const TERMINAL = new Set(["completed", "failed"]);
 const POLL_MS = 2000;
 
 const requestId = new URLSearchParams(location.search).get("id");
+const TOKEN_STORAGE = `aip-reply-token:${requestId}`;
+const QUESTION_TEXT = {
+  steps_to_reproduce: "What exact steps reproduce the problem?",
+  expected_behavior: "What did you expect to happen?",
+  actual_behavior: "What happened instead (the exact error message)?",
+  environment: "Which version, and on which operating system, browser or runtime?",
+};
+const RESOLUTION_TEXT = {
+  open: "open",
+  fixed: "fixed",
+  not_planned: "closed as not planned",
+  duplicate: "closed as a duplicate",
+  reopened: "reopened",
+};
 const errorBox = document.getElementById("request-error");
 const liveState = document.getElementById("live-state");
 const announcer = document.getElementById("timeline-announcer");
@@ -50,6 +68,9 @@ function render(doc) {
   } else {
     fill(issue, doc.status === "failed" ? "not filed" : "not filed yet");
   }
+  fill(document.getElementById("resolution"), resolutionText(doc.resolution));
+  renderReplySection(doc);
+  renderIssueActions(doc);
   fill(document.getElementById("created-at"), formatTime(doc.created_at));
   fill(document.getElementById("processing-time"), formatSeconds(doc.processing_time_seconds));
   const failure = document.getElementById("failure");
@@ -196,6 +217,139 @@ function reviewText(review) {
     pieces.push(`${key.replace(/_/g, " ")}: ${Array.isArray(value) ? value.join(", ") : typeof value === "object" ? JSON.stringify(value) : value}`);
   }
   return pieces.join("; ");
+}
+
+// ---------------------------------------------------------------- after filing
+
+function resolutionText(resolution) {
+  if (!resolution || typeof resolution !== "object") return "—";
+  const state = String(resolution.state ?? "");
+  const parts = [badge(state), " ", RESOLUTION_TEXT[state] ?? state.replace(/_/g, " ")];
+  if (resolution.duplicate_issue_number != null) parts.push(` of #${resolution.duplicate_issue_number}`);
+  if (resolution.at) parts.push(el("span", { class: "when" }, ` ${formatTime(resolution.at)}`));
+  return el("span", { id: "resolution-state", "data-state": state }, parts);
+}
+
+function openQuestions(doc) {
+  const needs = doc.needs_info;
+  if (!needs || !Array.isArray(needs.questions)) return [];
+  const answered = new Set(Array.isArray(needs.answered) ? needs.answered : []);
+  return needs.questions.filter((q) => !answered.has(q));
+}
+
+function renderReplySection(doc) {
+  const section = document.getElementById("reply-section");
+  section.hidden = doc.github_issue_number == null;
+  const open = openQuestions(doc);
+  document.getElementById("questions-intro").textContent = open.length
+    ? "We need a little more to act on this report:"
+    : doc.needs_info?.questions?.length
+      ? "Every question is answered. You can still add to the report:"
+      : "You can add to the report here:";
+  fill(
+    document.getElementById("questions"),
+    open.map((q) => el("li", { "data-field": q }, QUESTION_TEXT[q] ?? String(q).replace(/_/g, " "))),
+  );
+}
+
+function replyToken() {
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
+  try {
+    if (fromLink) {
+      sessionStorage.setItem(TOKEN_STORAGE, fromLink);
+      history.replaceState(null, "", location.pathname + location.search); // off the address bar
+    }
+    return sessionStorage.getItem(TOKEN_STORAGE) || fromLink;
+  } catch {
+    return fromLink;
+  }
+}
+
+const token = requestId ? replyToken() : null;
+
+document.getElementById("reply-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const text = document.getElementById("reply-text");
+  const status = document.getElementById("reply-status");
+  const errorBox = document.getElementById("reply-error");
+  renderError(errorBox, null);
+  if (!text.value.trim()) {
+    renderError(errorBox, new Error("Write an answer first"), "Nothing to send");
+    text.focus();
+    return;
+  }
+  const button = document.getElementById("reply-button");
+  button.disabled = true;
+  status.textContent = "Sending…";
+  try {
+    const accepted = await api(`requests/${encodeURIComponent(requestId)}/replies`, {
+      method: "POST",
+      body: { text: text.value },
+      headers: token ? { "X-Reply-Token": token } : {},
+    });
+    text.value = "";
+    const left = accepted.questions_remaining ?? [];
+    status.textContent = left.length
+      ? `Answer sent; it will be posted on the issue. Still open: ${left.join(" ")}`
+      : "Answer sent; it will be posted on the issue.";
+    announce(status.textContent);
+    setTimeout(refresh, 1000);
+  } catch (error) {
+    status.textContent = "";
+    renderError(errorBox, error, "The answer was not sent");
+  } finally {
+    button.disabled = false;
+  }
+});
+
+function isLocalIssue(doc) {
+  const url = safeHref(doc.github_issue_url);
+  return url !== null && new URL(url).pathname.startsWith(`${API}/issues/`);
+}
+
+function renderIssueActions(doc) {
+  const section = document.getElementById("issue-actions");
+  section.hidden = doc.github_issue_number == null || !isLocalIssue(doc);
+  const resolved = ["fixed", "not_planned", "duplicate"].includes(doc.resolution?.state);
+  document.getElementById("close-form").hidden = resolved;
+  document.getElementById("reopen-button").hidden = !resolved;
+}
+
+async function issueAction(path, body) {
+  const status = document.getElementById("issue-action-status");
+  const errorBox = document.getElementById("issue-action-error");
+  renderError(errorBox, null);
+  status.textContent = "Working…";
+  try {
+    const result = await api(`issues/${lastDoc.github_issue_number}/${path}`, { method: "POST", body });
+    status.textContent = `Issue #${result.number} is ${result.state}${result.state_reason ? ` (${result.state_reason.replace(/_/g, " ")})` : ""}.`;
+    announce(status.textContent);
+    setTimeout(refresh, 1000);
+  } catch (error) {
+    status.textContent = "";
+    renderError(errorBox, error, "The issue was not changed");
+  }
+}
+
+document.getElementById("close-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const reason = document.getElementById("close-reason").value;
+  const duplicate = document.getElementById("duplicate-of").value;
+  const body = { reason };
+  if (reason === "duplicate" && duplicate) body.duplicate_of = Number(duplicate);
+  issueAction("close", body);
+});
+
+document.getElementById("reopen-button").addEventListener("click", () => issueAction("reopen", {}));
+
+/** The status document once more: a finished request's stream has ended, but its issue
+ * goes on changing (answers, closing). */
+async function refresh() {
+  try {
+    render(await api(`requests/${encodeURIComponent(requestId)}/status`));
+  } catch (error) {
+    renderError(errorBox, error, "The request could not be loaded");
+  }
 }
 
 // ---------------------------------------------------------------- live updates

@@ -187,7 +187,10 @@ form.addEventListener("submit", async (event) => {
     submitStatus.textContent = "Report accepted; opening its page…";
     announce("Report accepted.");
     reportId = newId();
-    location.assign(requestHref(accepted.request_id));
+    // The reply token rides in the fragment: the request page keeps it for this tab, and
+    // it never reaches a server log or a Referer.
+    const token = accepted.reply_token ? `#token=${encodeURIComponent(accepted.reply_token)}` : "";
+    location.assign(requestHref(accepted.request_id) + token);
   } catch (error) {
     submitStatus.textContent = "";
     submitButton.disabled = false;

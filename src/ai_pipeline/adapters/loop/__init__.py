@@ -1,0 +1,1 @@
+"""Where conversations with reporters, deliveries and replies are kept."""

@@ -1,0 +1,1 @@
+"""How notifications leave the service: webhooks and email."""

@@ -298,7 +298,7 @@ async def test_a_redriven_request_lives_on_until_it_ends_again(
 
     await store.apply(changed("r1", Step.TRIAGE, StepStatus.REDRIVEN, utcnow()))
 
-    for key in ("request:r1", f"bug-report:{r.id}", "idempotency:key-1"):
+    for key in ("request:r1", f"submission:open:id:{r.id}", "submission:open:key:key-1"):
         assert await raw.pttl(f"{prefix}{key}") == -1, key  # no expiry
     assert await raw.zscore(f"{prefix}index:expiry", "r1") is None
     assert await raw.zscore(f"{prefix}index:active", "r1") is not None

@@ -545,8 +545,10 @@ def test_redis_backup_round_trip(fleet: Fleet, redis_server: Any, tmp_path: Path
     assert restored.returncode == 0, output(restored)
     dumped = parts["redis/keys.jsonl"].count(b"\n")
     assert dumped >= REPORTS
-    # The running service may write a key of its own (daily counters) before the restore.
-    assert restore_counts(restored.stdout) in ((dumped, 0), (dumped - 1, 1)), output(restored)
+    # The running service may write keys of its own before the restore (daily counters, the
+    # agents' heartbeats and their expiry index): those are kept, everything else restored.
+    put_back, kept = restore_counts(restored.stdout)
+    assert put_back + kept == dumped and kept <= 3, output(restored)
     assert "state rebuild" in restored.stdout
     assert fleet.all_requests() == before
     # A second restore over live keys keeps them: an old snapshot never overwrites newer state.

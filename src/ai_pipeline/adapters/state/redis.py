@@ -185,11 +185,9 @@ local function write(fields)
   redis.call('ZADD', KEYS[ALL], created, id)
   if expire_at == '' then
     if redis.call('ZREM', KEYS[EXPIRY], id) == 1 then
-      -- Ended once, and reopened (a redrive): it lives again until it ends again.
+      -- Ended once, and reopened (a redrive): it lives again until it ends again (its
+      -- lookups, kept above, too).
       redis.call('PERSIST', KEYS[1])
-      for k = FIRST_MAPPING, first_stat - 1 do
-        if redis.call('GET', KEYS[k]) == id then redis.call('PERSIST', KEYS[k]) end
-      end
     end
     redis.call('ZADD', KEYS[ACTIVE], created, id)
     if held then

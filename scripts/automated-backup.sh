@@ -5,7 +5,7 @@
 #                             the settings name: the state store, the bus when it is another
 #                             file, and the local tracker's file when it exists;
 #   redis/keys.jsonl          when the state is Redis: every key under the key prefix (SCAN,
-#                             DUMP, PTTL) — what restore-backup.sh loads;
+#                             DUMP, PTTL), the API keys included — what restore-backup.sh loads;
 #   redis/dump.rdb            and, when redis-cli is installed, a full RDB (`redis-cli --rdb`);
 #   config/environment.json   the AI_PIPELINE_* settings (environment and .env), secrets REDACTED.
 #
@@ -108,12 +108,14 @@ def sqlite_backup(src, dst):
 
 def redis_dump(url, prefix, out):
     import redis
+    from ai_pipeline.adapters.keys.redis import NAMES
+    from ai_pipeline.adapters.state.redis_flush import spared
     client = redis.Redis.from_url(url, socket_timeout=30)
-    count = 0
+    count = api_keys = 0
     with open(out, "w") as f:
         batch = []
         def flush():
-            nonlocal count
+            nonlocal count, api_keys
             pipe = client.pipeline(transaction=False)
             for key in batch:
                 pipe.dump(key); pipe.pttl(key)
@@ -124,13 +126,15 @@ def redis_dump(url, prefix, out):
                 f.write(json.dumps({"key": base64.b64encode(key).decode(), "pttl": pttl,
                                     "dump": base64.b64encode(dump).decode()}) + "\n")
                 count += 1
+                api_keys += spared(key.decode(errors="replace"), prefix, NAMES)
             batch.clear()
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
             batch.append(key)
             if len(batch) >= 500:
                 flush()
         flush()
-    print(f"redis: {count} keys under prefix {prefix!r}", file=sys.stderr)
+    print(f"redis: {count} keys under prefix {prefix!r} ({api_keys} of them API-key entries)",
+          file=sys.stderr)
 
 def sha256(path):
     h = hashlib.sha256()

@@ -4,8 +4,9 @@
 #   1. count what the API shows:   GET /api/v1/requests?status=all → pagination.total
 #   2. scale the tracker agents to 0 (kubectl, docker; locally: stop them yourself — a
 #      tracker agent left running searches for its marker before creating, so files nothing twice)
-#   3. with --flush only: empty the store (FLUSHDB; with AI_PIPELINE_REDIS_KEY_PREFIX set, only
-#      the keys under that prefix, so other tenants of the Redis keep theirs)
+#   3. with --flush only: empty the store (`ai-pipeline state flush`: every key, or with
+#      AI_PIPELINE_REDIS_KEY_PREFIX set only that prefix's, so other tenants keep theirs) but
+#      the API keys, which no log can give back (emptied, the store would shut the API)
 #   4. ai-pipeline state rebuild
 #   5. count again: fails (non-zero) when fewer requests show than before
 #   6. scale the tracker agents back (also when a step failed)
@@ -106,24 +107,11 @@ fi
 
 # 3. The flush, only when asked.
 if [[ "$FLUSH" == 1 ]]; then
-  prefix="$(setting redis_key_prefix)"
-  # shellcheck disable=SC2016
-  run_py 'import sys, redis
-url, prefix = sys.argv[1], sys.argv[2]
-r = redis.Redis.from_url(url, socket_timeout=30)
-if not prefix:
-    r.flushdb()
-    print("FLUSHDB done")
-else:
-    n, batch = 0, []
-    for key in r.scan_iter(match=prefix + "*", count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            n += r.unlink(*batch); batch.clear()
-    if batch:
-        n += r.unlink(*batch)
-    print(f"removed {n} keys under prefix {prefix!r} (other prefixes untouched)")' "$state" "$prefix"
-  ok "state store emptied"
+  if ! run_cli state flush --yes; then
+    fail "the flush failed (Redis reachable?): nothing rebuilt; run the script again"
+    exit 1
+  fi
+  ok "state store emptied (API keys kept)"
 fi
 
 # 4. Rebuild from the log.

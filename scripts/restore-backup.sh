@@ -6,28 +6,33 @@
 #   redis/keys.jsonl → RESTORE of every key with its remaining TTL; a key that exists is kept
 #                   (an older snapshot never overwrites newer state) unless --force (REPLACE).
 #                   Afterwards run `ai-pipeline state rebuild`: the log brings forward
-#                   whatever happened after the backup.
+#                   whatever happened after the backup. The API keys are among them.
+#   --only-keys      only the API keys of redis/keys.jsonl (a Redis that lost them: a raw
+#                   FLUSHDB, an eviction, a failover to an empty replica), nothing else.
 # It stops nothing by itself: it refuses to overwrite a SQLite file that a running process
 # holds open (the embedded service) unless --force. Run on the machine that holds the files
 # (the local target; for docker/kubectl, run it inside the api container).
 #
-# usage: scripts/restore-backup.sh ARCHIVE.tar.gz [--force] [--verify-only] [--state-url URL]
+# usage: scripts/restore-backup.sh ARCHIVE.tar.gz [--force] [--verify-only] [--only-keys]
+#            [--state-url URL]
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 parse_target "$@"
 set -- "${ARGS[@]+"${ARGS[@]}"}"
 ARCHIVE=""
 FORCE=0
 VERIFY_ONLY=0
+ONLY_KEYS=0
 STATE_URL=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --force) FORCE=1; shift ;;
     --verify-only) VERIFY_ONLY=1; shift ;;
+    --only-keys) ONLY_KEYS=1; shift ;;
     --state-url) STATE_URL="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     -*) fail "unknown argument '$1'"; usage >&2; exit 2 ;;
@@ -114,12 +119,15 @@ def restore_sqlite(src, dst):
         sys.exit(f"{dst} fails integrity_check after the restore: {check}")
     print(f"restored {dst} ({tables} tables, integrity ok)")
 
-def restore_redis(src, url, replace):
+def restore_redis(src, url, replace, prefix, only_keys):
     """Keys that exist are kept unless replace: an older snapshot must not overwrite newer
-    state (the log is the truth; `ai-pipeline state rebuild` brings the rest forward)."""
+    state (the log is the truth; `ai-pipeline state rebuild` brings the rest forward).
+    only_keys: the API keys alone."""
     import redis
+    from ai_pipeline.adapters.keys.redis import NAMES
+    from ai_pipeline.adapters.state.redis_flush import spared
     client = redis.Redis.from_url(url, socket_timeout=30)
-    replace = replace == "1"
+    replace, only_keys = replace == "1", only_keys == "1"
     restored = kept = expired = 0
     pipe = client.pipeline(transaction=False)
 
@@ -136,6 +144,9 @@ def restore_redis(src, url, replace):
     with open(src) as f:
         for line in f:
             item = json.loads(line)
+            name = base64.b64decode(item["key"]).decode(errors="replace")
+            if only_keys and not spared(name, prefix, NAMES):
+                continue
             ttl = item["pttl"]
             if ttl == -2 or ttl == 0:
                 expired += 1; continue
@@ -144,7 +155,8 @@ def restore_redis(src, url, replace):
             if len(pipe) >= 500:
                 run()
         run()
-    print(f"restored {restored} Redis keys into {url.split('@')[-1]}"
+    print(f"restored {restored} {'API-key entries' if only_keys else 'Redis keys'}"
+          f" into {url.split('@')[-1]}"
           + (" (REPLACE)" if replace else "")
           + (f", {kept} existing keys kept (--force replaces them)" if kept else "")
           + (f", {expired} already expired skipped" if expired else ""))
@@ -168,7 +180,7 @@ mapfile -t plan < <(tool plan "$work" "$state" "$(setting bus)" "$(setting local
 # Refuse before touching anything.
 for line in "${plan[@]}"; do
   IFS=$'\t' read -r kind _name dest <<<"$line"
-  if [[ "$kind" == sqlite ]]; then
+  if [[ "$kind" == sqlite && "$ONLY_KEYS" != 1 ]]; then
     pids="$(tool holders "$dest")"
     if [[ -n "$pids" && "$FORCE" != 1 ]]; then
       fail "$dest is open in running process(es) $pids (the service?): stop it first, or --force"
@@ -181,17 +193,28 @@ for line in "${plan[@]}"; do
     exit 1
   fi
 done
+if [[ "$ONLY_KEYS" == 1 && "${plan[*]}" != *redis-keys* ]]; then
+  fail "--only-keys: the archive holds no Redis keys (with SQLite the keys live in the state file: restore it whole)"
+  exit 1
+fi
 for line in "${plan[@]}"; do
   IFS=$'\t' read -r kind name dest <<<"$line"
   case "$kind" in
-    sqlite) tool sqlite "$work/$name" "$dest"; ok "SQLite $name → $dest" ;;
-    redis-keys) tool redis "$work/$name" "$state" "$FORCE"; ok "Redis keys (prefix '$dest') restored" ;;
+    sqlite)
+      if [[ "$ONLY_KEYS" == 1 ]]; then
+        warn "--only-keys: $name skipped (with SQLite the keys live in the state file: restore it whole)"
+        continue
+      fi
+      tool sqlite "$work/$name" "$dest"; ok "SQLite $name → $dest" ;;
+    redis-keys)
+      tool redis "$work/$name" "$state" "$FORCE" "$dest" "$ONLY_KEYS"
+      ok "Redis $([[ "$ONLY_KEYS" == 1 ]] && echo "API keys" || echo keys) (prefix '$dest') restored" ;;
   esac
 done
 if [[ -f "$work/redis/dump.rdb" ]]; then
   echo "redis/dump.rdb is in the archive too: for a whole-server restore, stop Redis, put it in its dir as its dbfilename, start."
 fi
-if [[ "${plan[*]}" == *redis-keys* ]]; then
+if [[ "${plan[*]}" == *redis-keys* && "$ONLY_KEYS" != 1 ]]; then
   echo "next: ai-pipeline state rebuild — replays the log over the restored keys (newer events win)"
 fi
 ok "restore done; start the service (or restart it) and check: curl -s \$AI_PIPELINE_URL/api/v1/requests?status=all | jq .pagination.total"

@@ -284,7 +284,7 @@ def _loop(
     closers: list[Callable[[], Awaitable[None]]] = []
     if _is_sqlite(settings.state):
         loop_store = SqliteLoopStore(sqlite(settings.state))
-    elif _is_redis(settings.state):
+    elif is_redis(settings.state):
         from ai_pipeline.adapters.loop.redis import RedisLoopStore
         from ai_pipeline.adapters.redis_client import connect
 
@@ -407,7 +407,7 @@ def _is_sqlite(url: str) -> bool:
     return url.startswith("sqlite:")
 
 
-def _is_redis(url: str) -> bool:
+def is_redis(url: str) -> bool:
     return url.startswith(("redis://", "rediss://", "unix://"))
 
 
@@ -445,8 +445,10 @@ def _store(settings: Settings, bus: Bus, sqlite: Callable[[str], SqliteDatabase]
     if _is_sqlite(settings.state):
         db = sqlite(settings.state)
         same_file = bus if isinstance(bus, SqliteBus) and bus.db is db else None
-        return SqliteStateStore(db, bus, same_file_bus=same_file)
-    if _is_redis(settings.state):
+        return SqliteStateStore(
+            db, bus, same_file_bus=same_file, lookup_ttl_seconds=settings.idempotency_ttl_seconds
+        )
+    if is_redis(settings.state):
         from ai_pipeline.adapters.state.redis import RedisStateStore
 
         return RedisStateStore(
@@ -454,6 +456,7 @@ def _store(settings: Settings, bus: Bus, sqlite: Callable[[str], SqliteDatabase]
             bus=bus,
             terminal_ttl_seconds=settings.state_ttl_seconds,
             filing_ttl_seconds=settings.bus_retention_seconds,
+            lookup_ttl_seconds=settings.idempotency_ttl_seconds,
             key_prefix=settings.redis_key_prefix,
         )
     raise _unknown_state(settings)
@@ -467,7 +470,7 @@ def _access(
     The third value closes the Redis client (the SQLite file closes with the state)."""
     if _is_sqlite(settings.state):
         return SqliteKeyStore(sqlite(settings.state)), MemoryRateLimiter(), None
-    if not _is_redis(settings.state):
+    if not is_redis(settings.state):
         raise _unknown_state(settings)
     from ai_pipeline.adapters.keys.redis import RedisKeyStore
     from ai_pipeline.adapters.rate_limits.redis import RedisRateLimiter
@@ -561,7 +564,7 @@ def _in_place(
         from ai_pipeline.adapters.state.github_sqlite import SqliteGitHubStore
 
         store = SqliteGitHubStore(sqlite(settings.state))
-    elif _is_redis(settings.state):
+    elif is_redis(settings.state):
         from ai_pipeline.adapters.state.github_redis import RedisGitHubStore
 
         store = RedisGitHubStore(settings.state, settings.redis_key_prefix)
@@ -606,7 +609,8 @@ def _engine(
 
         allowed = allowed_from_settings(settings.llm_allowed_labels, settings.llm_allowed_assignees)
         redactor = Redactor.from_setting(settings.redact)
-        return LlmTriageEngine(local, chat, allowed, metrics, redactor)
+        send_security = settings.llm_security_reports == "allow"
+        return LlmTriageEngine(local, chat, allowed, metrics, redactor, send_security)
     return local
 
 
@@ -637,5 +641,5 @@ def _drafter(settings: Settings, chat: ChatModel | None, metrics: Metrics) -> Is
     if settings.llm_draft_issues and chat is not None:
         from ai_pipeline.drafting.llm_draft import LlmDrafter
 
-        return LlmDrafter(chat, metrics)
+        return LlmDrafter(chat, metrics, settings.llm_security_reports == "allow")
     return TemplateDrafter()

@@ -474,12 +474,51 @@ state_app = typer.Typer(help="The state store: a view of the status-updates log.
 app.add_typer(state_app, name="state")
 
 
+@state_app.command("flush")
+def state_flush(
+    yes: Annotated[bool, typer.Option("--yes", help="Really empty the store")] = False,
+) -> None:
+    """Empty the Redis state store but for what the log cannot give back (API keys, report
+    id lookups), before `state rebuild`: the runbook's emergency procedure. Only the keys under
+    AI_PIPELINE_REDIS_KEY_PREFIX go (the whole database when it is unset)."""
+    import asyncio
+
+    from ai_pipeline.bootstrap import is_redis
+
+    settings = Settings()
+    if not is_redis(settings.state):
+        state = _safe_url(settings.state)
+        err.print(f"[red]state flush is for the Redis state store[/red]; the state is {state}")
+        raise typer.Exit(2)
+    if not yes:
+        err.print("[red]this removes every request's state:[/red] add --yes, then `state rebuild`")
+        raise typer.Exit(2)
+
+    from ai_pipeline.adapters.redis_client import connect
+    from ai_pipeline.adapters.state.redis_flush import flush_state
+
+    async def run() -> Any:
+        redis = connect(settings.state, max_connections=2)
+        try:
+            return await flush_state(redis, settings.redis_key_prefix)
+        finally:
+            await redis.aclose()
+
+    flushed = asyncio.run(run())
+    console.print(
+        f"removed {flushed.removed} keys under prefix {settings.redis_key_prefix!r}"
+        f" (kept {flushed.kept} the log cannot give back: API keys, report-id lookups;"
+        " other prefixes untouched)",
+        soft_wrap=True,  # one line, whatever the terminal's width: scripts grep it
+    )
+
+
 @state_app.command("rebuild")
 def state_rebuild() -> None:
     """Restore every request's state (and report, and filing ledger) from the log.
 
     Safe while the service runs: replaying an event twice changes nothing. After an
-    emergency `redis-cli flushdb`, run this before restarting the tracker agents."""
+    emergency `state flush`, run this before restarting the tracker agents."""
     import asyncio
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

@@ -8,7 +8,10 @@ milliseconds); it is fed from the state store, so API replicas need no triage ag
 
 The index is filled on first use with the newest ``SEED`` reports, then topped up with the
 newest ``TOP_UP`` at most every ``REFRESH_SECONDS``: an issue filed long after its report
-was created (held for review for days) is missed until the service restarts.
+was created (held for review for days) is missed until the service restarts. Memory is
+bounded like the triage index's: past twice ``capacity`` filed issues (the duplicate
+index size), the oldest are forgotten, by the index and by the map of filed issues alike.
+Both are keyed by request, not report id: two clients may use the same id.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ MIN_SIMILARITY = 0.2
 
 @dataclass(frozen=True)
 class _Filed:
+    bug_report_id: str
     request_id: str
     issue_number: int
     issue_url: str
@@ -42,13 +46,18 @@ class _Filed:
 
 
 class DuplicateHints:
-    def __init__(self, store: StateStore, redactor: Redactor):
+    def __init__(self, store: StateStore, redactor: Redactor, capacity: int = SEED):
         self._store = store
         self._redactor = redactor
+        self._capacity = max(capacity, 1)
         self._index: DuplicateIndex | None = None
-        self._filed: dict[str, _Filed] = {}  # by bug report id
+        self._filed: dict[str, _Filed] = {}  # by request id, oldest first
         self._refreshed = 0.0
         self._lock = asyncio.Lock()
+
+    def __len__(self) -> int:
+        """Filed issues remembered (at most twice the capacity)."""
+        return len(self._filed)
 
     async def candidates(self, title: str, description: str, limit: int) -> list[dict[str, Any]]:
         title = title.strip()
@@ -58,12 +67,12 @@ class DuplicateHints:
         found = index.query(f"{title}\n{description}", k=limit, title=title)
         hints = []
         for candidate in found:
-            filed = self._filed.get(candidate.bug_report_id)
+            filed = self._filed.get(candidate.bug_report_id)  # the index holds request ids
             if filed is None or candidate.similarity < MIN_SIMILARITY:
                 continue
             hints.append(
                 {
-                    "bug_report_id": candidate.bug_report_id,
+                    "bug_report_id": filed.bug_report_id,
                     "request_id": filed.request_id,
                     "title": filed.title,
                     "issue_number": filed.issue_number,
@@ -77,7 +86,9 @@ class DuplicateHints:
         async with self._lock:
             if self._index is None:
                 # Loading the artifact reads a few MB: not on the event loop.
-                self._index = await asyncio.to_thread(DuplicateIndex.from_artifact)
+                self._index = await asyncio.to_thread(
+                    DuplicateIndex.from_artifact, None, self._capacity
+                )
                 await self._add(await self._store.recent_reports(SEED))
                 self._refreshed = time.monotonic()
             elif time.monotonic() - self._refreshed >= REFRESH_SECONDS:
@@ -88,15 +99,18 @@ class DuplicateHints:
     async def _add(self, reports: list[tuple[RequestState, BugReport]]) -> None:
         assert self._index is not None
         for state, report in reversed(reports):  # oldest first, as the triage index does
-            if report.id in self._filed or not _public_issue(state):
+            rid = state.request_id
+            if rid in self._filed or not _public_issue(state):
                 continue
             assert state.github_issue_number is not None and state.github_issue_url is not None
             title = self._redactor.redact(report.title)
-            self._filed[report.id] = _Filed(
-                state.request_id, state.github_issue_number, state.github_issue_url, title
+            self._filed[rid] = _Filed(
+                report.id, rid, state.github_issue_number, state.github_issue_url, title
             )
+            if len(self._filed) > 2 * self._capacity:  # what the index forgets too
+                del self._filed[next(iter(self._filed))]
             text = self._redactor.redact(f"{report.title}\n{report.description}")
-            self._index.add(report.id, state.request_id, title, text, state.github_issue_number)
+            self._index.add(rid, rid, title, text, state.github_issue_number)
             await asyncio.sleep(0)  # a big seed must not stall other requests
 
 

@@ -12,6 +12,7 @@ from ai_pipeline.domain.github import ActionRecord, IssueRecord, IssueRef
 from ai_pipeline.domain.liveness import Heartbeat
 from ai_pipeline.domain.models import BugReport, FiledIssue, IssueDraft
 from ai_pipeline.domain.request_state import RequestState, RequestStatus, StateEvent
+from ai_pipeline.domain.submissions import OPEN_SCOPE
 
 
 @dataclass(frozen=True)
@@ -161,8 +162,12 @@ class StateStore(Protocol):
         report: BugReport,
         idempotency_key: str | None,
         outbox: Sequence[OutgoingMessage] = (),
+        submitter: str = OPEN_SCOPE,
     ) -> tuple[RequestState, bool]:
-        """Insert unless the bug report id or idempotency key is known; (state, created).
+        """Insert unless ``submitter``'s scope knows the bug report id or idempotency key
+        (``domain.submissions``); (state, created). A known one with the same report gives
+        the existing request (a request whose record expired while its lookup lives: its
+        id and last known status, the rest blank); with another report, ``IdConflict``.
 
         ``outbox`` is published only when the request is created: in the same transaction
         where the bus shares the store's database, right after the insert otherwise.
@@ -170,10 +175,20 @@ class StateStore(Protocol):
         ...
 
     async def put_report(
-        self, request_id: str, report: BugReport, idempotency_key: str | None
+        self,
+        request_id: str,
+        report: BugReport,
+        idempotency_key: str | None,
+        submitter: str = OPEN_SCOPE,
     ) -> bool:
-        """Restore a known request's report (and its id and key lookups) when it has none,
-        as a rebuild from the log does; whether anything was written."""
+        """Restore a known request's report (and its id and key lookups in ``submitter``'s
+        scope, unless another request holds them) when it has none, as a rebuild from the
+        log does; whether anything was written."""
+        ...
+
+    async def expire_lookups(self) -> int:
+        """Forget id and idempotency-key lookups whose request ended more than the lookup
+        lifetime ago (where the store does not expire them itself); how many."""
         ...
 
     async def get(self, request_id: str) -> RequestState | None: ...

@@ -34,6 +34,7 @@ from ai_pipeline.domain.loop_events import (
 )
 from ai_pipeline.domain.models import FiledIssue
 from ai_pipeline.domain.notifications import Notification
+from ai_pipeline.domain.submissions import scope_of
 from ai_pipeline.observability.logging import get_logger
 from ai_pipeline.ports import Bus, FilingRecord, Message, StateStore
 
@@ -155,7 +156,7 @@ async def _requeue(delivery: DeliveryAgent, message: Message, report: RebuildRep
 async def _restore_report(store: StateStore, message: Message, report: RebuildReport) -> None:
     event = _decoded(message, report)
     if isinstance(event, BugReportSubmitted) and await store.put_report(
-        event.request_id, event.report, event.idempotency_key
+        event.request_id, event.report, event.idempotency_key, scope_of(event.submitter)
     ):
         report.reports += 1
 

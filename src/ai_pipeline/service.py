@@ -188,6 +188,9 @@ class Pipeline:
         pruned = await self.c.bus.prune()
         if pruned:
             log.info("bus_pruned", messages=pruned)
+        forgotten = await self.c.store.expire_lookups()
+        if forgotten:
+            log.info("report_id_lookups_expired", lookups=forgotten)
 
 
 def _settle_garbage_collector() -> None:

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     redis_key_prefix: str = ""
     # A finished request's record lives this long (the status-updates log outlives it).
     state_ttl_seconds: float = Field(default=24 * 3600, gt=0)
+    # A report's id and Idempotency-Key are recognised while their request is in flight and
+    # this long after it ended, in either store, whatever the record's own lifetime: a
+    # resubmission within it never files a second issue.
+    idempotency_ttl_seconds: float = Field(default=30 * 86400, gt=0)
     # The local tracker's issues when the state is not in SQLite (one file per deployment).
     local_tracker_db: str = "sqlite:///data/local-tracker.db"
 
@@ -148,6 +152,9 @@ class Settings(BaseSettings):
     llm_allowed_assignees: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # The same LLM writes each issue's title and an overview paragraph (template otherwise).
     llm_draft_issues: bool = False
+    # Reports the local engine finds security-sensitive: "deny" keeps them from the LLM
+    # (triage stays local's, the issue the template's); "allow" sends them like the others.
+    llm_security_reports: Literal["deny", "allow"] = "deny"
 
     # Delivery.
     max_attempts: int = Field(default=5, ge=1)
@@ -178,9 +185,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Longest a submission waits on the store and bus before answering 503.
     submit_timeout_seconds: float = Field(default=30.0, gt=0)
-    # Authentication (ai_pipeline.api.auth): open while no API key exists, closed once one
-    # does. Key lookups and the open/closed answer are cached this long per process, so a
-    # revocation takes effect within it.
+    # Authentication (ai_pipeline.api.auth). "auto": open while no API key was ever
+    # created, closed once one was (`make run` needs no setup). "required": keys always;
+    # with none in the store (never created, or the store was emptied: a flush, an eviction,
+    # a failover to an empty replica) every keyed route answers 503, never open. "open": no
+    # authentication at all, on purpose. Key lookups and whether any key exists are cached
+    # this long per process, so a revocation takes effect within it.
+    auth: Literal["auto", "required", "open"] = "auto"
     auth_cache_seconds: float = Field(default=5.0, ge=0)
     # Prometheus text at /metrics without a key (scrapers keep working); false: `read` scope.
     metrics_public: bool = True
@@ -189,6 +200,15 @@ class Settings(BaseSettings):
     rate_limit_read_per_hour: int = Field(default=1000, ge=0)
     # Requests per client address per hour served without a key (open mode); 0: off.
     rate_limit_per_address_per_hour: int = Field(default=0, ge=0)
+    # Requests with an unknown or revoked key per client address per hour: past it, that
+    # address gets 429 on every keyed route until the hour ends (a key-guessing client is
+    # throttled before it costs a store lookup); 0: off.
+    rate_limit_auth_failures_per_address_per_hour: int = Field(default=100, ge=0)
+    # Live event streams (GET /api/v1/requests/{id}/events) open at once per key (per
+    # client address without one), per API process; past it 429. Each open stream counts
+    # one read against the key's hourly read limit every stream_charge_seconds.
+    max_streams_per_key: int = Field(default=10, ge=1)
+    stream_charge_seconds: float = Field(default=60.0, gt=0)
     # HTTPS: a PEM certificate (chain) and its private key; both or neither. Without them
     # the service speaks plain HTTP (behind a TLS-terminating proxy, or on loopback).
     tls_cert_file: str | None = None

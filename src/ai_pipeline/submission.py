@@ -19,6 +19,7 @@ from ai_pipeline.domain.events import (
 from ai_pipeline.domain.ids import new_request_id
 from ai_pipeline.domain.models import BugReport
 from ai_pipeline.domain.request_state import RequestState, RequestStatus, new_request
+from ai_pipeline.domain.submissions import OPEN_SCOPE
 from ai_pipeline.ports import OutgoingMessage
 
 
@@ -46,23 +47,27 @@ class Submission:
     def __init__(self, container: Container):
         self.c = container
 
-    async def submit(self, report: BugReport, idempotency_key: str | None) -> Outcome:
+    async def submit(
+        self, report: BugReport, idempotency_key: str | None, submitter: str = OPEN_SCOPE
+    ) -> Outcome:
+        """``submitter``: the scope its id is known in (``domain.submissions``). Raises
+        ``IdConflict`` when that scope used the id or key for another report."""
         # A down broker or store must not hold the client for minutes: answer 503, and the
         # retry (same id) finds the request; what was queued is still delivered.
         try:
             async with asyncio.timeout(self.c.settings.submit_timeout_seconds):
-                return await self._submit(report, idempotency_key)
+                return await self._submit(report, idempotency_key, submitter)
         except TimeoutError:
             raise UnavailableError("accepting the report timed out") from None
 
-    async def _submit(self, report: BugReport, idempotency_key: str | None) -> Outcome:
+    async def _submit(
+        self, report: BugReport, idempotency_key: str | None, submitter: str
+    ) -> Outcome:
         now = utcnow()
         fresh = new_request(new_request_id(), report.id, now)
+        first = self._first_messages(fresh, report, idempotency_key, submitter)
         state, created = await self.c.store.create_request(
-            fresh,
-            report,
-            idempotency_key,
-            outbox=self._first_messages(fresh, report, idempotency_key),
+            fresh, report, idempotency_key, outbox=first, submitter=submitter
         )
         if created:
             self.c.metrics.requests_total.inc()
@@ -72,11 +77,16 @@ class Submission:
             # The first attempt may have died between recording and publishing: publish
             # again. Handlers are idempotent, so a second copy changes nothing.
             stored = await self.c.store.get_report(state.request_id)
-            await self.c.bus.publish(self._first_messages(state, stored or report, idempotency_key))
+            again = self._first_messages(state, stored or report, idempotency_key, submitter)
+            await self.c.bus.publish(again)
         return Outcome(state, created, self._estimate())
 
     def _first_messages(
-        self, state: RequestState, report: BugReport, idempotency_key: str | None
+        self,
+        state: RequestState,
+        report: BugReport,
+        idempotency_key: str | None,
+        submitter: str,
     ) -> list[OutgoingMessage]:
         submitted = StepChanged(
             request_id=state.request_id,
@@ -90,6 +100,7 @@ class Submission:
             report=report,
             submitted_at=state.created_at,
             idempotency_key=idempotency_key,
+            submitter=submitter,
         )
         return [
             to_topic(Topic.BUG_REPORTS, state.request_id, event),

@@ -249,6 +249,8 @@ def test_configuration_is_known_settings_and_secrets_come_from_the_secret(
     values = {k.removeprefix("AI_PIPELINE_").lower(): v for k, v in config.items()}
     settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
     assert settings.bus.startswith("kafka://") and settings.state.startswith("redis://")
+    # An emptied Redis (flush, eviction, failover) must close the API, never open it.
+    assert settings.auth == "required"
     for name, deployment in by_kind(docs, "Deployment").items():
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         assert container["envFrom"] == [{"configMapRef": {"name": "ai-pipeline-config"}}], name
@@ -412,6 +414,7 @@ def test_compose_services_and_their_wiring(compose: dict[str, Any]) -> None:
         environment = service["environment"]
         assert environment["AI_PIPELINE_BUS"] == "kafka://kafka:9092"
         assert environment["AI_PIPELINE_STATE"] == "redis://redis:6379/0"
+        assert environment["AI_PIPELINE_AUTH"] == "required"
         assert set(environment) <= SETTINGS_VARIABLES, set(environment) - SETTINGS_VARIABLES
         for secret in ("AI_PIPELINE_GITHUB_TOKEN", "AI_PIPELINE_LLM_API_KEY"):
             assert environment[secret] is None, f"{name}: {secret} must only pass through"

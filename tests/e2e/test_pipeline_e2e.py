@@ -53,9 +53,13 @@ def test_resubmitting_returns_the_first_request(tmp_path: Path) -> None:
         assert (first.status_code, again.status_code) == (201, 200)
         assert first.json()["request_id"] == again.json()["request_id"]
         headers = {"Idempotency-Key": "retry-42"}
-        a = client.post("/api/v1/bug-reports", json=report_dict(), headers=headers)
-        b = client.post("/api/v1/bug-reports", json=report_dict(), headers=headers)
+        keyed = report_dict()
+        a = client.post("/api/v1/bug-reports", json=keyed, headers=headers)
+        b = client.post("/api/v1/bug-reports", json=keyed, headers=headers)
         assert a.json()["request_id"] == b.json()["request_id"]
+        # The key reused for another report is the client's mistake: refused, not dropped.
+        other = client.post("/api/v1/bug-reports", json=report_dict(), headers=headers)
+        assert other.status_code == 409 and other.json()["error"]["code"] == "INVALID_REQUEST"
         total = client.get("/api/v1/requests", params={"status": "all"}).json()
         assert total["pagination"]["total"] == 2
 

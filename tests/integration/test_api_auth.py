@@ -199,3 +199,25 @@ def test_an_open_service_is_not_throttled_by_default(api: Api) -> None:
     responses = [api.submit() for _ in range(5)]
     assert {r.status_code for r in responses} == {201}
     assert "x-ratelimit-limit" not in responses[0].headers
+
+
+def test_an_address_sending_wrong_keys_is_throttled_before_any_lookup(tmp_path: Path) -> None:
+    with started(tmp_path, rate_limit_auth_failures_per_address_per_hour=3) as api:
+        secret, _ = api.add_key("submit", "read")
+        for _ in range(3):
+            assert_envelope(api.read(new_secret()), 401, "UNAUTHORIZED")
+        error = assert_envelope(api.read(new_secret()), 429, "RATE_LIMIT_EXCEEDED")
+        assert "wrong API key" in error["message"]
+        # The address is held off until the hour ends, whatever it sends now.
+        held_off = api.read(secret)
+        assert_envelope(held_off, 429, "RATE_LIMIT_EXCEEDED")
+        assert 1 <= int(held_off.headers["retry-after"]) <= 3600
+        assert api.refusals("unknown") == 3 and api.refusals("auth_failures") == 2
+
+
+def test_missing_keys_do_not_count_as_wrong_ones(tmp_path: Path) -> None:
+    with started(tmp_path, rate_limit_auth_failures_per_address_per_hour=1) as api:
+        secret, _ = api.add_key("read")
+        for _ in range(3):
+            assert_envelope(api.read(), 401, "UNAUTHORIZED")
+        assert api.read(secret).status_code == 200

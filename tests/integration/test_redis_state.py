@@ -24,6 +24,7 @@ from ai_pipeline.domain.errors import UnavailableError
 from ai_pipeline.domain.events import Step, StepChanged, StepStatus, utcnow
 from ai_pipeline.domain.models import FiledIssue
 from ai_pipeline.domain.request_state import ACTIVE, RequestStatus, fold, new_request
+from ai_pipeline.domain.submissions import IdConflict, fingerprint
 from ai_pipeline.ports import FilingRecord, OutgoingMessage
 from tests.factories import report
 
@@ -120,20 +121,23 @@ async def test_a_bug_report_id_creates_one_request_only(
     record = await raw.hgetall(f"{prefix}request:r1")
     assert {"state", "report", "rank", "seq"} <= record.keys()
     assert record["seq"] == "1" and record["rank"] == str(first.rank)
-    assert await raw.get(f"{prefix}bug-report:{r.id}") == "r1"
+    lookup = await raw.hgetall(f"{prefix}submission:open:id:{r.id}")
+    assert lookup == {"request": "r1", "fingerprint": fingerprint(r), "status": "submitted"}
     assert await store.get_report("r1") == r
     assert store.operations["redis|create_request"] == 2
 
 
-async def test_an_idempotency_key_returns_the_first_request(
+async def test_an_idempotency_key_returns_the_first_request_and_refuses_another_report(
     store: RedisStateStore, raw: Redis, prefix: str
 ) -> None:
     a, b = report(), report()
     await store.create_request(new_request("r1", a.id, utcnow()), a, "key-1")
-    state, created = await store.create_request(new_request("r2", b.id, utcnow()), b, "key-1")
+    state, created = await store.create_request(new_request("r2", a.id, utcnow()), a, "key-1")
     assert not created and state.request_id == "r1"
-    assert await raw.get(f"{prefix}idempotency:key-1") == "r1"
-    assert await raw.exists(f"{prefix}bug-report:{b.id}") == 0
+    with pytest.raises(IdConflict, match="key-1"):
+        await store.create_request(new_request("r3", b.id, utcnow()), b, "key-1")
+    assert await raw.hget(f"{prefix}submission:open:key:key-1", "request") == "r1"
+    assert await raw.exists(f"{prefix}submission:open:id:{b.id}", f"{prefix}request:r3") == 0
 
 
 async def test_concurrent_duplicate_submissions_create_one_request(store: RedisStateStore) -> None:
@@ -168,12 +172,14 @@ async def test_apply_folds_a_request_through_its_whole_life(
     done = await store.list_requests([RequestStatus.COMPLETED], limit=10, offset=0)
     assert [s.request_id for s in done.requests] == ["r1"]
     assert await raw.hget(f"{prefix}request:r1", "seq") == "7"
-    # Ended: the record and its mapping live one more day, then go.
+    # Ended: the record lives one more day, its lookup 30 days from its last change.
     ttl = await raw.pttl(f"{prefix}request:r1")
     assert 0 < ttl <= 86_400_000
     final_report = await store.get_report("r1")
     assert final_report is not None
-    assert 0 < await raw.pttl(f"{prefix}bug-report:{final_report.id}") <= 86_400_000
+    lookup = f"{prefix}submission:open:id:{final_report.id}"
+    assert 29 * 86_400_000 < await raw.pttl(lookup) <= 30 * 86_400_000
+    assert await raw.hget(lookup, "status") == "completed"
     assert store.operations["redis|apply"] == 6
 
 
@@ -249,14 +255,12 @@ async def test_ended_requests_expire_and_leave_listing_and_counts(
         assert (stats.total, stats.completed) == (1, 0)
         # Samples outlive the record: they serve the 30-day metrics.
         assert len(stats.processing_seconds) == 1
-        # The mappings went with it: the same report and key make a new request.
-        _, created = await store.create_request(new_request("again", r.id, utcnow()), r, None)
-        assert created
-        other = report()
-        _, created = await store.create_request(
-            new_request("keyed", other.id, utcnow()), other, "key-done"
-        )
-        assert created
+        # Its lookups did not: the same report is still the same request, once ended.
+        state, created = await store.create_request(new_request("again", r.id, utcnow()), r, None)
+        assert (created, state.request_id, state.status) == (False, "done", "completed")
+        with pytest.raises(IdConflict):
+            other = report()
+            await store.create_request(new_request("keyed", other.id, utcnow()), other, "key-done")
 
 
 async def test_a_rebuilt_request_keeps_only_the_rest_of_its_lifetime(
@@ -273,9 +277,7 @@ async def test_a_rebuilt_request_keeps_only_the_rest_of_its_lifetime(
         state = await store.apply(failed)
         assert state is not None and state.status is RequestStatus.FAILED
     assert 0 < await raw.pttl(f"{prefix}request:recent") <= 3_600_000
-    assert 0 < await raw.pttl(f"{prefix}bug-report:B-recent") <= 3_600_000
     assert await store.get("old") is None
-    assert await raw.exists(f"{prefix}bug-report:B-old") == 0
     failed_page = await store.list_requests([RequestStatus.FAILED], limit=10, offset=0)
     assert [s.request_id for s in failed_page.requests] == ["recent"]
     stats = await store.stats(utcnow() - timedelta(days=3))
@@ -296,7 +298,7 @@ async def test_a_redriven_request_lives_on_until_it_ends_again(
 
     await store.apply(changed("r1", Step.TRIAGE, StepStatus.REDRIVEN, utcnow()))
 
-    for key in ("request:r1", f"bug-report:{r.id}", "idempotency:key-1"):
+    for key in ("request:r1", f"submission:open:id:{r.id}", "submission:open:key:key-1"):
         assert await raw.pttl(f"{prefix}{key}") == -1, key  # no expiry
     assert await raw.zscore(f"{prefix}index:expiry", "r1") is None
     assert await raw.zscore(f"{prefix}index:active", "r1") is not None
@@ -443,22 +445,26 @@ async def test_the_log_rebuilds_a_request_through_apply_then_put_report(
     assert state is not None and state.bug_report_id == r.id
     assert await store.get("r1") == state
     assert await store.get_report("r1") is None
-    assert await raw.get(f"{prefix}bug-report:{r.id}") == "r1"
+    # Whose id it is comes with the report: no lookup until then.
+    assert await raw.exists(f"{prefix}submission:open:id:{r.id}") == 0
 
-    assert await store.put_report("r1", r, "key-1")
+    assert await store.put_report("r1", r, "key-1", submitter="k_a")
     assert not await store.put_report("r1", report(id=r.id), None)
     assert not await store.put_report("unknown", report(), None)
     assert await store.get_report("r1") == r
-    assert await raw.get(f"{prefix}idempotency:key-1") == "r1"
-    # The rebuilt request now dedupes like one created through the API.
-    again, created = await store.create_request(new_request("r2", r.id, utcnow()), r, None)
+    assert await raw.hget(f"{prefix}submission:k_a:key:key-1", "request") == "r1"
+    # The rebuilt request now dedupes like one created through the API, in its scope.
+    again, created = await store.create_request(
+        new_request("r2", r.id, utcnow()), r, None, submitter="k_a"
+    )
     assert not created and again.request_id == "r1"
-    other = report()
     keyed, created = await store.create_request(
-        new_request("r3", other.id, utcnow()), other, "key-1"
+        new_request("r3", r.id, utcnow()), r, "key-1", submitter="k_a"
     )
     assert not created and keyed.request_id == "r1"
-    assert [s.request_id for s, _ in await store.recent_reports(10)] == ["r1"]
+    elsewhere, created = await store.create_request(new_request("r4", r.id, utcnow()), r, None)
+    assert created and elsewhere.request_id == "r4"
+    assert [s.request_id for s, _ in await store.recent_reports(10)] == ["r4", "r1"]
 
 
 async def test_a_redis_restart_mid_stream_loses_no_apply(

@@ -545,8 +545,10 @@ def test_redis_backup_round_trip(fleet: Fleet, redis_server: Any, tmp_path: Path
     assert restored.returncode == 0, output(restored)
     dumped = parts["redis/keys.jsonl"].count(b"\n")
     assert dumped >= REPORTS
-    # The running service may write a key of its own (daily counters) before the restore.
-    assert restore_counts(restored.stdout) in ((dumped, 0), (dumped - 1, 1)), output(restored)
+    # The running service may write keys of its own before the restore (daily counters, the
+    # agents' heartbeats and their expiry index): those are kept, everything else restored.
+    put_back, kept = restore_counts(restored.stdout)
+    assert put_back + kept == dumped and kept <= 3, output(restored)
     assert "state rebuild" in restored.stdout
     assert fleet.all_requests() == before
     # A second restore over live keys keeps them: an old snapshot never overwrites newer state.
@@ -755,7 +757,8 @@ if [[ " $* " == *" exec "* ]]; then
     state) echo "redis://redis.redis.svc:6379/0" ;;
     redis_key_prefix) echo "" ;;
     rebuild) echo "rebuilt 5 requests from 20 status events" ;;
-    *) echo "FLUSHDB done" ;;
+    --yes) echo "removed 40 keys under prefix '' (kept 9 the log cannot give back)" ;;
+    *) echo "unexpected call" >&2; exit 1 ;;
   esac
   exit 0
 fi
@@ -796,7 +799,7 @@ def test_emergency_recovery_on_kubectl_pauses_keda_and_works_inside_the_pod(
         step(calls, "exec deploy/ai-pipeline", "/api/v1/requests"),
         step(calls, "annotate scaledobject github-api-agent", "paused-replicas=0"),
         step(calls, "scale deployment github-api-agent --replicas=0"),
-        step(calls, "exec deploy/ai-pipeline", "import sys, redis"),  # the flush, in the pod
+        step(calls, "exec deploy/ai-pipeline", "ai-pipeline state flush --yes"),  # in the pod
         step(calls, "exec deploy/ai-pipeline", "ai-pipeline state rebuild"),
         step(calls, "annotate scaledobject github-api-agent", "paused-replicas-"),
         step(calls, "scale deployment github-api-agent --replicas=1"),

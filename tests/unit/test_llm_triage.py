@@ -256,3 +256,33 @@ def test_the_report_is_json_encoded_between_nonce_delimiters_it_cannot_forge() -
     assert sum(line.startswith("<<<") for line in lines) == 2
     again = prompts.triage_messages(report(description=forged), (), ())
     assert again[0] == messages[0] and again[1] != messages[1]  # a fresh nonce per call
+
+
+@pytest.mark.parametrize(("setting", "sends"), [(None, False), ("deny", False), ("allow", True)])
+def test_security_reports_are_kept_from_the_llm_unless_the_setting_allows(
+    tmp_path: Any, setting: str | None, sends: bool
+) -> None:
+    from ai_pipeline.bootstrap import bootstrap
+    from tests.conftest import make_settings
+
+    chosen = {} if setting is None else {"llm_security_reports": setting}
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'p.db'}",
+        triage_engine="llm",
+        llm_base_url="http://127.0.0.1:9/v1",
+        llm_model="m",
+        **chosen,
+    )
+    engine = bootstrap(settings).triage_agent.engine
+    assert isinstance(engine, LlmTriageEngine) and engine.send_security is sends
+
+
+async def test_a_security_sensitive_report_is_drafted_by_the_template_alone() -> None:
+    from ai_pipeline.drafting.llm_draft import LlmDrafter
+    from ai_pipeline.drafting.template import render
+
+    chat = FakeChat({"title": "A title the LLM wrote", "summary": "x" * 40})
+    r = report(title="Stored XSS in the comment form")
+    triage = LocalTriageEngine.load().decide(r, []).model_copy(update={"security_sensitive": True})
+    assert await LlmDrafter(chat, Metrics()).draft("q", r, triage) == render("q", r, triage)
+    assert chat.calls == []

@@ -13,6 +13,7 @@ from ai_pipeline.adapters.state.sqlite import SqliteStateStore
 from ai_pipeline.domain.events import Step, StepChanged, StepStatus, utcnow
 from ai_pipeline.domain.models import FiledIssue
 from ai_pipeline.domain.request_state import ACTIVE, RequestStatus, new_request
+from ai_pipeline.domain.submissions import IdConflict
 from ai_pipeline.ports import FilingRecord, OutgoingMessage
 from tests.factories import report
 
@@ -62,12 +63,17 @@ async def test_a_bug_report_id_creates_one_request_only(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_an_idempotency_key_returns_the_first_request(tmp_path: Path) -> None:
+async def test_an_idempotency_key_returns_the_first_request_and_refuses_another_report(
+    tmp_path: Path,
+) -> None:
     store = await new_store(tmp_path / "s.db")
     a, b = report(), report()
     await store.create_request(new_request("r1", a.id, utcnow()), a, "key-1")
-    state, created = await store.create_request(new_request("r2", b.id, utcnow()), b, "key-1")
+    state, created = await store.create_request(new_request("r2", a.id, utcnow()), a, "key-1")
     assert not created and state.request_id == "r1"
+    with pytest.raises(IdConflict, match="key-1"):
+        await store.create_request(new_request("r3", b.id, utcnow()), b, "key-1")
+    assert await store.get("r3") is None
     await store.close()
 
 

@@ -34,6 +34,9 @@ RATE_LIMITED = "rate_limited"  # 429 after the retries
 REJECTED = "rejected"  # another 4xx: our request or credentials are wrong, retrying won't help
 INVALID_OUTPUT = "invalid_output"  # an answer that is not the JSON the schema asks for
 BUDGET_EXHAUSTED = "budget_exhausted"
+# Not a failure: a security-sensitive report is kept from an external model
+# (AI_PIPELINE_LLM_SECURITY_REPORTS=deny, the default), so no call is made.
+SECURITY_WITHHELD = "security_withheld"
 REASONS = (TIMEOUT, UNAVAILABLE, RATE_LIMITED, REJECTED, INVALID_OUTPUT, BUDGET_EXHAUSTED)
 _RETRIED = frozenset({TIMEOUT, UNAVAILABLE, RATE_LIMITED})
 

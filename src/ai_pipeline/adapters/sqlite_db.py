@@ -70,14 +70,21 @@ class SqliteDatabase:
         self._in_flight: asyncio.Task[None] | None = None
         self._checkpointer: asyncio.Task[None] | None = None
         self._schemas: list[str] = []
+        self._migrations: list[Callable[[sqlite3.Connection], None]] = []
         self._read_lock = threading.Lock()
         self.commits = 0
         self.writes = 0
         self.wal_restarts = 0
         self._restarting = False
 
-    def add_schema(self, ddl: str) -> None:
+    def add_schema(
+        self, ddl: str, migrate: Callable[[sqlite3.Connection], None] | None = None
+    ) -> None:
+        """``ddl`` runs at every start (make it idempotent); then ``migrate``, which brings an
+        older file's tables to what ``ddl`` describes (and does nothing once it has)."""
         self._schemas.append(ddl)
+        if migrate is not None:
+            self._migrations.append(migrate)
 
     @property
     def started(self) -> bool:
@@ -96,6 +103,8 @@ class SqliteDatabase:
         self._writer.execute("PRAGMA wal_autocheckpoint=0")
         for ddl in self._schemas:
             self._writer.executescript(ddl)
+        for migrate in self._migrations:
+            migrate(self._writer)
         self._reader = self._connect()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._checkpointer = asyncio.create_task(self._checkpoint_forever(), name="checkpoint")

@@ -13,16 +13,23 @@ from starlette.types import ASGIApp
 from ai_pipeline import __version__
 from ai_pipeline.api import console_routes, errors, loop_routes
 from ai_pipeline.api.console import mount_console
+from ai_pipeline.api.disclosure import Disclosure
 from ai_pipeline.api.guard import Guard
 from ai_pipeline.api.ingest import IngestFastPath
 from ai_pipeline.api.middleware import ObserveRequests
 from ai_pipeline.api.routes import json_response, router
+from ai_pipeline.api.streams import StreamSlots
 from ai_pipeline.bootstrap import AGENTS, Container
 from ai_pipeline.domain.redaction import Redactor
 from ai_pipeline.duplicate_hints import DuplicateHints
 from ai_pipeline.observability.health import health_document
+from ai_pipeline.observability.probes import Recent
 from ai_pipeline.review_queue import ReviewQueue
 from ai_pipeline.service import Pipeline
+
+# How long health, aggregate metrics and the consumer lag are reused: probes and scrapers
+# asking many times a second must not multiply the store's and Kafka's load.
+RECENT_SECONDS = 1.0
 
 
 def create_app(container: Container, agents: Collection[str] = tuple(AGENTS)) -> ASGIApp:
@@ -38,12 +45,19 @@ def create_app(container: Container, agents: Collection[str] = tuple(AGENTS)) ->
     app.include_router(console_routes.router)
     app.include_router(loop_routes.router)
     app.state.duplicate_hints = DuplicateHints(
-        container.store, Redactor.from_setting(container.settings.redact)
+        container.store,
+        Redactor.from_setting(container.settings.redact),
+        capacity=container.settings.duplicate_index_size,
     )
     app.state.review_queue = ReviewQueue(container)
     _mount_github_webhooks(app, container)
+    # Answers to callers without admin are redacted whatever AI_PIPELINE_REDACT says (that
+    # setting is about what gets filed).
+    app.state.disclosure = Disclosure(Redactor())
     mount_console(app)
     guard = Guard(IngestFastPath(app, container), container)
+    app.state.limits = guard.limits  # live event streams count reads as they last
+    app.state.stream_slots = StreamSlots(container.settings.max_streams_per_key)
     return ObserveRequests(guard, container.metrics, container.ingest_priority)
 
 
@@ -69,7 +83,10 @@ def create_agent_app(container: Container, agents: Collection[str]) -> FastAPI:
     @app.get("/health", summary="Health of the agents in this process")
     @app.get("/api/v1/health", include_in_schema=False)
     async def health() -> Response:
-        doc, code = await health_document(container, pipeline, whole_service=False)
+        # Its own port, inside the cluster: the details stay (no API, no key to ask for).
+        doc, code = await app.state.recent.get(
+            "health", lambda: health_document(container, pipeline, whole_service=False)
+        )
         return json_response(doc, code)
 
     return app
@@ -100,10 +117,13 @@ def _fastapi_app(
     )
     app.state.container = container
     app.state.pipeline = pipeline
+    app.state.recent = Recent(RECENT_SECONDS)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:
-        await pipeline.export_lag()  # fresh at every scrape, not up to one interval old
+        # Fresh at every scrape (not up to one interval old), yet one Kafka query a second
+        # however many scrapers ask.
+        await app.state.recent.get("lag", pipeline.export_lag)
         registry = request.app.state.container.metrics.registry
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -1,10 +1,17 @@
 """Who may call what: route scopes, the client's key, and a short cache of the key store.
 
-Clients send ``X-API-Key: <secret>`` or ``Authorization: Bearer <secret>``. The service is
-open while no key was ever created (a fresh ``make run`` needs no setup) and closed once
-one was, revoked ones included (revoking a leaked last key must not open it). Lookups are
-cached ``auth_cache_seconds`` per process, so a request costs no store read, and a new
-key, a revocation or the first key takes effect within that delay.
+Clients send ``X-API-Key: <secret>`` or ``Authorization: Bearer <secret>``. Three modes
+(``AI_PIPELINE_AUTH``):
+
+- ``auto``: open while no key was ever created (a fresh ``make run`` needs no setup) and
+  closed once one was, revoked ones included (revoking a leaked last key must not open it);
+- ``required``: closed, always. With no key in the store (never created, or the store was
+  emptied: a flush, an eviction, a failover to an empty replica) every keyed route answers
+  503: the store lost its keys, which must close the API, never open it;
+- ``open``: no authentication at all, chosen explicitly.
+
+Lookups are cached ``auth_cache_seconds`` per process, so a request costs no store read,
+and a new key, a revocation or the first key takes effect within that delay.
 """
 
 from __future__ import annotations
@@ -20,11 +27,12 @@ from ai_pipeline.ports import ApiKey, KeyStore
 
 log = get_logger(__name__)
 
+HEALTH_PATH = "/api/v1/health"
 # Always open: probes and load balancers carry no key; the API's documentation is public;
 # an unsubscribe link is signed (its route checks the signature).
 OPEN_PATHS = frozenset(
     {
-        "/api/v1/health",
+        HEALTH_PATH,
         "/health",
         "/docs",
         "/docs/oauth2-redirect",
@@ -114,12 +122,20 @@ def presented_secret(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
 
 
 class KeyCache:
-    """The key store's answers, each kept ``ttl`` seconds (negative answers too)."""
+    """The key store's answers, each kept ``ttl`` seconds (negative answers too).
+    ``changed(any_keys)`` is called when whether any key exists flips."""
 
-    def __init__(self, store: KeyStore, ttl: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        store: KeyStore,
+        ttl: float,
+        clock: Callable[[], float] = time.monotonic,
+        changed: Callable[[bool], None] | None = None,
+    ):
         self._store = store
         self._ttl = ttl
         self._clock = clock
+        self._changed = changed
         self._active: tuple[float, bool] | None = None  # (until, any key ever created)
         self._keys: dict[str, tuple[float, ApiKey | None]] = {}
 
@@ -128,8 +144,8 @@ class KeyCache:
         if self._active is not None and now < self._active[0]:
             return self._active[1]
         active = await self._store.any_keys()
-        if self._active is not None and self._active[1] != active:
-            announce_mode(active)
+        if self._active is not None and self._active[1] != active and self._changed:
+            self._changed(active)
         self._active = (now + self._ttl, active)
         return active
 
@@ -145,30 +161,62 @@ class KeyCache:
         return key
 
 
-def announce_mode(closed: bool) -> None:
-    if closed:
-        log.info("api_keys_required")
+AUTO, REQUIRED, OPEN = "auto", "required", "open"
+NO_KEYS_MESSAGE = (
+    "no API key is configured and AI_PIPELINE_AUTH=required: the service refuses every"
+    " keyed request until an operator restores the keys (see the runbook)"
+)
+
+
+def announce_mode(mode: str, any_keys: bool) -> None:
+    """Say in the log whether the API is open, closed, or shut for lack of keys."""
+    if mode == OPEN:
+        log.warning(
+            "api_open_by_setting",
+            message="AI_PIPELINE_AUTH=open: every route is open to anyone who can reach it",
+        )
+    elif any_keys:
+        log.info("api_keys_required", mode=mode)
+    elif mode == REQUIRED:
+        log.error("api_closed_no_keys", message=NO_KEYS_MESSAGE)
     else:
         log.warning(
             "api_open_no_keys",
             message="no API key exists: every route is open to anyone who can reach it;"
-            " create one with `ai-pipeline keys create`",
+            " create one with `ai-pipeline keys create`, and set AI_PIPELINE_AUTH=required"
+            " wherever the service is deployed",
         )
 
 
 class Authenticator:
-    def __init__(self, keys: KeyCache):
-        self.keys = keys
+    def __init__(self, store: KeyStore, ttl: float, mode: str = AUTO):
+        self.mode = mode
+        self.keys = KeyCache(store, ttl, changed=lambda active: announce_mode(mode, active))
 
     async def start(self) -> None:
         """Say at start whether the API is open."""
-        announce_mode(await self.keys.any_keys())
+        announce_mode(self.mode, self.mode != OPEN and await self.keys.any_keys())
+
+    async def sees_everything(self, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+        """On an open route that shows more to ``admin`` (health): whether this caller is
+        one (or the service is open). Never refuses: the route answers either way."""
+        if self.mode == OPEN:
+            return True
+        if not await self.keys.any_keys():
+            return self.mode == AUTO
+        secret = presented_secret(headers)
+        key = None if secret is None else await self.keys.by_hash(hash_secret(secret))
+        return key is not None and key.revoked_at is None and grants(key, ADMIN)
 
     async def authenticate(
         self, headers: Iterable[tuple[bytes, bytes]], rule: Rule
     ) -> ApiKey | None:
         """The caller's key, None while the service is open; ``Refused`` otherwise."""
+        if self.mode == OPEN:
+            return None
         if not await self.keys.any_keys():
+            if self.mode == REQUIRED:
+                raise Refused(ApiError(503, NO_KEYS_MESSAGE), "no_keys")
             return None
         secret = presented_secret(headers)
         if secret is None:

@@ -11,13 +11,20 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import ValidationError
+from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
+from ai_pipeline.api.auth import Refused
+from ai_pipeline.api.disclosure import Disclosure, admin
 from ai_pipeline.api.errors import ApiError
-from ai_pipeline.api.routes import container, json_response
+from ai_pipeline.api.rate_limits import Limits
+from ai_pipeline.api.routes import container, disclosed, json_response
+from ai_pipeline.api.streams import StreamSlots
+from ai_pipeline.domain.api_keys import READ
 from ai_pipeline.domain.request_state import RequestState
 from ai_pipeline.domain.review import Correction
 from ai_pipeline.duplicate_hints import DuplicateHints
+from ai_pipeline.ports import ApiKey
 from ai_pipeline.review_queue import NotFound, NotHeld, ReviewQueue
 
 router = APIRouter(prefix="/api/v1")
@@ -55,33 +62,52 @@ async def duplicate_candidates(
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def request_events(request: Request, request_id: str) -> Response:
-    store = container(request).store
+    c = container(request)
+    store = c.store
     state = await store.get(request_id)
     if state is None:
         raise _not_found(request_id)
+    key: ApiKey | None = request.scope.get("state", {}).get("api_key")
+    address = request.client.host if request.client else None
+    slots: StreamSlots = request.app.state.stream_slots
+    release = slots.take(key.key_id if key else f"address:{address}")
+    limits: Limits = request.app.state.limits
+    charge_every = c.settings.stream_charge_seconds
 
     async def stream(state: RequestState | None) -> AsyncIterator[bytes]:
         sent: RequestState | None = None
-        started = last = time.monotonic()
-        while True:
-            if state is not None and state != sent:
-                yield b"event: state\ndata: " + orjson.dumps(state.public_view()) + b"\n\n"
-                sent, last = state, time.monotonic()
-                if state.status.terminal:
+        started = last = charged = time.monotonic()
+        try:
+            while True:
+                if state is not None and state != sent:
+                    shown = disclosed(request, state.public_view())
+                    yield b"event: state\ndata: " + orjson.dumps(shown) + b"\n\n"
+                    sent, last = state, time.monotonic()
+                    if state.status.terminal:
+                        return
+                now = time.monotonic()
+                if now - started > STREAM_SECONDS:
                     return
-            now = time.monotonic()
-            if now - started > STREAM_SECONDS:
-                return
-            if now - last > KEEP_ALIVE_SECONDS:
-                yield b": keep-alive\n\n"
-                last = now
-            await asyncio.sleep(POLL_SECONDS)
-            state = await store.get(request_id)
+                if now - charged >= charge_every:  # one read per interval open
+                    charged = now
+                    try:
+                        await limits.check(key, READ, address)
+                    except Refused as over:
+                        yield b"event: error\ndata: " + orjson.dumps(over.message) + b"\n\n"
+                        return
+                if now - last > KEEP_ALIVE_SECONDS:
+                    yield b": keep-alive\n\n"
+                    last = now
+                await asyncio.sleep(POLL_SECONDS)
+                state = await store.get(request_id)
+        finally:
+            release()
 
     return StreamingResponse(
         stream(state),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(release),  # also when the body never started
     )
 
 
@@ -92,7 +118,11 @@ async def list_reviews(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
     queue: ReviewQueue = request.app.state.review_queue
-    return json_response(await queue.page(limit, offset))
+    disclosure: Disclosure = request.app.state.disclosure
+    page = await queue.page(limit, offset)
+    everything = admin(request)
+    page["reviews"] = [disclosure.review(item, everything) for item in page["reviews"]]
+    return json_response(page)
 
 
 @router.post(

@@ -25,6 +25,7 @@ from ai_pipeline.bootstrap import Container
 from ai_pipeline.domain.errors import UnavailableError
 from ai_pipeline.domain.github import is_reserved, is_reserved_key
 from ai_pipeline.domain.models import BugReport
+from ai_pipeline.domain.submissions import IdConflict, scope_of
 from ai_pipeline.observability.logging import get_logger
 from ai_pipeline.settings import Settings
 from ai_pipeline.submission import Submission
@@ -89,12 +90,19 @@ def check_idempotency_key(key: str | None) -> str | None:
 
 
 async def accept(
-    container: Container, body: bytes, idempotency_key: str | None
+    container: Container, body: bytes, idempotency_key: str | None, key_id: str | None
 ) -> tuple[int, bytes, dict[str, str]]:
-    """Validate and submit; (status, JSON body, headers) of the answer."""
+    """Validate and submit in the scope of ``key_id`` (the caller's API key, None while the
+    service is open); (status, JSON body, headers) of the answer."""
     report = parse_report(body)
     check_notify(report, container.settings)
-    outcome = await Submission(container).submit(report, check_idempotency_key(idempotency_key))
+    key = check_idempotency_key(idempotency_key)
+    try:
+        outcome = await Submission(container).submit(report, key, scope_of(key_id))
+    except IdConflict as conflict:
+        field = "id" if conflict.kind == "id" else "Idempotency-Key"
+        details = {"field": field, "value": conflict.value, "request_id": conflict.request_id}
+        raise ApiError(409, str(conflict), code="INVALID_REQUEST", details=details) from None
     state = outcome.state
     base = f"/api/v1/requests/{state.request_id}"
     answer = {
@@ -125,7 +133,7 @@ class IngestFastPath:
             check_headers(headers.get("content-type"), headers.get("content-length"), limit)
             body = await _read_body(receive, limit)
             status, payload, extra = await accept(
-                self.container, body, headers.get("idempotency-key")
+                self.container, body, headers.get("idempotency-key"), api_key_id(scope)
             )
         except ApiError as error:
             status, payload, extra = failure(scope, error)
@@ -135,6 +143,12 @@ class IngestFastPath:
             log.error("unhandled_error", path=PATH, error_type=type(exc).__name__)
             status, payload, extra = failure(scope, ApiError(500, INTERNAL_MESSAGE))
         await respond(send, status, payload, extra)
+
+
+def api_key_id(scope: Scope) -> str | None:
+    """The caller's key id, as the guard recorded it (None while the service is open)."""
+    key_id = scope.get("state", {}).get("api_key_id")
+    return key_id if isinstance(key_id, str) else None
 
 
 def failure(scope: Scope, error: ApiError) -> tuple[int, bytes, dict[str, str]]:

@@ -80,6 +80,10 @@ def _add_errors(operation: dict[str, Any]) -> None:
         errors |= BODY | WITH_INPUT
     responses = operation.setdefault("responses", {})
     reference = {"$ref": f"#/components/schemas/{SCHEMA_NAME}"}
+    # Errors a route declares itself (e.g. 409 of the ingest route) carry the envelope too.
+    for status, response in responses.items():
+        if status[:1] in ("4", "5") and "content" not in response:
+            response["content"] = {"application/json": {"schema": reference}}
     for status, description in errors.items():
         # Replaces FastAPI's own 422 (HTTPValidationError), which the service never sends.
         responses[str(status)] = {

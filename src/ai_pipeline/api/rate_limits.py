@@ -1,4 +1,5 @@
-"""Hourly limits per API key, and per client address for requests made without one."""
+"""Hourly limits per API key, per client address for requests made without one, and per
+client address for requests made with a wrong key (a key-guessing client)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ai_pipeline.ports import ApiKey, RateDecision, RateLimiter
 from ai_pipeline.settings import Settings
 
 HOUR = 3600.0
+BLOCKED_ENTRIES = 10_000
 
 
 class Limits:
@@ -22,6 +24,10 @@ class Limits:
             "read": settings.rate_limit_read_per_hour,
         }
         self._per_address = settings.rate_limit_per_address_per_hour
+        self._failures_per_address = settings.rate_limit_auth_failures_per_address_per_hour
+        # Addresses over their failure limit, until when (Unix time): refused before any key
+        # lookup. Bounded like the key cache: a spray of addresses starts it afresh.
+        self._blocked: dict[str, float] = {}
 
     def limit_for(self, key: ApiKey, kind: str) -> int:
         """The key's own limit where it has one, else the service's; 0 means none."""
@@ -46,6 +52,36 @@ class Limits:
             message = f"rate limit of {limit} requests per hour exceeded; retry later"
             raise Refused(ApiError(429, message, headers=headers), "rate_limited", key_id)
         return decision
+
+    def check_blocked(self, address: str | None) -> None:
+        """``Refused`` (429) while ``address`` is over its limit of failed authentications."""
+        until = self._blocked.get(address or "unknown")
+        if until is None:
+            return
+        if time.time() >= until:
+            del self._blocked[address or "unknown"]
+            return
+        raise _too_many_failures(until)
+
+    async def failed(self, address: str | None) -> None:
+        """Count a request made with a wrong key; ``Refused`` (429) once over the limit."""
+        if self._failures_per_address <= 0:
+            return
+        where = address or "unknown"
+        decision = await self._limiter.hit(
+            f"auth-failures:{where}", self._failures_per_address, HOUR
+        )
+        if not decision.allowed:
+            if len(self._blocked) >= BLOCKED_ENTRIES:
+                self._blocked.clear()
+            self._blocked[where] = decision.reset_at
+            raise _too_many_failures(decision.reset_at)
+
+
+def _too_many_failures(until: float) -> Refused:
+    message = "too many requests with a wrong API key from this address; retry later"
+    headers = {"Retry-After": str(max(1, math.ceil(until - time.time())))}
+    return Refused(ApiError(429, message, headers=headers), "auth_failures")
 
 
 def rate_headers(decision: RateDecision) -> dict[str, str]:

@@ -10,13 +10,15 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from ai_pipeline.adapters.trackers.local import LocalTracker
+from ai_pipeline.api.disclosure import Disclosure, admin, private_issue, statuses_only
 from ai_pipeline.api.errors import ApiError
-from ai_pipeline.api.ingest import accept, check_headers
+from ai_pipeline.api.ingest import accept, api_key_id, check_headers
 from ai_pipeline.bootstrap import Container
 from ai_pipeline.domain.models import BugReport
 from ai_pipeline.domain.paging import pagination
 from ai_pipeline.domain.request_state import ACTIVE, RequestStatus
 from ai_pipeline.observability.health import health_document, metrics_document
+from ai_pipeline.observability.probes import Recent
 
 router = APIRouter(prefix="/api/v1")
 
@@ -56,6 +58,12 @@ def container(request: Request) -> Container:
     return c
 
 
+def disclosed(request: Request, status: dict[str, Any]) -> dict[str, Any]:
+    """A status document as this caller may see it (``api.disclosure``)."""
+    disclosure: Disclosure = request.app.state.disclosure
+    return disclosure.status(status, admin(request))
+
+
 @router.post(
     "/bug-reports",
     status_code=201,
@@ -66,7 +74,10 @@ def container(request: Request) -> Container:
             "content": {"application/json": {"schema": _REPORT_SCHEMA}},
         }
     },
-    responses={200: {"description": "Already submitted: the existing request"}},
+    responses={
+        200: {"description": "Already submitted: the existing request"},
+        409: {"description": "This id or Idempotency-Key was used for another report"},
+    },
 )
 async def submit_bug_report(request: Request) -> Response:
     """Served by ``api.ingest.IngestFastPath``; this route documents it and shares its code."""
@@ -76,7 +87,8 @@ async def submit_bug_report(request: Request) -> Response:
     body = await request.body()
     if len(body) > limit:
         raise ApiError(413, f"body larger than {limit} bytes")
-    status, payload, headers = await accept(c, body, request.headers.get("idempotency-key"))
+    key = request.headers.get("idempotency-key")
+    status, payload, headers = await accept(c, body, key, api_key_id(request.scope))
     return Response(payload, status_code=status, media_type="application/json", headers=headers)
 
 
@@ -87,7 +99,7 @@ async def request_status(request: Request, request_id: str) -> Response:
         raise ApiError(
             404, f"no request with id {request_id!r}", details={"request_id": request_id}
         )
-    return json_response(state.public_view())
+    return json_response(disclosed(request, state.public_view()))
 
 
 @router.get("/requests/{request_id}", summary="A request (same as its status)")
@@ -105,7 +117,7 @@ async def list_requests(
     page = await container(request).store.list_requests(_FILTERS[status], limit, offset)
     return json_response(
         {
-            "requests": [s.public_view() for s in page.requests],
+            "requests": [disclosed(request, s.public_view()) for s in page.requests],
             "pagination": pagination(page.total, limit, offset, len(page.requests)),
         }
     )
@@ -113,14 +125,19 @@ async def list_requests(
 
 @router.get("/health", summary="Health of every component")
 async def health(request: Request) -> Response:
+    """Every component's status; their details (errors, hosts, repositories) for admin."""
     pipeline = request.app.state.pipeline
-    doc, code = await health_document(container(request), pipeline)
-    return json_response(doc, code)
+    recent: Recent[Any] = request.app.state.recent
+    doc, code = await recent.get("health", lambda: health_document(container(request), pipeline))
+    return json_response(doc if admin(request) else statuses_only(doc), code)
 
 
 @router.get("/metrics", summary="Aggregate processing metrics over a period")
 async def metrics(request: Request, period: Period = Period.DAY) -> Response:
-    return json_response(await metrics_document(container(request), period.value))
+    recent: Recent[Any] = request.app.state.recent
+    c = container(request)
+    doc = await recent.get(("metrics", period), lambda: metrics_document(c, period.value))
+    return json_response(doc)
 
 
 @router.get("/issues", summary="Issues filed on the built-in local tracker")
@@ -130,7 +147,7 @@ async def list_issues(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
     tracker = await _local_tracker(request)
-    issues, total = tracker.list_issues(limit, offset)
+    issues, total = tracker.list_issues(limit, offset, private=admin(request))
     return json_response(
         {
             "issues": [i.as_dict() for i in issues],
@@ -142,7 +159,7 @@ async def list_issues(
 @router.get("/issues/{number}", summary="One issue of the local tracker")
 async def get_issue(request: Request, number: int) -> Response:
     issue = (await _local_tracker(request)).get_issue(number)
-    if issue is None:
+    if issue is None or (private_issue(issue.labels) and not admin(request)):
         raise ApiError(404, f"no local issue #{number}", details={"number": number})
     return json_response(issue.as_dict())
 

@@ -74,6 +74,9 @@ class BugReportSubmitted(BaseModel):
     submitted_at: datetime = Field(default_factory=utcnow)
     # Kept on the log so a rebuilt state store still recognises a retried submission.
     idempotency_key: str | None = None
+    # The scope of its id (``domain.submissions``): the submitting API key's id; None for
+    # the open scope, and for events written before ids were scoped.
+    submitter: str | None = None
 
 
 class ReportTriaged(BaseModel):

@@ -6,13 +6,17 @@ template's body. The template body follows unchanged, so the reporter's own fact
 renders them. LLM text is treated like reporter text: HTML escaped, mentions
 neutralised, the title kept to one line. On any failure the template draft is used as is
 and the reason counted in ``ai_pipeline_llm_fallbacks_total{component="draft"}``.
+
+A security-sensitive report (triage's verdict) is drafted by the template alone unless
+``send_security`` (``AI_PIPELINE_LLM_SECURITY_REPORTS=allow``): nothing of it reaches the
+model (reason ``security_withheld``).
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ai_pipeline.adapters.llm import INVALID_OUTPUT, ChatModel, LlmError
+from ai_pipeline.adapters.llm import INVALID_OUTPUT, SECURITY_WITHHELD, ChatModel, LlmError
 from ai_pipeline.agents.offload import off_loop
 from ai_pipeline.domain.models import BugReport, IssueDraft, TriageResult
 from ai_pipeline.drafting.template import GITHUB_BODY_LIMIT, one_line_title, prose, render
@@ -61,11 +65,15 @@ _OVERVIEW_ROOM = len(overview("&" * (MAX_SUMMARY + 1)))
 class LlmDrafter:
     """Implements ``IssueDrafter``."""
 
-    def __init__(self, chat: ChatModel, metrics: Metrics) -> None:
+    def __init__(self, chat: ChatModel, metrics: Metrics, send_security: bool = False) -> None:
         self.chat = chat
         self.metrics = metrics
+        self.send_security = send_security
 
     async def draft(self, request_id: str, report: BugReport, triage: TriageResult) -> IssueDraft:
+        if triage.security_sensitive and not self.send_security:
+            self.metrics.llm_fallbacks.labels("draft", SECURITY_WITHHELD).inc()
+            return await off_loop(render, request_id, report, triage)
         # Room above the template for the longest overview there can be.
         template = await off_loop(
             render, request_id, report, triage, GITHUB_BODY_LIMIT - _OVERVIEW_ROOM

@@ -15,6 +15,11 @@ issue gets ``needs-triage`` — the same rule as the local engine.
 Any failure of the call (timeout, endpoint down, 4xx/5xx, unparsable answer, daily token
 budget spent) returns the local result unchanged but for ``engine``, and is counted in
 ``ai_pipeline_llm_fallbacks_total{component="triage",reason}``.
+
+A report the local engine finds security-sensitive is never sent to the model unless
+``send_security`` (``AI_PIPELINE_LLM_SECURITY_REPORTS=allow``): the endpoint is often a
+third party's, and such a report may describe an unfixed vulnerability. The local result
+stands, counted with reason ``security_withheld``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ai_pipeline.adapters.llm import INVALID_OUTPUT, ChatModel, LlmError
+from ai_pipeline.adapters.llm import INVALID_OUTPUT, SECURITY_WITHHELD, ChatModel, LlmError
 from ai_pipeline.agents.offload import off_loop
 from ai_pipeline.domain.models import (
     AssigneeSuggestion,
@@ -263,12 +268,14 @@ class LlmTriageEngine:
         allowed: AllowedValues,
         metrics: Metrics,
         redactor: Redactor,
+        send_security: bool = False,
     ) -> None:
         self.local = local
         self.chat = chat
         self.allowed = allowed
         self.metrics = metrics
         self.redactor = redactor
+        self.send_security = send_security
         self.schema = triage_schema(allowed)
 
     async def triage(
@@ -279,6 +286,9 @@ class LlmTriageEngine:
     ) -> TriageResult:
         # The work on the report's text runs on a worker, within the report's budget.
         base = await off_loop(self.local.decide, report, candidates, embedding)
+        if base.security_sensitive and not self.send_security:
+            self.metrics.llm_fallbacks.labels("triage", SECURITY_WITHHELD).inc()
+            return fallback(base, SECURITY_WITHHELD)
         messages = await off_loop(self._messages, report)
         try:
             completion = await self.chat.complete(messages, "triage", self.schema)

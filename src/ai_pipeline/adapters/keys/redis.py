@@ -29,6 +29,9 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 """
 _LIMITS = ("submit_per_hour", "read_per_hour")
+# Every name the key store writes, as globs under the key prefix: what an emergency flush
+# spares and a keys-only restore loads (no log can give keys back).
+NAMES = ("apikey:*", "apikey-hash:*", "apikeys", "apikeys:active")
 
 
 class RedisKeyStore:

@@ -5,9 +5,15 @@ Key layout; every name carries ``key_prefix`` in front (empty by default, so the
 
 - ``request:<id>`` hash: ``state`` (RequestState JSON), ``report`` (BugReport JSON; absent
   on a request rebuilt from the log until ``put_report``), ``status``, ``rank``, ``seq``
-  (write counter: the compare-and-set version), ``idempotency_key`` when there is one, and
+  (write counter: the compare-and-set version), ``idempotency_key`` when there is one,
+  ``submitter`` (the scope of its id, ``domain.submissions``; with the report), and
   ``writer`` (token of the last write, so a write resent after a lost reply knows it landed).
-- ``bug-report:<bug_report_id>`` and ``idempotency:<key>`` strings: the request id.
+- ``submission:<scope>:id:<bug_report_id>`` and ``submission:<scope>:key:<idempotency key>``
+  hashes (the lookups): ``request`` (its id), ``fingerprint`` (of the report) and
+  ``status`` (the request's last known, to answer a resubmission once the record expired).
+  They never expire while the request is in flight (held for review for weeks, say); each
+  write of an ended request sets them to expire ``lookup_ttl_seconds`` later (30 days): a
+  resubmission is recognised long after the record itself is gone.
 - ``index:submitted|processing|completed|failed``, ``index:active`` (submitted and
   processing) and ``index:all`` sorted sets: request ids scored by created_at (epoch ms).
 - ``index:active-updated``: active request ids scored by updated_at (ms), for ``stuck``;
@@ -32,7 +38,7 @@ Key layout; every name carries ``key_prefix`` in front (empty by default, so the
 - ``daily:<YYYY-MM-DD>`` hash: the daily report's counters (``ai_pipeline.reporting``),
   incremented by every process, kept ``DAILY_TTL_SECONDS`` after the last increment.
 
-A request's key, and its mapping keys, expire ``terminal_ttl_seconds`` after it ends.
+A request's key expires ``terminal_ttl_seconds`` after it ends; its lookups later.
 Standalone Redis (optionally replicated), not Redis Cluster: the scripts update a request
 and the shared index sets together, and resolve mapping keys to request keys inside Lua.
 """
@@ -66,6 +72,15 @@ from ai_pipeline.domain.request_state import (
     StateEvent,
     fold,
 )
+from ai_pipeline.domain.submissions import (
+    OPEN_SCOPE,
+    IdConflict,
+    LookupKind,
+    canonical_json,
+    digest,
+    lookups,
+    remembered,
+)
 from ai_pipeline.ports import (
     Bus,
     FilingClaim,
@@ -75,6 +90,9 @@ from ai_pipeline.ports import (
     RequestStats,
 )
 
+# The lookups, as globs under the key prefix: an emergency flush spares them, since the log
+# holds a week (AI_PIPELINE_BUS_RETENTION_SECONDS) and they must answer for 30 days.
+LOOKUP_NAMES = ("submission:*",)
 # A health probe must answer within its own deadline, not after the retry budget.
 PING_TIMEOUT = 2.0
 # Each conflict means another write to the same request won, so this only runs out
@@ -96,29 +114,35 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- Free, already ours, or left behind by a request that is gone.
+-- A lookup that is free or already ours. One held by another request stays its own, even
+-- once that request's record expired: lookups outlive records on purpose.
 local function claimable(key)
-  local owner = redis.call('GET', key)
-  return not owner or owner == id or redis.call('EXISTS', prefix .. 'request:' .. owner) == 0
+  local owner = redis.call('HGET', key, 'request')
+  return not owner or owner == id
+end
+-- A lookup lives as long as its request is in flight, then its own lifetime (ttl, ms).
+local function keep(key, in_flight, ttl)
+  if in_flight then redis.call('PERSIST', key) else redis.call('PEXPIRE', key, ttl) end
 end
 """
 
 # KEYS: request, index:submitted/processing/completed/failed (2-5), index:active (6),
 #   index:all (7), index:active-updated (8), index:expiry (9), index:held (10), ARGV[9]
-#   mapping keys from KEYS[11], then the stats sets this write adds a sample to.
+#   lookup keys from KEYS[11], then the stats sets this write adds a sample to.
 # ARGV: prefix, id, state, status, rank, created ms, updated ms, expiry ms ('' while
-#   active), mapping count, writer token, held for review ('1' or ''), the script's own
-#   arguments from ARGV[12] (OWN), then one member per stats set, counted from the end.
+#   active), lookup count, writer token, held for review ('1' or ''), lookup lifetime ms,
+#   the script's own arguments from ARGV[13] (OWN), then one member per stats set, counted
+#   from the end.
 _WRITE = (
     _BASE
     + f"local SAMPLE_AGE_MS, SAMPLE_CAP = {SAMPLE_AGE_MS}, {SAMPLE_CAP}\n"
     + """
 local STATUS_KEY = {submitted = 2, processing = 3, completed = 4, failed = 5}
 local ACTIVE, ALL, ACTIVE_UPDATED, EXPIRY, HELD = 6, 7, 8, 9, 10
-local FIRST_MAPPING, OWN = 11, 12
+local FIRST_MAPPING, OWN = 11, 13
 local state, status, rank = ARGV[3], ARGV[4], ARGV[5]
 local created, updated, expire_at = ARGV[6], ARGV[7], ARGV[8]
-local writer, held = ARGV[10], ARGV[11] == '1'
+local writer, held, lookup_ttl = ARGV[10], ARGV[11] == '1', ARGV[12]
 local first_stat = FIRST_MAPPING + tonumber(ARGV[9])
 local nstats = #KEYS - first_stat + 1
 
@@ -131,21 +155,26 @@ local function record_samples(now)
   end
 end
 
-local function write(creating, fields)
+local function write(fields)
   local now = now_ms()
   record_samples(now)
   if expire_at ~= '' and tonumber(expire_at) <= now then
     -- Ended longer than the TTL ago (a rebuild from an old log): only its samples stay.
     redis.call('DEL', KEYS[1])
     for k = 2, HELD do redis.call('ZREM', KEYS[k], id) end
-    for k = FIRST_MAPPING, first_stat - 1 do
-      if redis.call('GET', KEYS[k]) == id then redis.call('DEL', KEYS[k]) end
-    end
     return
   end
   redis.call('HSET', KEYS[1], 'state', state, 'status', status, 'rank', rank,
     'writer', writer, unpack(fields))
   redis.call('HINCRBY', KEYS[1], 'seq', 1)
+  -- Its lookups: kept while it is in flight, then from its last change, whatever the
+  -- record's own lifetime.
+  for k = FIRST_MAPPING, first_stat - 1 do
+    if redis.call('HGET', KEYS[k], 'request') == id then
+      redis.call('HSET', KEYS[k], 'status', status)
+      keep(KEYS[k], expire_at == '', lookup_ttl)
+    end
+  end
   for name, k in pairs(STATUS_KEY) do
     if name == status then
       redis.call('ZADD', KEYS[k], created, id)
@@ -154,18 +183,11 @@ local function write(creating, fields)
     end
   end
   redis.call('ZADD', KEYS[ALL], created, id)
-  if creating then
-    for k = FIRST_MAPPING, first_stat - 1 do
-      if claimable(KEYS[k]) then redis.call('SET', KEYS[k], id) end
-    end
-  end
   if expire_at == '' then
     if redis.call('ZREM', KEYS[EXPIRY], id) == 1 then
-      -- Ended once, and reopened (a redrive): it lives again until it ends again.
+      -- Ended once, and reopened (a redrive): it lives again until it ends again (its
+      -- lookups, kept above, too).
       redis.call('PERSIST', KEYS[1])
-      for k = FIRST_MAPPING, first_stat - 1 do
-        if redis.call('GET', KEYS[k]) == id then redis.call('PERSIST', KEYS[k]) end
-      end
     end
     redis.call('ZADD', KEYS[ACTIVE], created, id)
     if held then
@@ -183,28 +205,35 @@ local function write(creating, fields)
   redis.call('ZREM', KEYS[HELD], id)
   redis.call('ZADD', KEYS[EXPIRY], expire_at, id)
   redis.call('PEXPIREAT', KEYS[1], expire_at)
-  for k = FIRST_MAPPING, first_stat - 1 do
-    if redis.call('GET', KEYS[k]) == id then redis.call('PEXPIREAT', KEYS[k], expire_at) end
-  end
 end
 """
 )
 
-# Own arguments: report JSON, idempotency key or ''. Returns the state JSON of the request
-# a mapping already points to, or nil once this one is written.
+# Own arguments: report JSON, idempotency key or '', submitter scope, report fingerprint.
+# Returns, for the first lookup already held: {'conflict', lookup index, request id} when it
+# was for another report, else {'state', state JSON} of its request, or {'gone', request id,
+# last status} once that record expired; nil once this request is written.
 CREATE_SCRIPT = (
     _WRITE
     + """
+local fp = ARGV[OWN + 3]
 for k = FIRST_MAPPING, first_stat - 1 do
-  local owner = redis.call('GET', KEYS[k])
+  local owner = redis.call('HGET', KEYS[k], 'request')
   if owner then
+    if owner ~= id and redis.call('HGET', KEYS[k], 'fingerprint') ~= fp then
+      return {'conflict', k - FIRST_MAPPING, owner}
+    end
     local stored = redis.call('HGET', prefix .. 'request:' .. owner, 'state')
-    if stored then return stored end
+    if stored then return {'state', stored} end
+    return {'gone', owner, redis.call('HGET', KEYS[k], 'status') or ''}
   end
 end
-local fields = {'report', ARGV[OWN]}
-if ARGV[OWN + 1] ~= '' then fields[3], fields[4] = 'idempotency_key', ARGV[OWN + 1] end
-write(true, fields)
+for k = FIRST_MAPPING, first_stat - 1 do
+  redis.call('HSET', KEYS[k], 'request', id, 'fingerprint', fp)
+end
+local fields = {'report', ARGV[OWN], 'submitter', ARGV[OWN + 2]}
+if ARGV[OWN + 1] ~= '' then fields[5], fields[6] = 'idempotency_key', ARGV[OWN + 1] end
+write(fields)
 return false
 """
 )
@@ -219,13 +248,14 @@ if (seq or '') ~= ARGV[OWN] then
   if seq and redis.call('HGET', KEYS[1], 'writer') == writer then return 1 end
   return 0
 end
-write(not seq, {})
+write({})
 return 1
 """
 )
 
-# KEYS: request, mapping keys. ARGV: prefix, id, report, idempotency key or '', writer
-# token. 1 when the report was written.
+# KEYS: request, lookup keys. ARGV: prefix, id, report, idempotency key or '', writer
+# token, submitter scope, report fingerprint, lookup lifetime ms. 1 when the report was
+# written.
 PUT_REPORT_SCRIPT = (
     _BASE
     + """
@@ -233,14 +263,16 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'report') == 1 then
   return redis.call('HGET', KEYS[1], 'writer') == ARGV[5] and 1 or 0
 end
-redis.call('HSET', KEYS[1], 'report', ARGV[3], 'writer', ARGV[5])
+redis.call('HSET', KEYS[1], 'report', ARGV[3], 'writer', ARGV[5], 'submitter', ARGV[6])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'idempotency_key', ARGV[4]) end
 redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local ttl = redis.call('PTTL', KEYS[1])
+local status = redis.call('HGET', KEYS[1], 'status')
+-- An ended request's record expires; one in flight has none.
+local in_flight = redis.call('PTTL', KEYS[1]) == -1
 for k = 2, #KEYS do
   if claimable(KEYS[k]) then
-    redis.call('SET', KEYS[k], id)
-    if ttl > 0 then redis.call('PEXPIRE', KEYS[k], ttl) end
+    redis.call('HSET', KEYS[k], 'request', id, 'fingerprint', ARGV[7], 'status', status)
+    keep(KEYS[k], in_flight, ARGV[8])
   end
 end
 return 1
@@ -345,11 +377,13 @@ class RedisStateStore:
         bus: Bus,
         terminal_ttl_seconds: float = 86400,
         filing_ttl_seconds: float = 7 * 86400,
+        lookup_ttl_seconds: float = 30 * 86400,
         key_prefix: str = "",
     ):
         self.url = url
         self._bus = bus
         self._terminal_ttl_ms = round(terminal_ttl_seconds * 1000)
+        self._lookup_ttl_ms = round(lookup_ttl_seconds * 1000)
         self._filing_ttl_ms = round(filing_ttl_seconds * 1000)
         self._prefix = key_prefix
         self.operations: Counter[str] = Counter()
@@ -423,16 +457,27 @@ class RedisStateStore:
         report: BugReport,
         idempotency_key: str | None,
         outbox: Sequence[OutgoingMessage] = (),
+        submitter: str = OPEN_SCOPE,
     ) -> tuple[RequestState, bool]:
         self.operations["redis|create_request"] += 1
+        wanted = lookups(report, idempotency_key)
+        report_json = canonical_json(report)
         keys, args = self._write(
             state,
-            self._mappings(state.bug_report_id, idempotency_key),
-            [report.model_dump_json(), idempotency_key or ""],
+            self._lookup_keys(submitter, wanted),
+            [report_json, idempotency_key or "", submitter, digest(report_json)],
         )
-        stored = await self._create(keys=keys, args=args)
-        if stored is not None:
-            existing = RequestState.model_validate_json(stored)
+        known = cast(list[Any] | None, await self._create(keys=keys, args=args))
+        if known is not None:
+            tag, *rest = known
+            if tag == "conflict":
+                kind, value = wanted[int(rest[0])]
+                raise IdConflict(kind, value, str(rest[1]))
+            existing = (
+                RequestState.model_validate_json(rest[0])
+                if tag == "state"
+                else remembered(str(rest[0]), report.id, str(rest[1]))
+            )
             # Our own request means a resent call whose first attempt had created it.
             if existing.request_id != state.request_id:
                 return existing, False
@@ -454,47 +499,63 @@ class RedisStateStore:
 
     @unavailable
     async def put_report(
-        self, request_id: str, report: BugReport, idempotency_key: str | None
+        self,
+        request_id: str,
+        report: BugReport,
+        idempotency_key: str | None,
+        submitter: str = OPEN_SCOPE,
     ) -> bool:
-        """Give a request rebuilt from the log its report (and the report's mapping keys)
-        unless it is unknown or already has one; whether it wrote."""
+        """Give a request rebuilt from the log its report (and the report's lookups, unless
+        another request holds them) unless it is unknown or already has one; whether it
+        wrote."""
         self.operations["redis|put_report"] += 1
+        lookup_keys = self._lookup_keys(submitter, lookups(report, idempotency_key))
+        report_json = canonical_json(report)
         written = await self._put_report(
-            keys=[self._key("request", request_id), *self._mappings(report.id, idempotency_key)],
+            keys=[self._key("request", request_id), *lookup_keys],
             args=[
                 self._prefix,
                 request_id,
-                report.model_dump_json(),
+                report_json,
                 idempotency_key or "",
                 uuid.uuid4().hex,
+                submitter,
+                digest(report_json),
+                self._lookup_ttl_ms,
             ],
         )
         return bool(written)
+
+    async def expire_lookups(self) -> int:
+        return 0  # Redis expires them itself (see the module docstring)
 
     @unavailable
     async def apply(self, event: StateEvent) -> RequestState | None:
         self.operations["redis|apply"] += 1
         key = self._key("request", event.request_id)
         for _ in range(CAS_ATTEMPTS):
-            raw, seq, idempotency_key = cast(
-                list[str | None], await self._redis.hmget(key, ["state", "seq", "idempotency_key"])
+            raw, seq, idempotency_key, submitter = cast(
+                list[str | None],
+                await self._redis.hmget(key, ["state", "seq", "idempotency_key", "submitter"]),
             )
             new = fold(None if raw is None else RequestState.model_validate_json(raw), event)
             if new is None:
                 return None
-            keys, args = self._write(
-                new, self._mappings(new.bug_report_id, idempotency_key), [seq or ""]
-            )
+            # A request rebuilt from the log has no scope until its report is put back: its
+            # lookups are then ``put_report``'s to restore.
+            wanted: list[tuple[LookupKind, str]] = []
+            if submitter is not None:
+                wanted = [("id", new.bug_report_id)]
+                if idempotency_key is not None:
+                    wanted.append(("key", idempotency_key))
+            keys, args = self._write(new, self._lookup_keys(submitter or "", wanted), [seq or ""])
             if await self._apply(keys=keys, args=args):
                 return new
             self.operations["redis|apply_conflict"] += 1
         raise TransientError(f"request {event.request_id}: {CAS_ATTEMPTS} write conflicts")
 
-    def _mappings(self, bug_report_id: str, idempotency_key: str | None) -> list[str]:
-        keys = [self._key("bug-report", bug_report_id)]
-        if idempotency_key is not None:
-            keys.append(self._key("idempotency", idempotency_key))
-        return keys
+    def _lookup_keys(self, scope: str, wanted: Sequence[tuple[LookupKind, str]]) -> list[str]:
+        return [self._key("submission", scope, kind, value) for kind, value in wanted]
 
     def _write(
         self, state: RequestState, mappings: list[str], own: list[str]
@@ -522,6 +583,7 @@ class RedisStateStore:
             len(mappings),
             uuid.uuid4().hex,
             "1" if state.held_for_review else "",
+            self._lookup_ttl_ms,
             *own,
             *(member for _, member in samples),
         ]

@@ -16,6 +16,14 @@ from ai_pipeline.domain.events import AGENT_STEPS, Step, StepStatus
 from ai_pipeline.domain.liveness import Heartbeat
 from ai_pipeline.domain.models import BugReport, FiledIssue
 from ai_pipeline.domain.request_state import RequestState, RequestStatus, StateEvent, fold
+from ai_pipeline.domain.submissions import (
+    OPEN_SCOPE,
+    IdConflict,
+    canonical_json,
+    digest,
+    fingerprint,
+    lookups,
+)
 from ai_pipeline.ports import (
     Bus,
     FilingClaim,
@@ -25,23 +33,39 @@ from ai_pipeline.ports import (
     RequestStats,
 )
 
-SCHEMA = """
+# A report's id and Idempotency-Key are looked up within ``lookup_scope`` (the scope of the
+# key that submitted it, ``domain.submissions``), beside the report's ``fingerprint``; NULL
+# once the lookups are forgotten (``expire_lookups``), or while a request rebuilt from the
+# log has no report yet. Two clients may use one id: it is not unique by itself.
+REQUESTS = """
 CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY,
-    bug_report_id TEXT NOT NULL UNIQUE,
+    bug_report_id TEXT NOT NULL,
     idempotency_key TEXT,
     status TEXT NOT NULL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     processing_seconds REAL,
     state TEXT NOT NULL,
-    report TEXT
+    report TEXT,
+    lookup_scope TEXT,
+    fingerprint TEXT
 );
--- Partial: most reports come without a key, and they need no index entry.
-CREATE UNIQUE INDEX IF NOT EXISTS requests_by_idempotency_key
-    ON requests (idempotency_key) WHERE idempotency_key IS NOT NULL;
+"""
+# Created once ``_scope_report_ids`` has brought an older table up to date.
+REQUEST_INDEXES = """
 CREATE INDEX IF NOT EXISTS requests_by_status ON requests (status, created_at);
 CREATE INDEX IF NOT EXISTS requests_by_created ON requests (created_at);
+CREATE UNIQUE INDEX IF NOT EXISTS requests_by_scoped_id
+    ON requests (lookup_scope, bug_report_id) WHERE lookup_scope IS NOT NULL;
+-- Partial: most reports come without a key, and they need no index entry.
+CREATE UNIQUE INDEX IF NOT EXISTS requests_by_scoped_key
+    ON requests (lookup_scope, idempotency_key)
+    WHERE lookup_scope IS NOT NULL AND idempotency_key IS NOT NULL;
+"""
+SCHEMA = (
+    REQUESTS
+    + """
 CREATE TABLE IF NOT EXISTS filings (
     request_id TEXT PRIMARY KEY,
     state TEXT NOT NULL,
@@ -86,9 +110,13 @@ CREATE TABLE IF NOT EXISTS review_examples (
     updated_at REAL NOT NULL
 );
 """
+)
 
 # ``RequestState.held_for_review`` in SQL, over a row of ``requests``. ``IS`` rather than
 # ``=``: a missing JSON path gives NULL, and ``NOT`` of NULL would drop the row.
+# The column each kind of lookup (``domain.submissions.lookups``) reads.
+_LOOKUP_COLUMNS = {"id": "bug_report_id", "key": "idempotency_key"}
+
 HELD = (
     f"(status = '{RequestStatus.PROCESSING.value}'"
     f" AND json_extract(state, '$.current_step') IS '{Step.REVIEW.value}'"
@@ -98,17 +126,26 @@ HELD = (
 
 
 class SqliteStateStore:
-    def __init__(self, db: SqliteDatabase, bus: Bus, same_file_bus: SqliteBus | None = None):
+    def __init__(
+        self,
+        db: SqliteDatabase,
+        bus: Bus,
+        same_file_bus: SqliteBus | None = None,
+        lookup_ttl_seconds: float = 30 * 86400,
+    ):
         """``same_file_bus``: the bus when it lives in ``db`` too, so a new request and its
-        first messages commit together; otherwise they are published after the insert."""
+        first messages commit together; otherwise they are published after the insert.
+        ``lookup_ttl_seconds``: how long after its request ended a report id or idempotency
+        key is still recognised (``expire_lookups``; always while it is in flight)."""
         if same_file_bus is not None and same_file_bus.db is not db:
             raise ValueError("same_file_bus must use the store's database")
         self.db = db
         self._bus = bus
         self._same_file_bus = same_file_bus
+        self._lookup_ttl = lookup_ttl_seconds
         self.publishes_outbox_atomically = same_file_bus is not None
         self.operations: Counter[str] = Counter()
-        db.add_schema(SCHEMA)
+        db.add_schema(SCHEMA, _scope_report_ids)
 
     async def start(self) -> None:
         await self.db.start()
@@ -122,24 +159,28 @@ class SqliteStateStore:
         report: BugReport,
         idempotency_key: str | None,
         outbox: Sequence[OutgoingMessage] = (),
+        submitter: str = OPEN_SCOPE,
     ) -> tuple[RequestState, bool]:
         self.operations["sqlite|create_request"] += 1
         state_json = state.model_dump_json()
-        report_json = report.model_dump_json()
+        report_json = canonical_json(report)
+        print_ = digest(report_json)
+        wanted = lookups(report, idempotency_key)
 
-        def op(conn: sqlite3.Connection) -> tuple[str, bool]:
-            row = conn.execute(
-                "SELECT state FROM requests WHERE bug_report_id = ?", (state.bug_report_id,)
-            ).fetchone()
-            if row is None and idempotency_key is not None:
+        def op(conn: sqlite3.Connection) -> str | IdConflict | None:
+            """The known request's state JSON, a conflict, or None once inserted."""
+            for kind, value in wanted:
                 row = conn.execute(
-                    "SELECT state FROM requests WHERE idempotency_key = ?", (idempotency_key,)
+                    f"SELECT request_id, fingerprint, state FROM requests"
+                    f" WHERE lookup_scope = ? AND {_LOOKUP_COLUMNS[kind]} = ?",
+                    (submitter, value),
                 ).fetchone()
-            if row is not None:
-                return str(row[0]), False
+                if row is not None:
+                    return str(row[2]) if row[1] == print_ else IdConflict(kind, value, row[0])
             conn.execute(
                 "INSERT INTO requests (request_id, bug_report_id, idempotency_key, status,"
-                " created_at, updated_at, state, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, updated_at, state, report, lookup_scope, fingerprint)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     state.request_id,
                     state.bug_report_id,
@@ -149,35 +190,71 @@ class SqliteStateStore:
                     state.updated_at.timestamp(),
                     state_json,
                     report_json,
+                    submitter,
+                    print_,
                 ),
             )
             if staging is not None:
                 staging.stage(conn, outbox)
-            return state_json, True
+            return None
 
         staging = self._same_file_bus
-        stored, created = await self.db.write(op)
-        if created and outbox:
+        known = await self.db.write(op)
+        if isinstance(known, IdConflict):
+            raise known
+        if known is not None:
+            return RequestState.model_validate_json(known), False
+        if outbox:
             if staging is None:
                 await self._bus.publish(outbox)
             else:
                 staging.committed(outbox)
-        return (state if created else RequestState.model_validate_json(stored)), created
+        return state, True
 
     async def put_report(
-        self, request_id: str, report: BugReport, idempotency_key: str | None
+        self,
+        request_id: str,
+        report: BugReport,
+        idempotency_key: str | None,
+        submitter: str = OPEN_SCOPE,
     ) -> bool:
         self.operations["sqlite|put_report"] += 1
-        report_json = report.model_dump_json()
+        report_json = canonical_json(report)
 
         def op(conn: sqlite3.Connection) -> bool:
+            # A lookup another request holds stays its own: it was there first.
+            taken = conn.execute(
+                "SELECT 1 FROM requests WHERE lookup_scope = ? AND request_id != ?"
+                " AND (bug_report_id = ? OR idempotency_key = ?)",
+                (submitter, request_id, report.id, idempotency_key),
+            ).fetchone()
             cursor = conn.execute(
-                "UPDATE requests SET report = ?,"
-                " idempotency_key = coalesce(idempotency_key, ?)"
-                " WHERE request_id = ? AND report IS NULL",
-                (report_json, idempotency_key, request_id),
+                "UPDATE requests SET report = ?, idempotency_key = coalesce(idempotency_key, ?),"
+                " lookup_scope = ?, fingerprint = ? WHERE request_id = ? AND report IS NULL",
+                (
+                    report_json,
+                    idempotency_key,
+                    None if taken else submitter,
+                    digest(report_json),
+                    request_id,
+                ),
             )
             return cursor.rowcount > 0
+
+        return await self.db.write(op)
+
+    async def expire_lookups(self) -> int:
+        self.operations["sqlite|expire_lookups"] += 1
+        cutoff = time.time() - self._lookup_ttl
+        terminal = tuple(s.value for s in RequestStatus if s.terminal)
+
+        def op(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "UPDATE requests SET lookup_scope = NULL WHERE status IN (?, ?)"
+                " AND updated_at < ? AND lookup_scope IS NOT NULL",
+                (*terminal, cutoff),
+            )
+            return cursor.rowcount
 
         return await self.db.write(op)
 
@@ -423,6 +500,42 @@ class SqliteStateStore:
 
     async def ping(self) -> dict[str, Any]:
         return self.db.ping()
+
+
+def _scope_report_ids(conn: sqlite3.Connection) -> None:
+    """Bring a file from before ids were scoped up to date, then index ``requests``: the
+    table loses its unique report id (rebuilt: SQLite cannot drop a constraint) and gains
+    the lookup columns; each request's id and key become lookups of the open scope, the
+    only one there was."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+    if "lookup_scope" not in columns:
+        conn.create_function("report_fingerprint", 1, _fingerprint_of_stored)
+        old = (
+            "request_id, bug_report_id, idempotency_key, status, created_at, updated_at,"
+            " processing_seconds, state, report"
+        )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DROP INDEX IF EXISTS requests_by_idempotency_key")
+            conn.execute("ALTER TABLE requests RENAME TO requests_with_global_ids")
+            conn.execute(REQUESTS)
+            conn.execute(
+                f"INSERT INTO requests ({old}, lookup_scope, fingerprint) SELECT {old},"
+                " CASE WHEN report IS NULL THEN NULL ELSE ? END, report_fingerprint(report)"
+                " FROM requests_with_global_ids",
+                (OPEN_SCOPE,),
+            )
+            conn.execute("DROP TABLE requests_with_global_ids")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    conn.executescript(REQUEST_INDEXES)
+
+
+def _fingerprint_of_stored(report_json: str | None) -> str | None:
+    # Validated again: the report as this version's model reads it, so it prints alike.
+    return None if report_json is None else fingerprint(BugReport.model_validate_json(report_json))
 
 
 _FILING = (

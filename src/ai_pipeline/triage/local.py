@@ -180,7 +180,7 @@ class LocalTriageEngine:
             decision.confidence["security"] = _round(security.confidence)
         decision.reasons["security"] = security.reason
         priority, severity = self._decide_levels(
-            report.title, text, security.band, vectors, decision
+            report.title, text, security.urgent, vectors, decision
         )
         category = self._decide_category(report.title, text, tokens, decision)
         ranked = _usable_candidates(report, candidates)
@@ -238,12 +238,12 @@ class LocalTriageEngine:
         self,
         title: str,
         text: str,
-        band: SecurityBand,
+        security_urgent: bool,
         vectors: dict[int, SparseVector],
         decision: _Decision,
     ) -> tuple[Priority | None, Severity | None]:
         """A team's own model where it has one; otherwise explicit signals, or nothing."""
-        explicit = explicit_levels(title, text, band)
+        explicit = explicit_levels(title, text, security_urgent)
         values: dict[str, str | None] = {
             "priority": explicit.priority.value if explicit.priority else None,
             "severity": explicit.severity.value if explicit.severity else None,

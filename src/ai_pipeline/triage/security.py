@@ -215,6 +215,13 @@ class SecurityDecision:
     probability: float  # calibrated, from the score: that the report is security-sensitive
     reason: str
     by_rule: bool = False  # decided by evidence or a named vulnerability, not the score
+    evidence: tuple[str, ...] = ()
+
+    @property
+    def urgent(self) -> bool:
+        """Private for more than a published CVE id (a payload, a credential, the score)."""
+        published = bool(self.evidence) and all(e.startswith("cve-") for e in self.evidence)
+        return self.band is SecurityBand.PRIVATE and not published
 
     @property
     def confidence(self) -> float | None:
@@ -242,7 +249,9 @@ def decide_security(
     evidence = security_evidence(text)
     if evidence:
         reason = _quote(evidence) + " → private"
-        return SecurityDecision(SecurityBand.PRIVATE, probability, reason, by_rule=True)
+        return SecurityDecision(
+            SecurityBand.PRIVATE, probability, reason, by_rule=True, evidence=tuple(evidence)
+        )
     if score >= bands.private:
         words = _quote(vocabulary_groups(text)) or "its wording"
         return SecurityDecision(

@@ -12,10 +12,14 @@ an outage phrase             critical     blocker
 data loss or corruption      high         major
 a regression                 high         –
 a crash                      –            major
-the security band            high (private), medium (review)  major (private)
+an urgent security report    high         major
 a typo or cosmetic problem   low          minor
 stated in the report         as stated    as stated
 ============================ ============ ============
+
+The review band is a doubt, not a signal; and a published CVE id (an upgrade "because of
+CVE-…", 4 % of Hadoop's reports, filed Major there) files privately but is not urgent by
+itself: a payload, a leaked credential or a score in the private band is.
 
 A value the reporter states ("Severity: minor", "Priority: P1") wins over one inferred from
 the text; among inferred ones, the most urgent wins. Nothing found: the field stays empty.
@@ -30,7 +34,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ai_pipeline.domain.models import Priority, SecurityBand, Severity
+from ai_pipeline.domain.models import Priority, Severity
 
 OPENING = 300  # characters of the description read for inferred signals
 _PRIORITY_ORDER = tuple(Priority)  # low → critical
@@ -146,9 +150,10 @@ class ExplicitLevels:
     reasons: dict[str, str] = field(default_factory=dict)
 
 
-def explicit_levels(title: str, text: str, band: SecurityBand) -> ExplicitLevels:
+def explicit_levels(title: str, text: str, security_urgent: bool = False) -> ExplicitLevels:
     """Priority and severity from explicit signals in ``title`` and ``text`` (the full
-    report text, title first) and the security band, each with its reason."""
+    report text, title first) and ``security_urgent`` (the private security band, unless
+    only a published CVE id put it there), each with its reason."""
     stated = _stated(text)
     priority = stated["priority"][0] if "priority" in stated else None
     severity = stated["severity"][0] if "severity" in stated else None
@@ -156,7 +161,7 @@ def explicit_levels(title: str, text: str, band: SecurityBand) -> ExplicitLevels
         name: f"the report states '{said}' → {value}" for name, (value, said) in stated.items()
     }
     opening = text[: len(title) + 1 + OPENING]
-    found = _inferred(title.lower(), opening.lower(), band)
+    found = _inferred(title.lower(), opening.lower(), security_urgent)
     if priority is None and found.priority is not None:
         priority, reasons["priority"] = found.priority, found.reasons["priority"]
     if severity is None and found.severity is not None:
@@ -181,7 +186,7 @@ def _stated(text: str) -> dict[str, tuple[str, str]]:
     return stated
 
 
-def _inferred(title: str, text: str, band: SecurityBand) -> ExplicitLevels:
+def _inferred(title: str, text: str, security_urgent: bool) -> ExplicitLevels:
     priority: Priority | None = None
     severity: Severity | None = None
     reasons: dict[str, str] = {}
@@ -190,10 +195,8 @@ def _inferred(title: str, text: str, band: SecurityBand) -> ExplicitLevels:
         match = signal.pattern.search(title if signal.title_only else text)
         if match is not None:
             candidates.append((f"'{match.group(0).strip()}' ({signal.name})", *_levels(signal)))
-    if band is SecurityBand.PRIVATE:
+    if security_urgent:
         candidates.append(("the private security band", Priority.HIGH, Severity.MAJOR))
-    elif band is SecurityBand.REVIEW:
-        candidates.append(("the security review band", Priority.MEDIUM, None))
     for why, p, s in candidates:
         if p is not None and (priority is None or _rank(p) > _rank(priority)):
             priority, reasons["priority"] = p, f"{why} → {p.value}"

@@ -15,6 +15,7 @@ import numpy.typing as npt
 import pytest
 
 from ai_pipeline.triage.artifact import ARTIFACT_FILES, Artifact, load_artifact
+from ai_pipeline.triage.calibration import FieldCalibration
 from ai_pipeline.triage.linear import LinearClassifier
 from ai_pipeline.triage.tasks import get_task
 from ai_pipeline.triage.train import (
@@ -42,8 +43,12 @@ PER_REPO_FLOOR = 0.74  # NLBSE protocol on the held-out split, measured 0.804
 PER_REPO_CV_FLOOR = 0.77  # measured 0.814 ± 0.018 (5 x 2)
 GENERIC_CV_FLOOR = 0.76  # measured 0.803 ± 0.029 (5 x 2)
 CV_REPEATS = 1  # the shipped model uses 2; one keeps this test's training time down
-# Each FARSEC project scored by a fit on the other two, pooled: measured 0.56 / 0.21.
-SECURITY_FLOORS = {"recall": 0.45, "precision": 0.15}
+# Each FARSEC project banded by a fit on the other two, pooled: recall of the private and
+# review bands together, measured 0.55 at the default targets.
+SECURITY_FLOORS = {"recall_private_review": 0.45}
+# Expected calibration error on held-out data (targets 0.05; the type split has 300 issues,
+# so a margin for noise): measured type 0.043, security 0.011, duplicates 0.003.
+ECE_CEILINGS = {"type": 0.07, "security": 0.05, "duplicate": 0.05}
 # SeaMonkey replayed in creation order (46 queries): measured 0.674 / 0.891 / 0.935.
 RECALL_FLOORS = {"1": 0.55, "5": 0.82, "10": 0.87}
 
@@ -121,7 +126,18 @@ def test_validation_scores_are_sane(retrained: list[Path]) -> None:
     assert artifact.duplicates.scores["n_queries"] == 46
     # Fusion must beat either signal alone, or it is not earning its cost.
     assert recall["5"] > artifact.duplicates.scores["recall_at_lexical_only"]["5"]
-    assert 0.5 <= artifact.duplicates.threshold <= 0.9
+    eces = {
+        "type": type_scores["calibration"]["ece"],
+        "security": security["ece_held_out"],
+        "duplicate": artifact.duplicates.scores["calibration"]["ece_cross_fitted"],
+    }
+    for field, ceiling in ECE_CEILINGS.items():
+        assert eces[field] <= ceiling, (field, eces[field])
+    # What acts is right at the target on the held-out split (0.9, less sampling noise).
+    assert type_scores["calibration"]["decided_precision"] >= 0.85
+    assert set(artifact.calibrations) == {"type", "priority", "severity", "security", "duplicate"}
+    explicit = artifact.classifier("priority").scores["explicit_signals"]
+    assert explicit["reports"] == 2503 and 0.0 < explicit["share_set"] < 0.1
 
 
 def test_shipped_artifact_is_up_to_date(retrained: list[Path]) -> None:
@@ -130,11 +146,14 @@ def test_shipped_artifact_is_up_to_date(retrained: list[Path]) -> None:
     assert shipped.metadata["data_sha256"] == fresh.metadata["data_sha256"]
     assert _scores(shipped) == pytest.approx(_scores(fresh), abs=0.02)
     if shipped.metadata["versions"] == fresh.metadata["versions"]:
-        assert shipped.duplicates.threshold == fresh.duplicates.threshold
         assert shipped.security is not None and fresh.security is not None
         assert shipped.security.scorer == fresh.security.scorer
-        for name, spec in fresh.classifiers.items():
-            assert shipped.classifier(name).thresholds == spec.thresholds, name
+        # Calibrations are rounded to 6 decimals; another CPU may still differ in the last.
+        assert set(shipped.calibrations) == set(fresh.calibrations)
+        for name, spec in fresh.calibrations.items():
+            assert _calibration(shipped.calibrations[name]) == pytest.approx(
+                _calibration(spec), abs=1e-4
+            ), name
 
 
 def _scores(artifact: Artifact) -> list[float]:
@@ -142,6 +161,19 @@ def _scores(artifact: Artifact) -> list[float]:
     assert artifact.security is not None
     flat += [float(artifact.security.scores["pooled"][m]) for m in SECURITY_FLOORS]
     return flat + [float(v) for v in artifact.duplicates.scores["recall_at"].values()]
+
+
+def _calibration(spec: FieldCalibration) -> list[float]:
+    calibrator, curve = spec.calibrator, spec.curve
+    return [
+        calibrator.a,
+        calibrator.b,
+        *calibrator.xs,
+        *calibrator.ys,
+        *curve.thresholds,
+        *curve.precision,
+        *(float(n) for n in curve.support),
+    ]
 
 
 @pytest.mark.parametrize("task_name", ["type", "priority"])

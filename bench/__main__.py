@@ -13,14 +13,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import distributed, e2e, ingest, plots, triage
+from bench import distributed, e2e, ingest, plots, soak, triage
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--only", choices=["ingest", "e2e", "distributed", "triage"], default=None)
+    parser.add_argument(
+        "--only", choices=["ingest", "e2e", "distributed", "triage", "soak"], default=None
+    )
     parser.add_argument(
         "--duration", type=float, default=30.0, help="wrk seconds per server, over all rounds"
     )
@@ -32,6 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dist-rate", type=float, default=100.0)
     parser.add_argument("--dist-rate-seconds", type=float, default=30.0)
     parser.add_argument("--burst", type=int, default=10_000)
+    # The soak runs only when asked (--only soak): it is a half-hour crash hunt, not a figure.
+    parser.add_argument("--soak-minutes", type=float, default=30.0)
+    parser.add_argument("--soak-burst", type=int, default=1500)
     return parser.parse_args(argv)
 
 
@@ -54,6 +59,12 @@ def main(argv: list[str] | None = None) -> None:
         figures["distributed"] = distributed.run(
             args.dist_reports, args.dist_rate, args.dist_rate_seconds, args.burst
         )
+    if args.only == "soak":  # its own files: a crash hunt does not replace the figures
+        figures["soak"] = soak.run(args.soak_minutes, args.soak_burst)
+        (RESULTS / "soak.json").write_text(json.dumps(figures, indent=2))
+        (RESULTS / "soak.md").write_text("\n".join(soak.summary_lines(figures["soak"])) + "\n")
+        print("\n".join(soak.summary_lines(figures["soak"])))
+        return
     stamp = meta["at"].replace(":", "").replace("-", "")
     (RESULTS / "latest.json").write_text(json.dumps(figures, indent=2))
     with (RESULTS / "history.jsonl").open("a") as history:

@@ -65,5 +65,9 @@ npm_install() {  # npm_install FOLDER PACKAGE@VERSION FILE-IT-LEAVES
   npm install --prefix "$folder" --no-audit --no-fund --loglevel=error --save-exact "$2" >/dev/null
 }
 npm_install "prism-$PRISM_VERSION" "@stoplight/prism-cli@$PRISM_VERSION" node_modules/.bin/prism
+# recheck, the ReDoS checker tests/unit/test_linear_patterns.py runs over every regular
+# expression of the package (its npm package brings a native Linux binary).
+RECHECK_VERSION=4.5.0
+npm_install "recheck-$RECHECK_VERSION" "recheck@$RECHECK_VERSION" node_modules/recheck/package.json
 npm_install "octokit-openapi-$GITHUB_OPENAPI_VERSION" "@octokit/openapi@$GITHUB_OPENAPI_VERSION" \
   node_modules/@octokit/openapi/generated/api.github.com.json

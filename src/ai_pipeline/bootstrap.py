@@ -115,7 +115,9 @@ def bootstrap(
     engine = engine or _engine(settings, artifact, chat, metrics, embedder)
     index = DuplicateIndex.from_artifact(artifact, capacity=max(settings.duplicate_index_size, 1))
     router = Router.load(Path(settings.routing_file)) if settings.routing_file else None
-    triage = TriageAgent(engine, index, store, metrics, router, embedder)
+    triage = TriageAgent(
+        engine, index, store, metrics, router, embedder, settings.report_cpu_budget_seconds
+    )
     coordinator = Coordinator(store, bus, metrics, settings.step_timeout_seconds)
     private = settings.security_reports == "private"
     if private and private_tracker is None and local_tracker is None:
@@ -132,6 +134,7 @@ def bootstrap(
         Redactor.from_setting(settings.redact),
         _drafter(settings, chat, metrics),
         settings.hold_policy(),
+        settings.report_cpu_budget_seconds,
     )
     retry = RetryPolicy(
         max_attempts=settings.max_attempts,

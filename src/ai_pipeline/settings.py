@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=0.2, gt=0)
     retry_max_seconds: float = Field(default=30.0, gt=0)
     step_timeout_seconds: float = Field(default=300.0, gt=0)
+    # Worker time one report's text may take in an agent (rules, embedding, redaction,
+    # rendering); a report over it is dead-lettered with the reason (agents/offload.py).
+    report_cpu_budget_seconds: float = Field(default=10.0, gt=0)
     sweep_interval_seconds: float = Field(default=10.0, gt=0)
     lag_interval_seconds: float = Field(default=5.0, gt=0)
     bus_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +18,38 @@ import pytest
 
 from ai_pipeline.drafting.marker import request_id_in
 from ai_pipeline.triage.llm import ENGINE
-from tests.data.hostile_reports import HOSTILE, MALFORMED, Hostile
+from tests.data.hostile_reports import (
+    HOSTILE,
+    MALFORMED,
+    SLOW_TEXT,
+    Hostile,
+    _fill,
+    slow_report_fields,
+)
+from tests.e2e.test_github_e2e import TOKEN, github_env
 from tests.factories import report_dict
+from tests.fakes.github_server import run_fake_github
 from tests.llm_server import RecordingProxy
 from tests.service import ServiceProcess, wait_until_terminal
 
 pytestmark = pytest.mark.e2e
 
+GITHUB_BODY_LIMIT = 65_536  # GitHub answers 422 to a longer issue body
+
 # Outside code, any of these would render or be fetched by the reader's browser.
 LIVE = re.compile(
     r"<(?:script|img|iframe|svg|a\s|https?:)"  # raw HTML and <…> autolinks
-    r"|(?<!\\)\]\("  # [text](target) and ![alt](src)
-    r"|^\s{0,3}(?<!\\)\[[^\]]*(?<!\\)\]:"  # [ref]: target definitions
+    # [text](target) and ![alt](src): a bracket after no backslash, or after an even
+    # number of them (escaped backslashes, the bracket itself live).
+    r"|(?:^|[^\\])(?:\\\\)*\]\("
+    r"|^\s{0,3}(?:\\\\)*\[[^\]]*(?<!\\)\]:"  # [ref]: target definitions
     r"|(?:https?://|www\.)"  # bare URLs, which GitHub autolinks
+    r"|(?<![\w:/])//[a-z0-9]|\b(?:https?|javascript):[^\s/]"  # //host, https:host
     r"|(?<![\w`])@(?!\u200b)[A-Za-z0-9]",  # a mention that would ping
     re.IGNORECASE | re.MULTILINE,
 )
+# Table rows: a pipe after no backslash, or after an even number of them.
+LIVE_PIPE = re.compile(r"(?:^|[^\\])(?:\\\\)*\|")
 FENCE = re.compile(r"^(`{3,})[^\n]*\n.*?^\1$", re.DOTALL | re.MULTILINE)
 CODE_SPAN = re.compile(r"`[^`\n]*`")
 
@@ -71,8 +90,11 @@ def assert_issue_is_safe(request_id: str, hostile: Hostile, issue: dict[str, Any
         assert secret not in text, (hostile.name, secret)
     assert issue["body"].count("ai-pipeline:request=") == 1, hostile.name
     assert request_id_in(issue["body"]) == request_id
-    live = LIVE.findall(rendered_prose(issue["body"]))
+    prose = rendered_prose(issue["body"])
+    live = LIVE.findall(prose)
     assert not live, (hostile.name, live)
+    reporter = prose.split("## Triage\n")[0]  # our own table follows
+    assert not LIVE_PIPE.findall(reporter), (hostile.name, LIVE_PIPE.findall(reporter))
     assert not LIVE.search(issue["title"].replace("@\u200b", "")), hostile.name
     assert not {"mallory", "@mallory"} & set(issue["assignees"]), hostile.name
 
@@ -180,3 +202,101 @@ def assert_prompt_is_redacted_and_fenced(messages: list[dict[str, str]]) -> None
     outside = "\n".join(lines[:opening])
     assert "mallory" not in outside and "SYSTEM:" not in outside
     assert isinstance(data, dict)
+
+
+# ---------------------------------------------------------------- reports built to be slow
+
+
+def test_reports_built_to_be_slow_are_filed_while_the_api_keeps_answering(
+    tmp_path: Path,
+) -> None:
+    """Each report fills every field with what a formerly super-linear pattern choked on
+    (64 KiB of dashes ending in a letter took minutes on the event loop, where the API
+    runs too). While they are processed the API answers health checks again and again;
+    each is filed, its body within GitHub's limit."""
+    with ServiceProcess(tmp_path) as service, service.client() as client:
+        ids = {}
+        for name, text in SLOW_TEXT.items():
+            body = report_dict(id=f"SLOW-{name}", **slow_report_fields(text))
+            response = client.post("/api/v1/bug-reports", json=body)
+            assert response.status_code == 201, (name, response.text[:300])
+            ids[response.json()["request_id"]] = name
+        answered_meanwhile, pending = 0, set(ids)
+        deadline = time.monotonic() + 300
+        while pending and time.monotonic() < deadline:
+            assert client.get("/api/v1/health").status_code in (200, 503)
+            for request_id in list(pending):
+                status = client.get(f"/api/v1/requests/{request_id}/status").json()["status"]
+                if status in ("completed", "failed"):
+                    pending.discard(request_id)
+            if pending:
+                answered_meanwhile += 1
+        assert not pending, [ids[r] for r in pending]
+        # The loop served the API all along: many answers before the last report was done.
+        assert answered_meanwhile >= 5, answered_meanwhile
+        final = wait_until_terminal(client, list(ids))
+        for request_id, doc in final.items():
+            assert doc["status"] == "completed", (ids[request_id], doc["error_message"])
+            issue = client.get(f"/api/v1/issues/{doc['github_issue_number']}").json()
+            assert len(issue["body"]) <= GITHUB_BODY_LIMIT, ids[request_id]
+            assert request_id_in(issue["body"]) == request_id
+
+
+EMAIL_DENSE = _fill("a@b.cc ")  # linear work, but a lot of it: every 7th character a match
+
+
+def test_a_report_over_a_small_budget_is_dead_lettered_with_its_reason_and_the_rest_flow(
+    tmp_path: Path,
+) -> None:
+    env = {"AI_PIPELINE_REPORT_CPU_BUDGET_SECONDS": "1"}
+    with ServiceProcess(tmp_path, env) as service, service.client() as client:
+        # Warm: the first report pays for loading what every later one reuses.
+        first = client.post("/api/v1/bug-reports", json=report_dict(id="WARM")).json()
+        wait_until_terminal(client, [first["request_id"]])
+        slow = client.post(
+            "/api/v1/bug-reports", json=report_dict(id="SLOW", **slow_report_fields(EMAIL_DENSE))
+        ).json()["request_id"]
+        ordinary = [
+            client.post("/api/v1/bug-reports", json=report_dict(id=f"OK-{n}")).json()["request_id"]
+            for n in range(3)
+        ]
+        final = wait_until_terminal(client, [slow, *ordinary], timeout=180)
+        assert final[slow]["status"] == "failed"
+        assert "AI_PIPELINE_REPORT_CPU_BUDGET_SECONDS" in final[slow]["error_message"]
+        assert [final[r]["status"] for r in ordinary] == ["completed"] * 3
+        listed = subprocess.run(
+            [sys.executable, "-m", "ai_pipeline.cli", "dead-letters", "--json"],
+            env=service.env,
+            cwd=service.workdir,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        (dead,) = [row for row in json.loads(listed.stdout) if row["key"] == slow]
+        assert dead["attempts"] == "1"  # dead-lettered at once, never redelivered
+        assert "AI_PIPELINE_REPORT_CPU_BUDGET_SECONDS" in dead["reason"]
+
+
+def test_a_body_of_pasted_markup_in_every_field_is_filed_on_github_without_a_422(
+    tmp_path: Path,
+) -> None:
+    """64 KiB of "<&" everywhere (five times longer once escaped): GitHub's fake refuses
+    bodies over 65,536 characters with a 422, as GitHub does."""
+    fields = slow_report_fields(SLOW_TEXT["markup"])
+    fields["attachments"] = [
+        {"name": "<&" * 100, "url": "https://x.example/" + "<&" * 900} for _ in range(20)
+    ]
+    with run_fake_github(token=TOKEN) as gh:
+        with (
+            ServiceProcess(tmp_path, github_env(gh.url, gh.repository)) as service,
+            service.client() as client,
+        ):
+            rid = client.post(
+                "/api/v1/bug-reports", json=report_dict(id="MARKUP", **fields)
+            ).json()["request_id"]
+            (doc,) = wait_until_terminal(client, [rid], timeout=180).values()
+        assert doc["status"] == "completed", doc["error_message"]
+        (issue,) = gh.issues_for(rid)
+        assert len(issue["body"]) <= GITHUB_BODY_LIMIT
+        assert request_id_in(issue["body"]) == rid
+        assert "the full text is kept in the service" in issue["body"]

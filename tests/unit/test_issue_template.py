@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from ai_pipeline.domain.models import Attachment, DuplicateCandidate
+import re
+
+import pytest
+
+from ai_pipeline.domain.models import AssigneeSuggestion, Attachment, DuplicateCandidate
 from ai_pipeline.drafting.marker import request_id_in
-from ai_pipeline.drafting.template import code_block, neutralise_mentions, render
+from ai_pipeline.drafting.template import (
+    code_block,
+    neutralise_mentions,
+    occurrence_comment,
+    render,
+    render_occurrence,
+)
 from tests.factories import report, triage
+
+GITHUB_BODY_LIMIT = 65_536  # GitHub answers 422 to a longer issue body or comment
 
 
 def test_the_body_has_every_section_and_the_marker() -> None:
@@ -123,7 +135,7 @@ def test_links_show_as_code_never_as_clickable_links() -> None:
     )
     body = render("r", report(description=text), triage()).body
     assert "[click](" not in body and "[docs](" not in body
-    assert "\\[click\\](javascript:alert(1))" in body
+    assert "\\[click\\](`javascript:alert(1`))" in body
     assert "`https://evil.example/x`" in body and "&lt;`https://auto.example`&gt;" in body
     assert "`www.w.example`" in body
 
@@ -173,3 +185,149 @@ def test_a_folded_candidate_still_names_the_report_that_matched() -> None:
     body = render("r", report(), result).body
     assert "#12 (similarity 0.91, through its duplicate `B-6`)" in body
     assert "| Duplicate | #12 |" in body
+
+
+# ------------------------------------------------------------------ items the body must fit
+
+FULL = 65_536  # BugReport's MAX_TEXT
+# Characters that each escaping step lengthens most: HTML (& → &amp;, < → &lt;), Markdown
+# link/table syntax and backslashes (one more character each), mentions (a zero-width
+# space), line-leading # (a backslash), backtick runs (a longer fence), forged markers.
+WORST = {
+    "html": "<&",
+    "ampersand": "&",
+    "markdown": "[]|\\",
+    "mentions": "@a ",
+    "headings": "\n#",
+    "backticks": "`",
+    "markers": "ai-pipeline:request=",
+    "urls": "a://b ",
+    "mixed": "<&[]|\\@a\n#`",
+}
+
+
+def worst_report(unit: str, attachments: int = 20) -> object:
+    text = (unit * (FULL // len(unit) + 1))[:FULL]
+    return report(
+        title=(unit * 300)[:300],
+        description=text,
+        expected_behavior=text,
+        actual_behavior=text,
+        steps_to_reproduce=text,
+        environment=text[:16_384],
+        attachments=[
+            {"name": (unit * 255)[:255], "url": ("https://x.example/" + unit * 2048)[:2048]}
+        ]
+        * attachments,
+    )
+
+
+def worst_triage() -> object:
+    candidate = DuplicateCandidate(
+        bug_report_id="B-1", issue_number=7, title="<&" * 150, similarity=0.9
+    )
+    return triage(
+        duplicate_candidates=[candidate] * 5,
+        duplicate_of=candidate,
+        missing_information=["steps_to_reproduce", "environment"],
+        assignee_suggestion=AssigneeSuggestion(
+            assignee="alice", team="org/team", reason="<&" * 1000
+        ),
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(WORST))
+def test_a_body_of_the_worst_characters_in_every_field_fits_githubs_limit(kind: str) -> None:
+    body = render("req-9", worst_report(WORST[kind]), worst_triage()).body
+    assert len(body) <= GITHUB_BODY_LIMIT, len(body)
+    assert request_id_in(body) == "req-9"
+    assert body.endswith("<!-- ai-pipeline:request=req-9 -->\n")
+    assert "the full text is kept in the service" in body
+    for section in ("Summary", "Environment", "Steps to reproduce", "Actual behaviour"):
+        assert f"## {section}\n" in body
+
+
+@pytest.mark.parametrize("kind", sorted(WORST))
+def test_an_occurrence_comment_of_the_worst_characters_fits_githubs_limit(kind: str) -> None:
+    occurrence = render_occurrence("req-9", worst_report(WORST[kind]), worst_triage())
+    comment = occurrence_comment(occurrence, reports=10**9)
+    assert len(comment) <= GITHUB_BODY_LIMIT, len(comment)
+    assert request_id_in(comment) == "req-9"
+
+
+def test_only_the_longest_sections_are_cut_and_a_short_one_stays_whole() -> None:
+    amps = "&" * FULL
+    body = render(
+        "r", report(description=amps, actual_behavior=amps, expected_behavior="It saves."), triage()
+    ).body
+    assert "## Expected behaviour\nIt saves.\n" in body
+    summary = body.split("## Summary\n")[1].split("\n\n## ")[0]
+    assert summary.endswith("(truncated here; the full text is kept in the service)")
+    assert summary.count("&amp;") > 5_000  # cut to fit, not emptied
+
+
+def test_a_body_within_the_limit_is_not_touched_by_fitting() -> None:
+    text = "Saving fails & the log says <error>."
+    body = render("r", report(description=text), triage()).body
+    assert "Saving fails &amp; the log says &lt;error&gt;." in body
+    assert "truncated here" not in body
+
+
+def test_attachments_beyond_what_fits_are_counted_not_dropped_silently() -> None:
+    body = render("r", worst_report("<&"), triage()).body
+    assert re.search(r"- … and \d+ more, kept in the service", body)
+
+
+# ---------------------------------------------------------------- Markdown neutralisation
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\\[click\\](https://evil.example/x)",
+        "\\[click](https://evil.example/x)",
+        "[click\\](javascript:alert(1))",
+        "\\![x\\](https://t.example/p.gif)",
+        "\\[ref\\]: https://evil.example",
+    ],
+)
+def test_a_backslash_typed_before_a_bracket_cannot_revive_a_link(text: str) -> None:
+    body = render("r", report(description=text), triage()).body
+    summary = body.split("## Summary\n")[1].split("\n\n## ")[0]
+    # Every bracket is preceded by an odd number of backslashes: escaped, not live.
+    for match in re.finditer(r"(\\*)[\[\]]", summary):
+        assert len(match.group(1)) % 2 == 1, summary
+
+
+def test_a_backslash_typed_before_a_pipe_cannot_build_a_table() -> None:
+    body = render("r", report(description="\\| a \\| b \\|\n\\|---\\|---\\|"), triage()).body
+    summary = body.split("## Summary\n")[1].split("\n\n## ")[0]
+    for match in re.finditer(r"(\\*)\|", summary):
+        assert len(match.group(1)) % 2 == 1, summary
+
+
+def test_backslashes_render_as_typed() -> None:
+    body = render("r", report(description="C:\\Users\\ana and a\\b"), triage()).body
+    assert "C:\\\\Users\\\\ana and a\\\\b" in body
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("see //evil.example/x now", "`//evil.example/x`"),
+        ("[x](//evil.example/x)", "`//evil.example/x`"),
+        ("go to https:evil.example/login", "`https:evil.example/login`"),
+        ("[x](https:evil.example)", "`https:evil.example`"),
+        ("run javascript:alert(document.domain)", "`javascript:alert(document.domain`"),
+        ("data:text/html;base64,PHNjcmlwdD4=", "`data:text/html;base64,PHNjcmlwdD4=`"),
+    ],
+)
+def test_protocol_relative_and_scheme_only_links_become_code(text: str, code: str) -> None:
+    body = render("r", report(description=text), triage()).body
+    assert code in body, body[:300]
+
+
+def test_slashes_and_colons_in_prose_stay_prose() -> None:
+    text = "Use a//b paths, a // comment, key: value and file: none."
+    body = render("r", report(description=text), triage()).body
+    assert text in body

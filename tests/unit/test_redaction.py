@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ai_pipeline.agents.ticket_creation import draft_issue
 from ai_pipeline.domain.events import ReportTriaged
@@ -11,6 +16,8 @@ from ai_pipeline.domain.redaction import KINDS, Redactor, redact_report
 from tests.factories import report
 
 GH = "ghp_" + "A1b2C3d4E5" * 4
+BASIC = base64.b64encode(b"deploy:" + b"s3cr3t-Pass").decode()
+AIP = "aip_" + "Qm9vZ2llV29vZ2llMTIzNDU2Nzg5MGFiY2RlZmdoaWp"
 SECRETS = {
     "github_token": f"token {GH} leaked",
     "aws_access_key": "key AKIAIOSFODNN7EXAMPLE in config",
@@ -30,6 +37,12 @@ SECRETS = {
     "phone": "call me at +1 (415) 555-2671",
     "private_key": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n"
     + "-----END RSA PRIVATE KEY-----",
+    "basic_auth": f"curl -H 'Authorization: Basic {BASIC}' https://api.example.com",
+    "cookie": "Cookie: sessionid=" + "9f8e7d6c5b4a3f2e" + "; csrftoken=" + "Kq3v9ZpX",
+    "webhook_url": "posting to https://hooks.slack.com/services/T0001/B0002/"
+    + "XyZ123abcDEF456ghiJKL fails",
+    "secret_parameter": "GET https://cdn.example.com/f.png?token=" + "Zm9vYmFyYmF6cXV4" + "&v=2",
+    "ai_pipeline_key": f"AI_PIPELINE key {AIP} returns 401",
 }
 SECRET_PARTS = {
     "github_token": GH, "aws_access_key": "AKIAIOSFODNN7EXAMPLE",
@@ -40,6 +53,9 @@ SECRET_PARTS = {
     "url_password": "hunter2secret", "password": "SuperSecret123",
     "email": "jane.doe@example.org", "ipv4": "203.0.113.42", "ipv6": "2001:db8:85a3",
     "phone": "555-2671", "private_key": "MIIEowIBAAKCAQEA",
+    "basic_auth": BASIC, "cookie": "9f8e7d6c5b4a3f2e",
+    "webhook_url": "XyZ123abcDEF456ghiJKL", "secret_parameter": "Zm9vYmFyYmF6cXV4",
+    "ai_pipeline_key": AIP[4:],
 }  # fmt: skip
 
 
@@ -65,6 +81,10 @@ def test_every_kind_has_a_case() -> None:
         "The password field is empty",
         "Started at 12:30:45 and failed at 12:31:02",
         "std::vector<int>::iterator is invalid",
+        "Basic functionality works; basic auth is broken",
+        "The cookie banner covers the button; Cookie: none set",
+        "Use the signature= option of the sign command",
+        "See https://hooks.slack.com/ and https://discord.com/api/ docs",
     ],
 )
 def test_ordinary_text_is_left_alone(text: str) -> None:
@@ -126,3 +146,95 @@ def test_a_secret_is_found_by_its_name_in_prose_json_and_environment_keys() -> N
     assert redact_report(env, r).environment_text() == (
         "DB_PASSWORD: [REDACTED:password]\nos: Ubuntu 24.04"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "secret", "kind"),
+    [
+        ("Proxy-Authorization: basic " + BASIC, BASIC, "basic_auth"),
+        ("Set-Cookie: id=a3fWa9Zk2; Expires=Wed; Secure; HttpOnly", "a3fWa9Zk2", "cookie"),
+        ('headers: {"Cookie": "sid=4f7c1e9a0b"}', "4f7c1e9a0b", "cookie"),
+        (
+            "hook https://discord.com/api/webhooks/1234567890/" + "aBcD-eFgH_iJkL",
+            "aBcD-eFgH_iJkL",
+            "webhook_url",
+        ),
+        (
+            "https://acme.webhook.office.com/webhookb2/" + "0a1b2c3d-4e5f@x/IncomingWebhook/9z",
+            "0a1b2c3d-4e5f",
+            "webhook_url",
+        ),
+        ("callback https://api.example.com/hook?sig=" + "c2lnbmF0dXJl", "c2lnbmF0dXJl", None),
+        ("?signature=" + "0123abcd4567ef&x=1", "0123abcd4567ef", None),
+        ("maps.example.com/api?key=" + "Xk29DmQ8", "Xk29DmQ8", None),
+        ("s3.example.com/b/k?X-Amz-Signature=" + "9f8e7d6c5b4a", "9f8e7d6c5b4a", None),
+        ("https://x.example/cb#access_token=" + "ya29.A0ARrdaM", "ya29.A0ARrdaM", None),
+        ("token=" + "t0k3nV4lu3 in the log", "t0k3nV4lu3", None),
+    ],
+)
+def test_credentials_in_headers_cookies_webhooks_and_query_strings_are_redacted(
+    text: str, secret: str, kind: str | None
+) -> None:
+    out = Redactor().redact(text)
+    assert secret not in out, out
+    assert "[REDACTED:" in out
+    if kind is not None:
+        assert f"[REDACTED:{kind}]" in out, out
+
+
+def test_a_redacted_value_is_not_redacted_again_under_another_name() -> None:
+    out = Redactor().redact(f"https://x.example/?access_token={GH}&key=" + "Zm9vYmFy")
+    assert out == (
+        "https://x.example/?access_token=[REDACTED:github_token]&key=[REDACTED:secret_parameter]"
+    )
+
+
+# The rules as they were on Python's re, before RE2: on ASCII text the RE2 rules must redact
+# exactly as these did (RE2's \w and \b are ASCII; elsewhere they may redact a little more).
+_OLD_RULES = {
+    "private_key": (
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?"
+        r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
+        0,
+    ),
+    "aws_secret_key": (
+        r"(?i)aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+=]{40})"
+        r"(?![A-Za-z0-9/+=])",
+        1,
+    ),
+    "jwt": (r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\b", 0),
+    "url_password": (r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:([^\s@/]+)@", 1),
+    "password": (
+        r"(?i)(?<![a-z0-9])(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token"
+        r"|auth[_-]?token)[\"']?\s*[:=]\s*[\"']?([^\s\"',;]{4,})",
+        1,
+    ),
+    "email": (r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b", 0),
+}
+
+
+def _old_redact(kind: str, text: str) -> str:
+    pattern, group = _OLD_RULES[kind]
+
+    def replace(match: re.Match[str]) -> str:
+        start, end = match.start(group) - match.start(), match.end(group) - match.start()
+        whole = match.group(0)
+        return whole[:start] + f"[REDACTED:{kind}]" + whole[end:]
+
+    return re.sub(pattern, replace, text)
+
+
+_PIECES = st.sampled_from(
+    [
+        "a", "Z", "9", "_", "-", ".", "@", ":", "/", "=", "+", " ", "\n", '"', "'", ",", ";",
+        "x.org", "eyJhbGciOi", "https://", "u:pw", "password", "secret=", "aws_secret_key=",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "-----BEGIN RSA PRIVATE KEY-----",
+        "-----END RSA PRIVATE KEY-----", "jane.doe@example.org", "-----",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=30).map("".join), st.sampled_from(sorted(_OLD_RULES)))
+def test_re2_rules_redact_ascii_text_as_the_backtracking_rules_did(text: str, kind: str) -> None:
+    assert Redactor([kind]).redact(text) == _old_redact(kind, text)

@@ -51,7 +51,25 @@ def test_a_path_in_a_stack_trace_routes_to_its_owners() -> None:
     suggestion = ROUTER.route(report(actual_behavior=trace), result(category="ui"))
     assert suggestion is not None
     assert (suggestion.assignee, suggestion.team) == ("alice", "acme/networking")
-    assert "path /home/ci/app/src/net/http.py matches path:src/net/**" in suggestion.reason
+    # The part of the path the rule names, not where the reporter's machine keeps it.
+    assert "path src/net/http.py matches path:src/net/**" in suggestion.reason
+    assert "/home/ci" not in suggestion.reason
+
+
+@pytest.mark.parametrize(
+    ("rule", "trace", "shown"),
+    [
+        ("path:**/*.py @a", 'File "/home/ana/proj/src/x.py", line 1', "x.py"),
+        ("path:src/** @a", 'File "C:\\Users\\ana\\proj\\src\\ui\\w.py", line 3', "src/ui/w.py"),
+        ("path:*.sql @a", "/srv/ana/db/0042_add.sql:3: syntax error", "0042_add.sql"),
+        ("path:/app/ @a", "/var/lib/ana/app/main.go:12: panic", "app/main.go"),
+    ],
+)
+def test_a_routing_reason_names_no_local_directory(rule: str, trace: str, shown: str) -> None:
+    suggestion = Router.parse(rule).route(report(actual_behavior=trace), result())
+    assert suggestion is not None
+    assert suggestion.reason.startswith(f"path {shown} matches ")
+    assert "ana" not in suggestion.reason
 
 
 def test_a_file_name_pattern_matches_anywhere() -> None:

@@ -3,7 +3,12 @@ here changes the model's features (bump TOKENIZER_VERSION and retrain)."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ai_pipeline.triage.features import (
     MAX_CHARS,
@@ -54,3 +59,26 @@ def test_long_text_is_truncated() -> None:
 
 def test_join_fields_skips_empty_parts() -> None:
     assert join_fields(["Title", "", None, "body"]) == "Title\nbody"
+
+
+# normalize() as it was, with the e-mail pattern that was quadratic on a long run of word
+# characters: the rewrite must normalise every text exactly as it did, or the shipped
+# model's features would move.
+_OLD_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_OLD_HEX = re.compile(r"\b(?:0x[0-9a-f]+|(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,})\b")
+
+
+def _old_normalize(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text[:MAX_CHARS]).casefold()
+    return _OLD_HEX.sub(" xhex ", _OLD_EMAIL.sub(" xemail ", text))
+
+
+_EMAIL_PIECES = st.sampled_from(
+    ["a", "Z", "9", "_", ".", "+", "-", "@", " ", "é", "日", "٣", "x.org", "@b.c", "..", "\n"]
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_EMAIL_PIECES, max_size=16).map("".join))
+def test_normalize_replaces_emails_exactly_as_the_old_pattern_did(text: str) -> None:
+    assert normalize(text) == _old_normalize(text)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ai_pipeline.domain.models import BugReport, IssueType, Priority, Severity
 from ai_pipeline.triage import rules
@@ -116,6 +119,52 @@ def test_empty_sections_in_the_description_do_not_count() -> None:
 def test_inline_environment_and_numbered_steps_count() -> None:
     description = "On Windows 11 it fails.\n1. open\n2. click\nExpected: ok\nActual: fail"
     assert rules.missing_information(report(description=description)) == []
+
+
+# The patterns as they were on Python's re (super-linear there): the rewrites must decide
+# as they did.
+_OLD_EMPTY_ANSWER = re.compile(
+    r"^\W*(?:_?no response_?|n/?a|none|tbd|todo|-+|\.+)?\W*$", re.IGNORECASE | re.DOTALL
+)
+_OLD_NUMBERED_STEP = re.compile(r"^\s*(?:1[.)]|step 1\b)", re.IGNORECASE | re.MULTILINE)
+_ANSWER_PIECES = st.sampled_from(
+    ["_", "no response", "No Response", "N/A", "n", "a", "/", "none", "TBD", "todo", "-",
+     ".", " ", "\n", "\t", "!", "é", "日本", "٣", "x", "—", "*", "#", "1."]
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_ANSWER_PIECES, max_size=12).map("".join))
+def test_an_answer_is_empty_exactly_when_the_old_pattern_said_so(text: str) -> None:
+    assert rules.is_empty_answer(text) == bool(_OLD_EMPTY_ANSWER.match(text))
+
+
+_STEP_PIECES = st.sampled_from(["1.", "1)", "step 1", "Step 1x", " ", "\n", "\t", "a", "2."])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_STEP_PIECES, max_size=10).map("".join))
+def test_numbered_steps_are_found_exactly_where_the_old_pattern_found_them(text: str) -> None:
+    assert bool(rules._NUMBERED_STEP.search(text)) == bool(_OLD_NUMBERED_STEP.search(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-" * 65_000 + "x",  # cubic for the old empty-answer pattern
+        "### Steps to reproduce\n" + "-" * 65_000 + "x",
+        "\n" * 65_000 + "x",  # quadratic for the old numbered-step pattern
+        "-" * 65_000 + " versions",  # quadratic for the old heading pattern
+    ],
+    ids=["dashes", "heading-then-dashes", "blank-lines", "heading-prefix"],
+)
+def test_missing_information_reads_hostile_fields_in_one_pass(text: str) -> None:
+    """Each of these took seconds to minutes on the old patterns (pytest's timeout ends
+    the test there); linear now."""
+    hostile = report(
+        description=text, steps_to_reproduce=text, expected_behavior=text, actual_behavior=text
+    )
+    assert rules.missing_information(hostile) == ["environment"]
 
 
 def test_feature_requests_and_questions_need_no_repro() -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -88,3 +90,18 @@ def test_dense_rows_put_the_embedding_first() -> None:
     np.testing.assert_array_equal(matrix[:, 4:], cue_matrix(["How?\nbody", "b"]))
     with pytest.raises(ValueError):
         dense_matrix(np.stack([embedding]), ["a", "b"])
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["How do I", "  why not", "\tCan I", "\u3000what", "x how", "How", "Does it", "\r\nhow"],
+)
+def test_the_question_word_cue_reads_a_title_as_the_old_pattern_did(title: str) -> None:
+    """The old "^\\s*(how|…)" (quadratic over blank lines; a title has none)."""
+    old = re.compile(
+        r"^\s*(how|why|what|where|when|which|is there|is it|can i|can we|can you|does|do i"
+        r"|should)\b",
+        re.I | re.M,
+    )
+    index = CUE_NAMES.index("title_question_word")
+    assert (cue_vector(title + "\nbody")[index] > 0) == bool(old.search(split_title(title)[0]))

@@ -1,4 +1,7 @@
-"""The ticket-creation agent: a triaged report in, an issue draft out."""
+"""The ticket-creation agent: a triaged report in, an issue draft out.
+
+Redaction and rendering read the report's text: they run on worker threads within the
+report's budget (``agents.offload``); a report that spends it is dead-lettered."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ai_pipeline.agents.messages import step_ran, to_topic
+from ai_pipeline.agents.offload import DEFAULT_BUDGET_SECONDS, off_loop, report_budget
 from ai_pipeline.domain.errors import PermanentError
 from ai_pipeline.domain.events import (
     Event,
@@ -37,10 +41,12 @@ class TicketCreationAgent:
         redactor: Redactor,
         drafter: IssueDrafter | None = None,
         hold: HoldPolicy | None = None,
+        cpu_budget: float = DEFAULT_BUDGET_SECONDS,
     ):
         self.redactor = redactor
         self.drafter: IssueDrafter = drafter or TemplateDrafter()
         self.hold = hold or HoldPolicy()
+        self.cpu_budget = cpu_budget
 
     async def handle(self, event: Event) -> Sequence[OutgoingMessage]:
         if not isinstance(event, ReportTriaged):
@@ -54,10 +60,11 @@ class TicketCreationAgent:
                 data={"reasons": reasons},
             )
             return [to_topic(Topic.STATUS_UPDATES, event.request_id, held)]
-        started = utcnow()
-        report, triage = redacted(event, self.redactor)
-        draft = await self.drafter.draft(event.request_id, report, triage)
-        return drafted_messages(event, draft, started, report, triage)
+        with report_budget(self.cpu_budget):
+            started = utcnow()
+            report, triage = await off_loop(redacted, event, self.redactor)
+            draft = await self.drafter.draft(event.request_id, report, triage)
+            return await off_loop(drafted_messages, event, draft, started, report, triage)
 
 
 def draft_issue(event: ReportTriaged, redactor: Redactor) -> list[OutgoingMessage]:

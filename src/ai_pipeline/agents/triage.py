@@ -2,9 +2,11 @@
 
 Each report is embedded once (``triage.embeddings``); the vector serves the duplicate
 search and the engine's models, and is stored with the request so a restarted agent seeds
-its index without embedding every recent report again. Embedding runs on a worker thread
-(onnxruntime releases the GIL), so the event loop, which may also serve the API, is never
-blocked for the 10–40 ms it takes.
+its index without embedding every recent report again. The work on the report's text
+(embedding, the tf-idf vector, the engine's models and rules, routing) runs on worker
+threads within the report's budget (``agents.offload``), so the event loop, which may also
+serve the API, is never blocked by it, and a report built to be slow is dead-lettered.
+The duplicate index itself is read and changed on the event loop only.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ai_pipeline.agents.messages import step_ran, to_topic
+from ai_pipeline.agents.offload import DEFAULT_BUDGET_SECONDS, off_loop, report_budget
 from ai_pipeline.domain.errors import PermanentError
 from ai_pipeline.domain.events import (
     BugReportSubmitted,
@@ -43,6 +46,7 @@ class TriageAgent:
         metrics: Metrics,
         router: Router | None = None,
         embedder: Embedder | None = None,
+        cpu_budget: float = DEFAULT_BUDGET_SECONDS,
     ):
         self.engine = engine
         self.index = index
@@ -50,6 +54,7 @@ class TriageAgent:
         self.metrics = metrics
         self.router = router or Router(())
         self.embedder = embedder
+        self.cpu_budget = cpu_budget
 
     async def seed_index(self, limit: int) -> int:
         """Fill the duplicate index with the newest stored reports, oldest first.
@@ -95,18 +100,22 @@ class TriageAgent:
     async def handle(self, event: Event) -> Sequence[OutgoingMessage]:
         if not isinstance(event, BugReportSubmitted):
             raise PermanentError(f"triage agent cannot handle {event.kind}")
+        with report_budget(self.cpu_budget):
+            return await self._triage(event)
+
+    async def _triage(self, event: BugReportSubmitted) -> Sequence[OutgoingMessage]:
         started = utcnow()
         report = event.report
         text = report.full_text()
         embedding = await self._embed(text)
-        vector = self.index.vector(report.title, text)
+        vector = await off_loop(self.index.vector, report.title, text)
         candidates = self.index.search(
             vector, k=5, exclude_bug_report_id=report.id, embedding=embedding
         )
         result = await self.engine.triage(
             report, await self._with_issue_numbers(candidates), embedding
         )
-        result = self.router.apply(report, result)
+        result = await off_loop(self.router.apply, report, result)
         if result.security_band is SecurityBand.PUBLIC:
             # A report that may be filed privately must never be offered as the duplicate of
             # a public one: the link would disclose it.
@@ -135,7 +144,7 @@ class TriageAgent:
     async def _embed(self, text: str) -> Embedding | None:
         if self.embedder is None:
             return None
-        return await asyncio.to_thread(self.embedder.embed_one, report_text(text))
+        return await off_loop(self.embedder.embed_one, report_text(text))
 
     async def _with_issue_numbers(
         self, candidates: list[DuplicateCandidate]

@@ -7,6 +7,8 @@ marker naming its kind, so a reader knows something was there and what it was.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import ipaddress
 import re
@@ -15,16 +17,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_pipeline.domain.models import BugReport
+from ai_pipeline.text.patterns import Match, Pattern, linear
 
 Validator = Callable[[str], bool]
+REDACTED = "[REDACTED:"
 
 
 @dataclass(frozen=True)
 class Rule:
     kind: str
-    pattern: re.Pattern[str]
+    # RE2 (linear by construction), or Python's re where a lookaround is needed and a
+    # ReDoS checker proves the pattern linear (tests/unit/test_linear_patterns.py).
+    pattern: Pattern | re.Pattern[str]
     valid: Validator | None = None
     group: int = 0  # the part of the match to replace (e.g. only a URL's password)
+    # What may not come right after the match: the lookahead RE2 does not have.
+    not_followed_by: str = ""
 
 
 def _ip_address(text: str) -> bool:
@@ -37,61 +45,107 @@ def _ip_address(text: str) -> bool:
 
 
 def _phone(text: str) -> bool:
-    digits = re.sub(r"\D", "", text)
-    return 9 <= len(digits) <= 15
+    return 9 <= sum(c.isdecimal() for c in text) <= 15
 
+
+def _basic_credentials(text: str) -> bool:
+    """``user:password`` in Base64, as HTTP Basic authentication sends it; a word that
+    merely follows "basic" in prose decodes to no such text."""
+    try:
+        decoded = base64.b64decode(text + "=" * (-len(text) % 4), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return ":" in decoded and decoded.isprintable()
+
+
+_BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 
 # Order matters: specific token shapes before the generic ones that would also match.
 RULES: tuple[Rule, ...] = (
     Rule(
         "private_key",
-        re.compile(
+        linear(
             r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?"
             r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----"
         ),
     ),
     Rule(
         "github_token",
-        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})\b"),
+        linear(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})\b"),
     ),
-    Rule("aws_access_key", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),
+    Rule("aws_access_key", linear(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")),
     # The secret half has no prefix of its own: found by the name it is given.
     Rule(
         "aws_secret_key",
-        re.compile(
-            r"(?i)aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"
+        linear(r"(?i)aws_?secret_?(?:access_?)?key[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9/+=]{40})"),
+        group=1,
+        not_followed_by=_BASE64,
+    ),
+    Rule("slack_token", linear(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b")),
+    # Incoming-webhook URLs are their own credential: whoever has one may post.
+    Rule(
+        "webhook_url",
+        linear(
+            r"(?i)\b(?:hooks\.slack\.com/(?:services|workflows|triggers)"
+            r"|(?:[a-z0-9-]+\.)?discord(?:app)?\.com/api/webhooks"
+            r"|[a-z0-9.\-]*webhook\.office\.com/webhookb2"
+            r"|outlook\.office(?:365)?\.com/webhook)/([^\s\"'<>`]+)"
         ),
         group=1,
     ),
-    Rule("slack_token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b")),
-    Rule("stripe_key", re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}\b")),
-    Rule("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b")),
-    Rule("openai_key", re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{20,}\b")),
-    Rule(
-        "jwt", re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\b")
-    ),
+    Rule("stripe_key", linear(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}\b")),
+    Rule("google_api_key", linear(r"\bAIza[0-9A-Za-z_\-]{35}\b")),
+    Rule("openai_key", linear(r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{20,}\b")),
+    Rule("jwt", linear(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\b")),
+    # This service's own API keys (domain/api_keys.py): "aip_" and 43 URL-safe characters.
+    Rule("ai_pipeline_key", linear(r"\baip_[A-Za-z0-9_\-]{20,}")),
     Rule(
         "bearer_token",
-        re.compile(r"(?i)\b(?:authorization:\s*)?bearer\s+([A-Za-z0-9._~+/\-]{16,}=*)"),
+        linear(r"(?i)\b(?:authorization:\s*)?bearer\s+([A-Za-z0-9._~+/\-]{16,}=*)"),
+        group=1,
+    ),
+    Rule(
+        "basic_auth",
+        linear(r"(?i)\bbasic\s+([A-Za-z0-9+/]{6,}={0,2})"),
+        valid=_basic_credentials,
+        group=1,
+    ),
+    # A Cookie or Set-Cookie header's value: session ids are credentials.
+    Rule(
+        "cookie",
+        linear(r"(?i)\b(?:set-)?cookie[\"']?[ \t]*:[ \t]*[\"']?([^\s=;,\"']+=[^\r\n\"']*)"),
         group=1,
     ),
     Rule(
         "url_password",
         # The user may be empty (redis://:password@host).
-        re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:([^\s@/]+)@", re.IGNORECASE),
+        linear(r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s:/@]*:([^\s@/]+)@"),
         group=1,
     ),
     Rule(
         "password",
-        re.compile(
+        linear(
             # Not \b: DB_PASSWORD=… and "client_secret": "…" name a secret as well. The
-            # optional quote after the name covers JSON ("password": "…").
-            r"(?i)(?<![a-z0-9])(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token"
+            # optional quote after the name covers JSON ("password": "…"). The character
+            # before the name is matched, not replaced.
+            r"(?i)(?:^|[^a-z0-9])(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token"
             r"|auth[_-]?token)[\"']?\s*[:=]\s*[\"']?([^\s\"',;]{4,})"
         ),
         group=1,
     ),
-    Rule("email", re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")),
+    # Query parameters that carry a credential: ?token=, ?sig=, X-Amz-Signature=, ?key=…
+    Rule(
+        "secret_parameter",
+        linear(
+            r"(?i)(?:^|[?&;#\s\"'(,])(?:x-(?:amz|goog)-)?"
+            r"(?:(?:refresh|id|session|security|access|auth|api|client|signing)[_-]?)?"
+            r"(?:token|key|signature|sig|credential)=([^&#\s\"'<>]{4,})"
+        ),
+        group=1,
+    ),
+    Rule("email", linear(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")),
+    # Addresses and phone numbers are told apart from version numbers and times by what
+    # surrounds them (lookaround, so Python's re: linear by the ReDoS checker's proof).
     Rule(
         "ipv6",
         re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"),
@@ -131,11 +185,14 @@ class Redactor:
         return text
 
 
-def _replace(match: re.Match[str], rule: Rule) -> str:
-    found = match.group(rule.group)
-    if rule.valid is not None and not rule.valid(found):
-        return match.group(0)
-    whole = match.group(0)
+def _replace(match: Match | re.Match[str], rule: Rule) -> str:
+    found: str = match.group(rule.group)
+    whole: str = match.group(0)
+    if found.startswith(REDACTED) or (rule.valid is not None and not rule.valid(found)):
+        return whole
+    after = match.string[match.end() : match.end() + 1]
+    if after and after in rule.not_followed_by:
+        return whole
     start = match.start(rule.group) - match.start(0)
     return whole[:start] + f"[REDACTED:{rule.kind}]" + whole[start + len(found) :]
 

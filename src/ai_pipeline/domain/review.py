@@ -42,7 +42,7 @@ SECURITY_REVIEW: Final = "security-review"  # the review band: held whatever the
 HoldReason = Literal["needs-triage", "security"]
 HOLD_REASONS: tuple[HoldReason, ...] = (NEEDS_TRIAGE, SECURITY)
 
-_LABEL = r"^[^\x00-\x1f\x7f,]{1,50}$"
+_LABEL = re.compile(r"^[^\x00-\x1f\x7f,]{1,50}$")
 
 
 class HoldPolicy:
@@ -103,7 +103,7 @@ def _valid_labels(labels: list[str]) -> list[str]:
     cleaned = []
     for label in labels:
         label = label.strip()
-        if not re.match(_LABEL, label):
+        if not _LABEL.match(label):
             raise ValueError(f"label {label!r}: 1-50 characters, no commas or control characters")
         if label != NEEDS_TRIAGE and label not in cleaned:
             cleaned.append(label)

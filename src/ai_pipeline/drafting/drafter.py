@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ai_pipeline.agents.offload import off_loop
 from ai_pipeline.domain.models import BugReport, IssueDraft, TriageResult
 from ai_pipeline.drafting.template import render
 
@@ -20,7 +21,8 @@ class IssueDrafter(Protocol):
 
 
 class TemplateDrafter:
-    """The deterministic template (``drafting.template.render``)."""
+    """The deterministic template (``drafting.template.render``), rendered on a worker
+    within the report's budget."""
 
     async def draft(self, request_id: str, report: BugReport, triage: TriageResult) -> IssueDraft:
-        return render(request_id, report, triage)
+        return await off_loop(render, request_id, report, triage)

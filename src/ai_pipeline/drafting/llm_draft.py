@@ -13,8 +13,9 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ai_pipeline.adapters.llm import INVALID_OUTPUT, ChatModel, LlmError
+from ai_pipeline.agents.offload import off_loop
 from ai_pipeline.domain.models import BugReport, IssueDraft, TriageResult
-from ai_pipeline.drafting.template import one_line_title, prose, render
+from ai_pipeline.drafting.template import GITHUB_BODY_LIMIT, one_line_title, prose, render
 from ai_pipeline.observability.logging import get_logger
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.triage import prompts
@@ -53,6 +54,10 @@ def overview(summary: str) -> str:
     )
 
 
+# The longest overview there can be: every character of the summary escaped the longest way.
+_OVERVIEW_ROOM = len(overview("&" * (MAX_SUMMARY + 1)))
+
+
 class LlmDrafter:
     """Implements ``IssueDrafter``."""
 
@@ -61,7 +66,10 @@ class LlmDrafter:
         self.metrics = metrics
 
     async def draft(self, request_id: str, report: BugReport, triage: TriageResult) -> IssueDraft:
-        template = render(request_id, report, triage)
+        # Room above the template for the longest overview there can be.
+        template = await off_loop(
+            render, request_id, report, triage, GITHUB_BODY_LIMIT - _OVERVIEW_ROOM
+        )
         try:
             completion = await self.chat.complete(
                 prompts.draft_messages(report, triage),

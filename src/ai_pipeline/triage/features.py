@@ -18,7 +18,12 @@ TOKENIZER_VERSION = 1
 # Long bodies are mostly logs and stack traces; their tail adds little and costs latency.
 MAX_CHARS = 20_000
 
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+# The domain half of an e-mail address. The whole address used to be one pattern,
+# "\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b", which backtracks quadratically over a long run of
+# word characters and dots; _replace_emails replaces exactly what it matched, reading the
+# local part backwards from each "@".
+_EMAIL_DOMAIN = re.compile(r"@[\w-]+(?:\.[\w-]+)+\b")
+_LOCAL_PUNCTUATION = frozenset(".+-")
 # Hex literals and hash-like ids (commit shas, addresses): at least 8 chars mixing digits/letters.
 _HEX = re.compile(r"\b(?:0x[0-9a-f]+|(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,})\b")
 # Words (letters/digits, inner apostrophes kept: "doesn't"), plus "?" which marks questions.
@@ -33,8 +38,36 @@ def normalize(text: str) -> str:
     templated reports ("www.example.com - page is blank") apart.
     """
     text = unicodedata.normalize("NFKC", text[:MAX_CHARS]).casefold()
-    text = _EMAIL.sub(" xemail ", text)
+    text = _replace_emails(text, " xemail ")
     return _HEX.sub(" xhex ", text)
+
+
+def _replace_emails(text: str, replacement: str) -> str:
+    """``text`` with each e-mail address replaced, in one pass. An address's local part
+    starts at the first word boundary of the run of address characters before its "@" (not
+    before the end of the previous address), as the single pattern's leftmost match did."""
+    parts: list[str] = []
+    done = 0
+    for domain in _EMAIL_DOMAIN.finditer(text):
+        at = domain.start()
+        start = at
+        while start > done and (_is_word(text[start - 1]) or text[start - 1] in _LOCAL_PUNCTUATION):
+            start -= 1
+        local = next((i for i in range(start, at) if _boundary(text, i)), None)
+        if local is None:
+            continue
+        parts += [text[done:local], replacement]
+        done = domain.end()
+    parts.append(text[done:])
+    return "".join(parts)
+
+
+def _is_word(character: str) -> bool:
+    return character.isalnum() or character == "_"
+
+
+def _boundary(text: str, i: int) -> bool:
+    return (i > 0 and _is_word(text[i - 1])) != _is_word(text[i])
 
 
 def tokenize(text: str) -> list[str]:

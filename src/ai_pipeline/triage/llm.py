@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ai_pipeline.adapters.llm import INVALID_OUTPUT, ChatModel, LlmError
+from ai_pipeline.agents.offload import off_loop
 from ai_pipeline.domain.models import (
     AssigneeSuggestion,
     BugReport,
@@ -309,10 +310,9 @@ class LlmTriageEngine:
         candidates: list[DuplicateCandidate],
         embedding: Embedding | None = None,
     ) -> TriageResult:
-        base = self.local.decide(report, candidates, embedding)
-        messages = prompts.triage_messages(
-            redact_report(report, self.redactor), self.allowed.extra_labels, self.allowed.assignees
-        )
+        # The work on the report's text runs on a worker, within the report's budget.
+        base = await off_loop(self.local.decide, report, candidates, embedding)
+        messages = await off_loop(self._messages, report)
         try:
             completion = await self.chat.complete(messages, "triage", self.schema)
             answer = _parse(completion.content)
@@ -320,7 +320,8 @@ class LlmTriageEngine:
             self.metrics.llm_fallbacks.labels("triage", error.reason).inc()
             log.warning("llm_triage_fallback", reason=error.reason, error=str(error))
             return fallback(base, error.reason)
-        merged = merge(
+        merged = await off_loop(
+            merge,
             base,
             answer,
             self.allowed,
@@ -332,6 +333,11 @@ class LlmTriageEngine:
         if merged.rejected:
             log.warning("llm_values_rejected", fields=merged.rejected)
         return merged.result
+
+    def _messages(self, report: BugReport) -> list[dict[str, str]]:
+        return prompts.triage_messages(
+            redact_report(report, self.redactor), self.allowed.extra_labels, self.allowed.assignees
+        )
 
 
 def _parse(content: str) -> LlmAnswer:

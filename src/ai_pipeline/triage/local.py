@@ -22,6 +22,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ai_pipeline.agents.offload import off_loop
 from ai_pipeline.domain.models import (
     BugReport,
     DuplicateCandidate,
@@ -154,7 +155,8 @@ class LocalTriageEngine:
         candidates: list[DuplicateCandidate],
         embedding: Embedding | None = None,
     ) -> TriageResult:
-        return self.decide(report, candidates, embedding)
+        # Models and rules read the report's text: on a worker, within its budget.
+        return await off_loop(self.decide, report, candidates, embedding)
 
     def decide(
         self,

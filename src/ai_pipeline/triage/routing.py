@@ -20,12 +20,14 @@ matched and why, so a human can see the reason in the issue.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ai_pipeline.domain.models import AssigneeSuggestion, BugReport, TriageResult
+from ai_pipeline.text.patterns import Pattern, escape, linear
 
 SELECTORS = ("category", "label", "type", "priority", "path")
 _OWNER = re.compile(r"^@[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9_.-]{1,100})?$")
@@ -35,10 +37,11 @@ _OWNER = re.compile(r"^@[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9_.-]{1,10
 #   at com.acme.net.Client.send(Client.java:42) (JVM: the package becomes a path)
 #   at render (src/ui/Button.tsx:10:5)          (JavaScript)
 #   src/net/http.c:88: error: …                 (C, Go, Rust, grep-like output)
+# Python's re, each proven linear by the ReDoS checker (tests/unit/test_linear_patterns.py).
 _PY_FRAME = re.compile(r'File "([^"\n]{1,300})", line \d+')
 _JVM_FRAME = re.compile(r"\bat ((?:[a-z_][\w$]*\.)+)[A-Z][\w$]*\.[\w$<>]+\((\w+\.\w+):\d+\)")
 _PATH_WITH_LINE = re.compile(
-    r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.[A-Za-z][\w]{0,9}):\d+(?::\d+)?\b"
+    r"(?<![\w/.-])(/?(?:[\w.-]+/)*[\w.-]+\.[A-Za-z][\w]{0,9}):\d+(?::\d+)?\b"
 )
 MAX_PATHS = 50
 
@@ -55,16 +58,14 @@ class Rule:
     line: int
 
     def matches(self, values: Iterable[str]) -> str | None:
-        """The first value the rule matches, if any."""
+        """The first value the rule matches, if any; of a path, the part the rule names."""
         for value in values:
-            if self._match(value):
-                return value
+            if self.selector != "path":
+                if fnmatch.fnmatchcase(value.lower(), self.pattern.lower()):
+                    return value
+            elif (named := _named_part(value, self.pattern)) is not None:
+                return named
         return None
-
-    def _match(self, value: str) -> bool:
-        if self.selector != "path":
-            return fnmatch.fnmatchcase(value.lower(), self.pattern.lower())
-        return _path_matches(value, self.pattern)
 
     def describe(self) -> str:
         return f"{self.selector}:{self.pattern}"
@@ -163,21 +164,32 @@ def paths_in_text(text: str) -> list[str]:
     return list(found)[:MAX_PATHS]
 
 
-def _path_matches(path: str, pattern: str) -> bool:
-    """CODEOWNERS-like globbing: ``**`` spans directories, a pattern without a slash matches
-    a file name anywhere, a pattern ending in ``/`` (or ``/**``) matches a whole directory,
-    and any pattern also matches when it names a suffix of the path (traces print absolute
-    or site-relative paths: ``/home/ci/app/src/net/x.py`` still matches ``src/net/**``)."""
+def _named_part(path: str, pattern: str) -> str | None:
+    """The shortest end of ``path`` that ``pattern`` matches, CODEOWNERS-like: ``**`` spans
+    directories, a pattern without a slash matches a file name anywhere, a pattern ending
+    in ``/`` (or ``/**``) matches a whole directory, and any pattern also matches a suffix of
+    the path (traces print absolute or site-relative paths: ``/home/ci/app/src/net/x.py``
+    still matches ``src/net/**``). The shortest, so that a reason quoting it names what the
+    rule is about, not where the reporter's machine keeps it."""
     pattern = pattern.lstrip("/")
     if pattern.endswith("/"):
         pattern += "**"
     if "/" not in pattern:
-        return fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], pattern)
-    regex = _glob_regex(pattern)
-    return regex.search(path) is not None
+        name = path.rsplit("/", 1)[-1]
+        return name if fnmatch.fnmatchcase(name, pattern) else None
+    glob = _glob(pattern)
+    if glob.search(path) is None:  # one pass decides; the suffixes are tried on a match only
+        return None
+    starts = [i + 1 for i, c in enumerate(path) if c == "/"]
+    for start in [*reversed(starts), 0]:
+        if glob.fullmatch(path[start:]) is not None:
+            return path[start:]
+    return path  # unreachable: the search matched one of these suffixes
 
 
-def _glob_regex(pattern: str) -> re.Pattern[str]:
+@functools.cache
+def _glob(pattern: str) -> Pattern:
+    """A path glob as an RE2 pattern (linear whatever the globs; compiled once each)."""
     parts = []
     i = 0
     while i < len(pattern):
@@ -194,6 +206,6 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
             parts.append(r"[^/]")
             i += 1
         else:
-            parts.append(re.escape(pattern[i]))
+            parts.append(escape(pattern[i]))
             i += 1
-    return re.compile(r"(?:^|/)" + "".join(parts) + r"$")
+    return linear(r"(?:^|/)(?:" + "".join(parts) + r")$")

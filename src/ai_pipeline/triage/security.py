@@ -35,6 +35,7 @@ import numpy.typing as npt
 
 from ai_pipeline.domain.models import SecurityBand
 from ai_pipeline.domain.redaction import RULES as REDACTION_RULES
+from ai_pipeline.text.patterns import linear
 from ai_pipeline.triage.calibration import NEVER, FieldCalibration
 from ai_pipeline.triage.embeddings import DIMENSIONS
 from ai_pipeline.triage.rules import strong_security_terms, without_template_comments
@@ -142,9 +143,9 @@ def prototype_direction(prototype_embeddings: npt.NDArray[np.float32]) -> npt.ND
 # like "../../../" (build logs) and passwords in URLs (configuration examples) were not
 # evidence there, so traversal needs its target file and URL passwords do not count.
 # Each pattern comes with a substring it needs: the cheap test spares a long report most
-# of the scans.
+# of the scans. RE2: report text, linear whatever it holds.
 _PAYLOADS = tuple(
-    (guard, re.compile(pattern))
+    (guard, linear(pattern))
     for guard, pattern in (
         ("cve-", r"\bcve-\d{4}-\d{4,}\b"),
         ("<script", r"<script[^>]*>[^<]{0,200}?\b(?:alert|prompt|confirm|eval)\s*\("),

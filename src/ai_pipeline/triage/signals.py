@@ -31,25 +31,25 @@ in the title or opening 4 times in 9).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from ai_pipeline.domain.models import Priority, Severity
+from ai_pipeline.text.patterns import Pattern, linear
 
 OPENING = 300  # characters of the description read for inferred signals
 _PRIORITY_ORDER = tuple(Priority)  # low → critical
 _SEVERITY_ORDER = tuple(Severity)  # minor → blocker
 
 
-def _words(*patterns: str) -> re.Pattern[str]:
-    # Matched against lower-cased text.
-    return re.compile(r"\b(?:" + "|".join(patterns) + r")\b")
+def _words(*patterns: str) -> Pattern:
+    # Matched against lower-cased report text: RE2, linear whatever the text.
+    return linear(r"\b(?:" + "|".join(patterns) + r")\b")
 
 
 @dataclass(frozen=True)
 class Signal:
     name: str
-    pattern: re.Pattern[str]
+    pattern: Pattern
     priority: Priority | None
     severity: Severity | None
     title_only: bool = False  # a word that means this only when the title says it
@@ -120,12 +120,11 @@ SIGNALS = (
     ),
 )
 
-# "Severity: critical", "Priority - P1", "**Severity**: S2", "[blocker]" at the start of a
-# title. Bugzilla's and Jira's words are mapped as the export format maps them.
-_STATED = re.compile(
-    r"^[ \t>*_#\-]*(?P<field>priority|severity|impact|urgency)[*_ \t]*[:=\-][ \t*_]*"
+# "Severity: critical", "Priority - P1", "**Severity**: S2" at the start of a line.
+# Bugzilla's and Jira's words are mapped as the export format maps them.
+_STATED = linear(
+    r"(?im)^[ \t>*_#\-]*(?P<field>priority|severity|impact|urgency)[*_ \t]*[:=\-][ \t*_]*"
     r"(?P<value>[a-z0-9]+)",
-    re.IGNORECASE | re.MULTILINE,
 )
 _STATED_PRIORITY = {
     **dict.fromkeys(("low", "lowest", "trivial", "minor", "p3", "p4", "p5"), Priority.LOW),

@@ -39,7 +39,9 @@ _CUES: tuple[tuple[str, Field, str], ...] = (
     (
         "title_question_word",
         "title",
-        r"^\s*(how|why|what|where|when|which|is there|is it|can i|can we|can you|does|do i"
+        # [^\S\n], not \s: a line start followed by \s, which spans newlines, is quadratic
+        # over blank lines (a title has none, so the cue is unchanged).
+        r"^[^\S\n]*(how|why|what|where|when|which|is there|is it|can i|can we|can you|does|do i"
         r"|should)\b",
     ),
     (
@@ -143,7 +145,7 @@ _EVIDENCE: dict[str, tuple[str, str | None]] = {
     "body_type_support": ("question", "a support template"),
     "body_question": ("question", None),
 }
-_CUE_PATTERNS = {name: (field, re.compile(p, re.I | re.M)) for name, field, p in _CUES}
+_CUE_PATTERNS = dict(zip((name for name, _, _ in _CUES), _COMPILED, strict=True))
 EVIDENCE_CHARS = 4_000  # a reason names what is near the top; the model reads it all
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
-import re
 import time
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn, cast
@@ -41,6 +40,7 @@ from ai_pipeline.drafting.marker import marker, request_id_in
 from ai_pipeline.observability.logging import get_logger
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.ports import OpenIssue
+from ai_pipeline.text.patterns import linear
 
 log = get_logger(__name__)
 
@@ -48,7 +48,7 @@ PER_PAGE = 100  # GitHub's maximum page size
 ACCEPT = "application/vnd.github+json, application/json;q=0.9"
 
 # Owners may carry underscores on Enterprise Server (names mapped from LDAP/SAML).
-_REPOSITORY = re.compile(r"[A-Za-z0-9_-]+/[A-Za-z0-9_.-]+")
+_REPOSITORY = linear(r"[A-Za-z0-9_-]+/[A-Za-z0-9_.-]+")  # quadratic on re
 _ISSUE_LIST = {"state": "all", "sort": "created", "direction": "desc"}
 _MAX_LIST_PAGES = 10  # labels and comments: enough for any repository this files into
 _NOT_PRIVATE = (

@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
         pngs.append(plots.latency_png(figures, RESULTS / "latency.png"))
     if "distributed" in figures:
         pngs.append(plots.distributed_png(figures["distributed"], RESULTS / "distributed.png"))
+        if plots.cost_phases(figures["distributed"]):
+            pngs.append(plots.cost_png(figures["distributed"], RESULTS / "cost.png"))
     if "one_process_1_threads" in figures.get("triage", {}):
         pngs.append(plots.triage_png(figures["triage"], RESULTS / "triage.png"))
     summary = summarise(figures)
@@ -202,8 +204,37 @@ def _distributed_lines(d: dict[str, Any]) -> list[str]:
         f" < 60 s): sending took {burst['send_seconds']:.1f} s on the same cores; after the"
         f" last report was in, issues were filed at {burst['drain_after_ingest_per_s']:.0f}/s",
         "",
+        *_cost_lines(d),
         *_client_lines(d["kafka_clients"]),
     ]
+
+
+def _cost_lines(d: dict[str, Any]) -> list[str]:
+    phases = plots.cost_phases(d)
+    if not phases:
+        return []
+    names = sorted({n for _, c in phases for n in c["cpu_ms_per_report"]})
+    lines = [
+        "### Cost per report (CPU ms from /proc over each phase, divided by the reports it"
+        " completed; the load generator and the fake tracker are the bench's own threads)",
+        "",
+        "| process | " + " | ".join(label for label, _ in phases) + " | peak RSS MB |",
+        "|---" * (len(phases) + 2) + "|",
+    ]
+    last = phases[-1][1]["peak_rss_mb"]
+    for name in names:
+        cells = " | ".join(f"{c['cpu_ms_per_report'].get(name, 0.0):.2f}" for _, c in phases)
+        rss = f"{last[name]:.0f}" if name in last else ""
+        lines.append(f"| {name} | {cells} | {rss} |")
+    rows = (
+        ("**sum, service processes** (target ≤ 12 ms)", "cpu_ms_per_report_service", "{:.1f}"),
+        ("sum, everything on the box", "cpu_ms_per_report_all", "{:.1f}"),
+        ("Redis commands per report", "redis_commands_per_report", "{:.1f}"),
+        ("Kafka messages per report", "kafka_messages_per_report", "{:.1f}"),
+    )
+    for label, key, form in rows:
+        lines.append(f"| {label} | " + " | ".join(form.format(c[key]) for _, c in phases) + " | |")
+    return [*lines, ""]
 
 
 def _client_lines(c: dict[str, Any]) -> list[str]:

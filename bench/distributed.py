@@ -3,6 +3,8 @@
 Three figures: saturated end-to-end throughput with one and with three triage agents (their
 ratio is the scaling), time-to-issue percentiles at a fixed 100 reports/s, and how long a
 burst of 10,000 reports takes to drain. Issues are filed on the GitHub-shaped test server.
+Each phase also says what a report cost: CPU milliseconds per process, peak memory, Redis
+commands and Kafka messages (bench/cost.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from tests.fakes.github_server import run_fake_github
 from tests.fleet import TOKEN, Fleet
 from tests.service import local_services
 
-from bench import kafka_clients
+from bench import cost, kafka_clients
 from bench.e2e import percentiles
 
 
@@ -73,11 +75,6 @@ async def _send(url: str, count: int, rate: float | None, tag: str) -> tuple[int
         return accepted, time.perf_counter() - begin
 
 
-def _finished(fleet: Fleet, expected: int, timeout: float = 900) -> list[dict[str, Any]]:
-    fleet.wait_all_done(expected, timeout)
-    return fleet.all_requests()
-
-
 def _span(states: list[dict[str, Any]]) -> tuple[float, list[float]]:
     """Seconds from the first submission to the last completion; completion offsets."""
     created = [datetime.fromisoformat(s["created_at"]).timestamp() for s in states]
@@ -90,10 +87,30 @@ def _span(states: list[dict[str, Any]]) -> tuple[float, list[float]]:
     return max(done) - start, sorted(t - start for t in done)
 
 
-def _phase(fleet: Fleet, count: int, rate: float | None, tag: str) -> dict[str, Any]:
+def _meter(fleet: Fleet, kafka: Any, redis: Any) -> cost.CostMeter:
+    def pids() -> dict[str, int]:
+        named = {"api": fleet.api}
+        for name, group in fleet.agents.items():
+            for n, process in enumerate(group, 1):
+                named[f"{name} {n}" if name == "triage" else name] = process
+        found = {name: p.proc.pid for name, p in named.items() if p.proc is not None}
+        for name, service in (("kafka", kafka), ("redis", redis)):
+            if service.pid is not None:
+                found[name] = service.pid
+        return found
+
+    return cost.CostMeter(pids, redis.url, kafka.bootstrap, fleet.prefix)
+
+
+def _phase(
+    fleet: Fleet, meter: cost.CostMeter, count: int, rate: float | None, tag: str
+) -> dict[str, Any]:
     before = fleet.count("all")
+    start = meter.snapshot()
     accepted, sending = asyncio.run(_send(fleet.api.url, count, rate, tag))
-    states = [s for s in _finished(fleet, before + count) if tag in s["bug_report_id"]]
+    fleet.wait_all_done(before + count, timeout=900)
+    end = meter.snapshot()  # before listing every request, which is not the reports' cost
+    states = [s for s in fleet.all_requests() if tag in s["bug_report_id"]]
     span, offsets = _span(states)
     times = [s["processing_time_seconds"] for s in states if s["status"] == "completed"]
     # Once the last report is in, the agents have the box to themselves: their own pace.
@@ -109,6 +126,7 @@ def _phase(fleet: Fleet, count: int, rate: float | None, tag: str) -> dict[str, 
         "span_seconds": span,
         "throughput": len(times) / span if span > 0 else float("nan"),
         "time_to_issue_seconds": percentiles(times),
+        "cost": cost.per_report(start, end, len(times), meter),
         "samples": {"time_to_issue": times, "completion_offsets": offsets},
     }
 
@@ -129,20 +147,21 @@ def run(throughput_reports: int, rate: float, rate_seconds: float, burst: int) -
                 fleet = Fleet(workdir, kafka, redis, github, triage_agents=agents)
                 print(f"distributed: {agents} triage agent(s) …", flush=True)
                 fleet.start()
+                meter = _meter(fleet, kafka, redis)
                 try:
                     key = f"triage_agents_{agents}"
                     result[key] = {
-                        "saturated": _phase(fleet, throughput_reports, None, f"sat{agents}")
+                        "saturated": _phase(fleet, meter, throughput_reports, None, f"sat{agents}")
                     }
                     print(
                         f"  saturated: {result[key]['saturated']['throughput']:.0f}/s", flush=True
                     )
                     if agents == 3:
-                        at_rate = _phase(fleet, int(rate * rate_seconds), rate, "rate")
+                        at_rate = _phase(fleet, meter, int(rate * rate_seconds), rate, "rate")
                         result["at_rate"] = {"rate": rate, **at_rate}
                         p = at_rate["time_to_issue_seconds"]
                         print(f"  at {rate:.0f}/s: p95 {p['p95'] * 1000:.0f} ms", flush=True)
-                        result["burst"] = _phase(fleet, burst, None, "burst")
+                        result["burst"] = _phase(fleet, meter, burst, None, "burst")
                         print(f"  burst drained in {result['burst']['span_seconds']:.1f} s")
                 finally:
                     fleet.stop()

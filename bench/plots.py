@@ -106,3 +106,44 @@ def _save(fig: Any, path: Path, dpi: int) -> Path:
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+COST_PHASES = (
+    ("triage_agents_1", "saturated, 1 triage agent"),
+    ("triage_agents_3", "saturated, 3 triage agents"),
+    ("at_rate", "open loop, 3 agents"),
+    ("burst", "burst, 3 agents"),
+)
+
+
+def cost_phases(d: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(label, cost) of each distributed phase that measured one."""
+    found = []
+    for key, label in COST_PHASES:
+        run = d.get(key, {})
+        run = run.get("saturated", run)
+        if "cost" in run:
+            found.append((label, run["cost"]))
+    return found
+
+
+def cost_png(d: dict[str, Any], path: Path) -> Path:
+    """CPU milliseconds per report, stacked by process, for each distributed phase."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    phases = cost_phases(d)
+    names = sorted({n for _, c in phases for n in c["cpu_ms_per_report"]})
+    fig, axes = plt.subplots(figsize=(10, 5))
+    bottoms = [0.0] * len(phases)
+    for name in names:
+        values = [c["cpu_ms_per_report"].get(name, 0.0) for _, c in phases]
+        axes.bar([label for label, _ in phases], values, bottom=bottoms, label=name)
+        bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
+    axes.axhline(12, color="red", linestyle=":", label="target 12 ms (service processes)")
+    axes.set_ylabel("CPU ms per report")
+    axes.set_title("What a report costs, by process (Kafka + Redis deployment, /proc)")
+    axes.legend(fontsize=8, ncol=2)
+    return _save(fig, path, 100)

@@ -248,7 +248,9 @@ EMAIL_DENSE = _fill("a@b.cc ")  # linear work, but a lot of it: every 7th charac
 def test_a_report_over_a_small_budget_is_dead_lettered_with_its_reason_and_the_rest_flow(
     tmp_path: Path,
 ) -> None:
-    env = {"AI_PIPELINE_REPORT_CPU_BUDGET_SECONDS": "1"}
+    # CPU seconds, not time on the clock: an ordinary report spends under 0.07 in either
+    # agent, this one about 0.6 in redaction, on a busy box as on an idle one.
+    env = {"AI_PIPELINE_REPORT_CPU_BUDGET_SECONDS": "0.25"}
     with ServiceProcess(tmp_path, env) as service, service.client() as client:
         # Warm: the first report pays for loading what every later one reuses.
         first = client.post("/api/v1/bug-reports", json=report_dict(id="WARM")).json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,6 +68,35 @@ async def test_work_over_the_budget_raises_a_permanent_error_naming_the_setting(
     assert isinstance(raised.value, PermanentError)
     assert "AI_PIPELINE_REPORT_CPU_BUDGET_SECONDS" in str(raised.value)
     assert "0.05 s" in str(raised.value)
+
+
+def burn_cpu(seconds: float) -> float:
+    """Spin on this thread until it has used ``seconds`` of CPU time."""
+    start = time.thread_time()
+    while time.thread_time() - start < seconds:
+        pass
+    return time.thread_time() - start
+
+
+async def test_the_budget_counts_cpu_time_not_time_on_a_busy_clock() -> None:
+    """Work that waits on the clock (as on a box busy with other processes) for three times
+    its budget, without spending CPU, is not over it; work that spends the CPU is."""
+    with report_budget(0.1) as budget:
+        await off_loop(time.sleep, 0.3)
+        assert budget.remaining > 0.05
+    with report_budget(0.1), pytest.raises(OverBudget):
+        await off_loop(burn_cpu, 1.0)
+
+
+async def test_work_that_stays_on_the_clock_far_past_its_budget_is_over_it() -> None:
+    release = threading.Event()
+    try:
+        with report_budget(0.02) as budget, pytest.raises(OverBudget):
+            await off_loop(release.wait, 60)
+        assert budget.remaining <= 0
+    finally:
+        release.set()
+    assert offload.WALL_FACTOR * 0.02 < 60
 
 
 async def test_the_budget_is_shared_by_every_piece_of_work_on_the_report() -> None:

@@ -8,6 +8,11 @@ handling of one report a budget of worker time, and a report that spends it fail
 ``OverBudget``, a ``PermanentError``: the runner dead-letters the message with that reason
 at once, rather than retrying work that would overrun again.
 
+The budget counts the CPU time of the worker thread, not time on the clock: a busy box
+slows every report alike, and must not turn ordinary ones into dead letters. Work that sits
+on the clock for ``WALL_FACTOR`` times the budget without spending it (a starved box, a
+blocked call) counts as over budget too, so that nothing waits forever.
+
 A thread cannot be stopped from outside: work that overruns keeps its worker until it
 returns, while the agent has already moved on. That overrun is bounded: every pattern that
 reads report text runs in linear time (``ai_pipeline.text.patterns``), every field is
@@ -36,6 +41,11 @@ DEFAULT_BUDGET_SECONDS = 10.0
 # Enough for the agents of one process to work side by side; an overrunning piece of work
 # holds one until it returns.
 WORKERS = 4
+# How much longer than its CPU budget a report's work may take on the clock.
+WALL_FACTOR = 10.0
+# How often the loop reads the CPU clock of work that has not finished in the time it could
+# have spent its budget (CPU time never runs ahead of the clock).
+POLL_SECONDS = 0.05
 
 
 class OverBudget(PermanentError):
@@ -43,8 +53,8 @@ class OverBudget(PermanentError):
 
 
 class ReportBudget:
-    """Seconds of worker time one report may use, across every ``off_loop`` call made while
-    it is the current budget."""
+    """Seconds of worker CPU time one report may use, across every ``off_loop`` call made
+    while it is the current budget."""
 
     def __init__(self, seconds: float):
         self.seconds = seconds
@@ -96,10 +106,18 @@ async def off_loop(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> 
     # Waiting for a free worker is not the report's doing: the budget runs from the start.
     done.add_done_callback(lambda _: _resolve(started))
     await started
+    wall_deadline = time.monotonic() + budget.remaining * WALL_FACTOR
     try:
-        return await asyncio.wait_for(asyncio.shield(done), max(budget.remaining, 0.0))
-    except TimeoutError:
-        raise _over(budget, fn) from None
+        while True:
+            left = budget.remaining - clock.elapsed()
+            wall_left = wall_deadline - time.monotonic()
+            if left <= 0 or wall_left <= 0:
+                budget.spent = budget.seconds  # over: nothing more runs for this report
+                raise _over(budget, fn)
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(
+                    asyncio.shield(done), min(max(left, POLL_SECONDS), wall_left)
+                )
     finally:
         budget.spent += clock.elapsed()
 
@@ -118,26 +136,33 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 class _Clock:
-    """How long a piece of work has run, read from the event loop while it runs."""
+    """The CPU time a piece of work has used on its worker thread, read from the event loop
+    while it runs."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._started: float | None = None
+        self._thread_clock: int | None = None
+        self._started = 0.0
         self._stopped: float | None = None
 
     def start(self) -> None:
         with self._lock:
-            self._started = time.perf_counter()
+            self._thread_clock = time.pthread_getcpuclockid(threading.get_ident())
+            self._started = time.clock_gettime(self._thread_clock)
 
     def stop(self) -> None:
         with self._lock:
-            self._stopped = time.perf_counter()
+            if self._thread_clock is not None:
+                self._stopped = time.clock_gettime(self._thread_clock)
 
     def elapsed(self) -> float:
+        # Under the lock: once stopped, the worker's clock goes on counting its next work.
         with self._lock:
-            if self._started is None:
+            if self._thread_clock is None:
                 return 0.0
-            return (self._stopped or time.perf_counter()) - self._started
+            if self._stopped is None:
+                return time.clock_gettime(self._thread_clock) - self._started
+            return self._stopped - self._started
 
 
 @functools.cache

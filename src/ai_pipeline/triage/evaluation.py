@@ -135,7 +135,10 @@ def evaluate_classifier(
     )
     result.add("held-out reports", len(validation))
     result.add(
-        "macro-F1", round(float(f1_score(truth, predicted, labels=labels, average="macro")), 4)
+        "macro-F1",
+        round(
+            float(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)), 4
+        ),
     )
     result.add("accuracy", round(float(accuracy_score(truth, predicted)), 4))
     cv = spec.scores.get("cross_validation", {}).get("per_repository")

@@ -363,7 +363,7 @@ def _evaluate_multiclass(fitted: FittedTask, validation: Sequence[Example]) -> d
     scores: dict[str, Any] = {
         "n_train": fitted.n_train,
         "n_validation": len(validation),
-        "macro_f1": _r(f1_score(truth, predicted, labels=labels, average="macro")),
+        "macro_f1": _r(f1_score(truth, predicted, labels=labels, average="macro", zero_division=0)),
         "accuracy": _r(accuracy_score(truth, predicted)),
         "f1_per_label": {label: _r(v) for label, v in zip(labels, per_label, strict=True)},
         "majority_baseline_accuracy": _r(_majority_share(truth)),
@@ -383,7 +383,9 @@ def _macro_f1_per_group(
         rows = [i for i, e in enumerate(validation) if e.group == group]
         truth = [validation[i].label for i in rows]
         scores[group] = _r(
-            f1_score(truth, [predicted[i] for i in rows], labels=labels, average="macro")
+            f1_score(
+                truth, [predicted[i] for i in rows], labels=labels, average="macro", zero_division=0
+            )
         )
     scores["mean"] = _r(float(np.mean(list(scores.values()))))
     return scores
@@ -405,7 +407,9 @@ def evaluate_per_group_models(
         validation = [e for e in split.validation if e.group == group]
         predicted = _fit_predict(task, train, weights, validation, dense, analyzer)
         truth = [e.label for e in validation]
-        scores[group] = _r(f1_score(truth, predicted, labels=list(task.labels), average="macro"))
+        scores[group] = _r(
+            f1_score(truth, predicted, labels=list(task.labels), average="macro", zero_division=0)
+        )
     scores["mean"] = _r(float(np.mean(list(scores.values()))))
     return scores
 
@@ -445,7 +449,11 @@ def cross_validate_per_group(
                 test = [own[i] for i in te]
                 predicted = _fit_predict(task, train, weights, test, dense, analyzer)
                 protocol[repeat, k, g] = f1_score(
-                    [e.label for e in test], predicted, labels=labels, average="macro"
+                    [e.label for e in test],
+                    predicted,
+                    labels=labels,
+                    average="macro",
+                    zero_division=0,
                 )
         folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=SEED + repeat)
         strata = [f"{e.group}|{e.label}" for e in examples]
@@ -460,6 +468,7 @@ def cross_validate_per_group(
                     [predicted[i] for i in rows],
                     labels=labels,
                     average="macro",
+                    zero_division=0,
                 )
     return {
         "method": f"stratified {CV_FOLDS}-fold x {repeats} per repository; other "

@@ -270,9 +270,9 @@ def _security_rows(q: dict[str, Any]) -> list[str]:
     for r in [*q["security_bands"], q["security_pooled"]]:
         if not r:
             continue
-        how = "pooled" if r["project"] == "pooled" else "left out"
+        who = "pooled over the three" if r["project"] == "pooled" else f"{r['project']} left out"
         rows.append(
-            f"| security bands, {r['project']} {how}"
+            f"| security bands, {who}"
             f" ({r['positives']} security of {r['reports']}) | private {r['private']} (precision"
             f" {_n(r['private_precision'], 2)}), review {r['review']} ({r['review_share']:.1%});"
             f" recall private+review {r['recall_private_review']:.2f} | private precision ≥ 0.8,"

@@ -18,6 +18,7 @@ recomputes them).
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import statistics
 import tempfile
@@ -145,7 +146,10 @@ def run(index_size: int = 10_000, queries: int = 500) -> dict[str, Any]:
         _print(f"1 process, {threads} thread(s)", figures)
     if cores > 1:
         # Each process gets its own slice of reports and its own copy of the index.
-        with ProcessPoolExecutor(cores) as workers:
+        # Spawned, not forked: a fork of this process (onnxruntime's and the agent's worker
+        # threads running) inherits their locks held and hangs in the first report.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(cores, mp_context=spawn) as workers:
             slices = [asked[i * queries : (i + 1) * queries] for i in range(cores)]
             futures = [
                 workers.submit(_one_process, indexed, piece, vector_of, 1) for piece in slices

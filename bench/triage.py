@@ -18,6 +18,7 @@ recomputes them).
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import statistics
 import tempfile
@@ -145,7 +146,10 @@ def run(index_size: int = 10_000, queries: int = 500) -> dict[str, Any]:
         _print(f"1 process, {threads} thread(s)", figures)
     if cores > 1:
         # Each process gets its own slice of reports and its own copy of the index.
-        with ProcessPoolExecutor(cores) as workers:
+        # Spawned, not forked: a fork of this process (onnxruntime's and the agent's worker
+        # threads running) inherits their locks held and hangs in the first report.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(cores, mp_context=spawn) as workers:
             slices = [asked[i * queries : (i + 1) * queries] for i in range(cores)]
             futures = [
                 workers.submit(_one_process, indexed, piece, vector_of, 1) for piece in slices
@@ -175,15 +179,33 @@ def _print(name: str, figures: dict[str, Any]) -> None:
 
 
 def quality() -> dict[str, Any]:
-    """The shipped model's recorded figures against the issue's targets."""
+    """The shipped model's recorded figures (``ai-pipeline eval`` recomputes them): the NLBSE
+    protocol, calibration and what each field decides at the default targets."""
     artifact = load_artifact()
-    cv = artifact.classifier("type").scores["cross_validation"]
+    type_scores = artifact.classifier("type").scores
+    cv = type_scores["cross_validation"]
     security = artifact.security.scores if artifact.security else {}
+    duplicates = artifact.duplicates.scores
     return {
         "type_per_repository_cv": cv["per_repository"],
         "type_generic_cv": cv["generic"],
-        "duplicates_recall_at": artifact.duplicates.scores["recall_at"],
-        "duplicates_queries": artifact.duplicates.scores["n_queries"],
-        "security_leave_one_project_out": security.get("leave_one_project_out", []),
+        "type_calibration": type_scores["calibration"],
+        "levels": {
+            name: {
+                "explicit_signals": artifact.classifier(name).scores.get("explicit_signals", {}),
+                "team_model_calibration": artifact.classifier(name).scores.get("calibration", {}),
+            }
+            for name in ("priority", "severity")
+        },
+        "duplicates_recall_at": duplicates["recall_at"],
+        "duplicates_queries": duplicates["n_queries"],
+        "duplicates_calibration": duplicates["calibration"],
+        "duplicates_at_default": duplicates["at_default_threshold"],
+        "duplicates_before": duplicates["at_similarity_0.65"],
+        "duplicates_held_out": duplicates.get("held_out_project", {}),
+        "security_bands": security.get("leave_one_project_out", []),
         "security_pooled": security.get("pooled", {}),
+        "security_ece": security.get("ece_held_out"),
+        "security_ordinary": security.get("ordinary_reports", {}),
+        "security_targets": security.get("targets", {}),
     }

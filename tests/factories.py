@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
 from ai_pipeline.domain.models import BugReport, IssueType, Priority, Severity, TriageResult
+from ai_pipeline.triage.artifact import Artifact
+from ai_pipeline.triage.calibration import Calibrator, FieldCalibration, PrecisionCurve
 
 _ids = itertools.count(1)
 
@@ -41,6 +44,22 @@ def triage(**overrides: Any) -> TriageResult:
     }
     values.update(overrides)
     return TriageResult.model_validate(values)
+
+
+def linking_duplicates(artifact: Artifact, from_similarity: float) -> Artifact:
+    """``artifact`` with a duplicate calibration that links from ``from_similarity`` up (the
+    shipped one never reaches the default precision target: see the README)."""
+    curve = PrecisionCurve(
+        thresholds=(0.0, from_similarity),
+        precision=(0.05, 1.0),
+        support=(2000, 1000),
+        recall=(1.0, 1.0),
+        total=2000,
+    )
+    linking = FieldCalibration(Calibrator("isotonic", (0.0, 1.0), (0.0, 1.0)), curve)
+    return dataclasses.replace(
+        artifact, calibrations={**artifact.calibrations, "duplicate": linking}
+    )
 
 
 def app_key_pems() -> tuple[str, str]:

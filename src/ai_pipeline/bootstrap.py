@@ -39,7 +39,6 @@ from ai_pipeline.domain.follow_up import Policy
 from ai_pipeline.domain.github import IssueRef
 from ai_pipeline.domain.links import Links
 from ai_pipeline.domain.redaction import Redactor
-from ai_pipeline.domain.review import HoldPolicy
 from ai_pipeline.drafting.drafter import IssueDrafter, TemplateDrafter
 from ai_pipeline.drafting.github_comment import GitHubCommentDrafter, IssueState
 from ai_pipeline.follow_ups import FollowUps
@@ -204,7 +203,7 @@ def bootstrap(
     ticket_agent = TicketCreationAgent(
         Redactor.from_setting(settings.redact),
         _drafter(settings, chat, metrics),
-        HoldPolicy.from_setting(settings.review_hold),
+        settings.hold_policy(),
         GitHubCommentDrafter(_issue_state(github_store), filing_repository),
         filing_repository,
         settings.report_cpu_budget_seconds,
@@ -603,7 +602,7 @@ def _engine(
     metrics: Metrics,
     embedder: Embedder,
 ) -> TriageEngine:
-    local = LocalTriageEngine(artifact, embedder)
+    local = LocalTriageEngine(artifact, embedder, settings.triage_targets())
     if settings.triage_engine == "llm" and chat is not None:
         from ai_pipeline.triage.llm import LlmTriageEngine, allowed_from_settings
 

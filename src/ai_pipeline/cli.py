@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ai_pipeline import __version__
+from ai_pipeline.domain.models import TriageResult
 from ai_pipeline.domain.resolution import CloseReason
 from ai_pipeline.settings import Settings
 
@@ -259,11 +260,15 @@ def status(
     console.print(table)
     triage = body["progress"].get("triage", {}).get("data")
     if triage:
+        band = TriageResult.model_validate(triage).security_band.value
         console.print(
-            f"triage: {triage['type']}, priority {triage['priority']}, severity "
-            f"{triage['severity']}, category {triage['category']}, labels "
-            f"{', '.join(triage['labels'])}"
+            f"triage: {triage['type']}, priority {triage.get('priority') or '–'}, severity "
+            f"{triage.get('severity') or '–'}, category {triage['category']}, security {band}"
+            f", labels {', '.join(triage['labels'])}",
+            markup=False,
         )
+        for field, reason in (triage.get("reasons") or {}).items():
+            console.print(f"  {field}: {reason}", markup=False, highlight=False)
     if body.get("github_issue_url"):
         console.print(f"issue #{body['github_issue_number']}: {body['github_issue_url']}")
     resolution = body.get("resolution")

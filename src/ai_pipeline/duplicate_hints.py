@@ -1,7 +1,8 @@
 """Duplicate hints for a reporter typing a title: "is it one of these?".
 
 Only filed, public issues are offered: a report that is held, still in flight,
-security-sensitive or filed privately never shows its title to another reporter. Titles
+security-sensitive (private band, or review band not released as public) or filed privately
+never shows its title to another reporter. Titles
 are redacted like filed text. The search is the triage index's lexical half (no sentence
 embeddings: no model to load in an API process, and a keystroke must answer in
 milliseconds); it is fed from the state store, so API replicas need no triage agent.
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_pipeline.domain.events import Step
-from ai_pipeline.domain.models import BugReport
+from ai_pipeline.domain.models import BugReport, SecurityBand
 from ai_pipeline.domain.redaction import Redactor
 from ai_pipeline.domain.request_state import RequestState
 from ai_pipeline.ports import StateStore
@@ -117,9 +118,9 @@ class DuplicateHints:
 def _public_issue(state: RequestState) -> bool:
     if state.github_issue_number is None or state.github_issue_url is None:
         return False
-    triage = state.progress.get(Step.TRIAGE)
     filing = state.progress.get(Step.GITHUB)
-    if triage is None or triage.data.get("security_sensitive"):
+    # A report of the security review band is offered once a maintainer released it public.
+    if Step.TRIAGE not in state.progress or state.security_band is not SecurityBand.PUBLIC:
         return False
     return (
         filing is not None

@@ -18,7 +18,7 @@ from ai_pipeline.domain.events import ReportTriaged, Step, StepChanged, StepStat
 from ai_pipeline.domain.models import TriageResult
 from ai_pipeline.domain.paging import pagination
 from ai_pipeline.domain.request_state import RequestState
-from ai_pipeline.domain.review import Correction, HoldPolicy, corrected, training_example
+from ai_pipeline.domain.review import Correction, corrected, training_example
 
 
 class NotFound(LookupError):
@@ -38,7 +38,7 @@ class Released:
 class ReviewQueue:
     def __init__(self, container: Container):
         self.c = container
-        self.policy = HoldPolicy.from_setting(container.settings.review_hold)
+        self.policy = container.settings.hold_policy()
 
     async def page(self, limit: int, offset: int) -> dict[str, Any]:
         page = await self.c.store.list_held(limit, offset)

@@ -11,6 +11,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ai_pipeline.domain.events import Topic
 from ai_pipeline.domain.review import HoldPolicy
+from ai_pipeline.triage.targets import (
+    DEFAULT_MIN_PRECISION,
+    DEFAULT_MIN_PRECISION_SECURITY,
+    DEFAULT_SECURITY_REVIEW_RECALL,
+    TriageTargets,
+)
 
 DEFAULT_PARTITIONS = {
     Topic.BUG_REPORTS.value: 6,
@@ -124,6 +130,17 @@ class Settings(BaseSettings):
     # Triage.
     triage_engine: Literal["local", "llm"] = "local"
     triage_model_path: str | None = None  # a trained artifact directory; default: shipped
+    # A field acts (label, duplicate_of, private filing) only where it was right at least
+    # this often on held-out data (triage.targets); per-field settings override it.
+    triage_min_precision: float = Field(default=DEFAULT_MIN_PRECISION, gt=0, le=1)
+    triage_min_precision_type: float | None = Field(default=None, gt=0, le=1)
+    triage_min_precision_priority: float | None = Field(default=None, gt=0, le=1)
+    triage_min_precision_severity: float | None = Field(default=None, gt=0, le=1)
+    triage_min_precision_duplicate: float | None = Field(default=None, gt=0, le=1)
+    triage_min_precision_security: float = Field(default=DEFAULT_MIN_PRECISION_SECURITY, gt=0, le=1)
+    # The security review band reaches down to the score that caught this share of the
+    # training projects' security reports (with the private band).
+    triage_security_review_recall: float = Field(default=DEFAULT_SECURITY_REVIEW_RECALL, gt=0, le=1)
     # Earlier reports searched for duplicates: the newest are loaded at start, and the
     # index drops its oldest past twice this, so memory stays bounded.
     duplicate_index_size: int = Field(default=50_000, ge=0)
@@ -253,6 +270,22 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    def hold_policy(self) -> HoldPolicy:
+        """What waits in the review queue: the reasons named, and the security review band
+        while security reports are filed privately (publicly filed, it has nothing to
+        decide)."""
+        return HoldPolicy.from_setting(self.review_hold, self.security_reports == "private")
+
+    def triage_targets(self) -> TriageTargets:
+        overrides = {
+            name: value
+            for name in ("type", "priority", "severity", "duplicate", "security")
+            if (value := getattr(self, f"triage_min_precision_{name}")) is not None
+        }
+        return TriageTargets(
+            self.triage_min_precision, overrides, self.triage_security_review_recall
+        )
 
     @field_validator(
         "llm_allowed_labels",

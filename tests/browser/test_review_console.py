@@ -1,4 +1,5 @@
-"""The review queue: a security report held after triage is corrected and released."""
+"""The review queue: a security report held after triage is corrected and released; a
+report of the security review band is settled by the maintainer who releases it."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def test_a_held_security_report_is_corrected_and_released_from_the_review_page(
         )
 
     page.goto(console(svc, "review.html"))
-    expect(page.locator("#hold-policy")).to_have_text("holding: security")
+    expect(page.locator("#hold-policy")).to_have_text("holding: security, security-review")
     held = page.get_by_role("article", name=SECURITY_TITLE)
     expect(held).to_be_visible()
     expect(held).to_contain_text("security")
@@ -101,3 +102,46 @@ def test_a_release_of_a_report_no_longer_held_says_so(
     page.keyboard.press("Enter")
     expect(held.get_by_role("alert")).to_contain_text("no longer waits for review")
     expect(held.get_by_role("alert")).to_contain_text("INVALID_REQUEST")
+
+
+def test_a_report_of_the_security_review_band_is_released_publicly_from_the_console(
+    holding_service: ServiceProcess, page: Any, shot: Callable[[Any, str], Path]
+) -> None:
+    """Naming a vulnerability without evidence puts a report in the review band: held
+    whatever AI_PIPELINE_REVIEW_HOLD says, shown with the reason, filed where the
+    maintainer decides (here: cleared, so publicly)."""
+    svc = holding_service
+    title = "Markdown preview might allow XSS through raw HTML"
+    with svc.client() as client:
+        request_id = submit(
+            client,
+            title=title,
+            description="The preview renders raw HTML, which looks like an XSS risk.",
+        )
+        wait_for(
+            lambda: status_of(client, request_id)["current_step"] == "review",
+            f"request {request_id} held for review",
+        )
+        triaged = status_of(client, request_id)["progress"]["triage"]["data"]
+        assert triaged["security_band"] == "review", triaged
+
+    page.goto(console(svc, "review.html"))
+    held = page.get_by_role("article", name=title)
+    expect(held.locator(".reasons")).to_contain_text("security-review")
+    expect(held.locator("[data-field='security']")).to_contain_text(
+        "mentions 'xss' → security review"
+    )
+    shot(page, "review-band")
+    security = held.get_by_label("Security-sensitive", exact=False)
+    expect(security).to_be_checked()
+    security.uncheck()
+    held.get_by_role("button", name="Release").press("Enter")
+    expect(held.get_by_role("status")).to_contain_text("Released")
+
+    with svc.client() as client:
+        final = wait_until_terminal(client, [request_id], timeout=120)[request_id]
+        assert final["status"] == "completed"
+        assert final["progress"]["github"]["data"]["private"] is False
+        assert final["progress"]["review"]["data"]["corrections"] == {"security_sensitive": False}
+        issue = client.get(f"/api/v1/issues/{final['github_issue_number']}").json()
+    assert "security" not in issue["labels"]

@@ -149,7 +149,13 @@ def test_in_comment_mode_later_reports_of_an_open_issue_become_comments_on_it(
     tmp_path: Path,
 ) -> None:
     with run_fake_github(token=TOKEN) as gh:
-        env = {**github_env(gh.url, gh.repository), "AI_PIPELINE_DUPLICATE_MODE": "comment"}
+        # Comment mode needs duplicate_of, which the shipped calibration never sets at the
+        # default precision target (no similarity reached 0.9 on SeaMonkey): ask for any match.
+        env = {
+            **github_env(gh.url, gh.repository),
+            "AI_PIPELINE_DUPLICATE_MODE": "comment",
+            "AI_PIPELINE_TRIAGE_MIN_PRECISION_DUPLICATE": "0.01",
+        }
         with ServiceProcess(tmp_path, env) as svc, svc.client() as client:
             crash = {"title": "Editor crashes when saving a large file"}
             first = client.post("/api/v1/bug-reports", json=report_dict(**crash)).json()

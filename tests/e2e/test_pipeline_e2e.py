@@ -37,7 +37,9 @@ def test_a_report_becomes_a_triaged_local_issue(tmp_path: Path) -> None:
         assert doc["status"] == "completed", doc
         triage = doc["progress"]["triage"]["data"]
         assert triage["type"] in ("bug", "feature", "question")
-        assert set(triage["confidence"]) >= {"type", "priority", "severity"}
+        assert set(triage["confidence"]) >= {"type", "security"}
+        assert {"type", "security", "category"} <= set(triage["reasons"])
+        assert triage["security_band"] == "public"
         assert doc["processing_time_seconds"] > 0
         issue = client.get(f"/api/v1/issues/{doc['github_issue_number']}").json()
         assert issue["url"] == doc["github_issue_url"]

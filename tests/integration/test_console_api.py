@@ -104,10 +104,14 @@ def test_a_held_report_waits_past_the_step_timeout_then_is_released_corrected_an
     doc = client.get(f"/api/v1/requests/{rid}/status").json()
     assert doc["status"] == "processing" and doc["current_step"] == "review"
     queue = client.get("/api/v1/reviews").json()
-    assert queue["hold"] == ["security"] and queue["pagination"]["total"] == 1
+    # What the setting names, and the security review band (always, filing privately).
+    assert queue["hold"] == ["security", "security-review"]
+    assert queue["pagination"]["total"] == 1
     (item,) = queue["reviews"]
     assert item["request_id"] == rid and item["reasons"] == ["security"]
     assert item["title"] == XSS["title"] and item["triage"]["security_sensitive"] is True
+    assert item["triage"]["security_band"] == "private"  # a payload is evidence
+    assert item["triage"]["reasons"]["security"] == "'<script>alert(', 'alert(1)' → private"
 
     released = client.post(
         f"/api/v1/reviews/{rid}",
@@ -116,6 +120,7 @@ def test_a_held_report_waits_past_the_step_timeout_then_is_released_corrected_an
     assert released.status_code == 202, released.text
     triage = released.json()["triage"]
     assert triage["priority"] == "critical" and triage["confidence"]["priority"] == 1.0
+    assert triage["reasons"]["priority"] == "set in review"
     assert triage["labels"] == ["security", "xss"]  # a human decided: needs-triage goes
 
     done = wait_for(client, rid, completed)

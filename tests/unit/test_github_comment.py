@@ -8,7 +8,7 @@ import pytest
 
 from ai_pipeline.domain.github import IssueRef, Origin
 from ai_pipeline.domain.github_labels import LabelDecision, decide_labels, family_of, value_in
-from ai_pipeline.domain.models import AssigneeSuggestion, DuplicateCandidate
+from ai_pipeline.domain.models import AssigneeSuggestion, DuplicateCandidate, SecurityBand
 from ai_pipeline.drafting.github_comment import (
     MARKER,
     GitHubCommentDrafter,
@@ -112,6 +112,7 @@ async def test_the_comment_shows_fields_with_confidence_questions_and_the_owner(
         assignee_suggestion=AssigneeSuggestion(
             team="acme/frontend", reason="category ui matches category:ui (ROUTING, line 2)"
         ),
+        suggested=["severity"],  # below its threshold: shown, not labelled
     )
     draft = await GitHubCommentDrafter().draft(ORIGIN, gh_report(), triage)
     body = render_comment(draft, LabelDecision(suggest=["bug", "priority: high"]), "suggest")
@@ -128,9 +129,10 @@ async def test_the_comment_shows_fields_with_confidence_questions_and_the_owner(
 
 
 async def test_reasons_and_bands_show_when_triage_gives_them() -> None:
-    triage = factories.triage(labels=["bug"])
-    explained = triage.model_copy(
-        update={"reasons": {"type": "a stack trace and 'crash'"}, "security_band": "public"}
+    explained = factories.triage(
+        labels=["bug"],
+        reasons={"type": "a stack trace and 'crash'"},
+        security_band=SecurityBand.PUBLIC,
     )
     draft = await GitHubCommentDrafter().draft(ORIGIN, gh_report(), explained)
     assert "| Confidence | Why |" in draft.body and "(band: public)" in draft.body
@@ -183,6 +185,20 @@ async def test_a_security_issue_on_a_public_repository_gets_a_notice_and_no_deta
         assert detail not in body, detail
     private = await GitHubCommentDrafter().draft(ORIGIN, gh_report(private=True), triage)
     assert not private.security_notice and "security" in private.labels
+
+
+async def test_a_security_doubt_on_a_public_issue_gets_the_ordinary_comment_naming_it() -> None:
+    """The review band is a doubt: no notice that hides the author's own public text, but
+    the details say the band so a maintainer can look."""
+    triage = factories.triage(
+        security_band=SecurityBand.REVIEW,
+        labels=["bug"],
+        missing_information=["steps_to_reproduce"],
+    )
+    draft = await GitHubCommentDrafter().draft(ORIGIN, gh_report(private=False), triage)
+    assert not draft.security_notice
+    assert "Security-sensitive: yes (band: review)" in draft.body
+    assert "What exact steps reproduce the problem?" in draft.body
 
 
 async def test_nothing_useful_to_say_is_quiet() -> None:

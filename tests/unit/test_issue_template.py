@@ -35,7 +35,7 @@ def test_the_body_has_every_section_and_the_marker() -> None:
         assert f"## {section}" in draft.body
     assert request_id_in(draft.body) == "req-1"
     assert "| Type | bug | 91% |" in draft.body
-    assert "| Priority | high _(unsure: a human should decide)_ | 55% |" not in draft.body
+    assert "_(suggestion" not in draft.body
     assert draft.labels == ["bug", "crash"]
 
 
@@ -88,9 +88,34 @@ def test_the_longest_possible_report_still_fits_githubs_body_limit() -> None:
     assert request_id_in(draft.body) == "r"
 
 
-def test_a_low_confidence_value_is_marked_unsure() -> None:
-    draft = render("r", report(), triage(confidence={"type": 0.91, "priority": 0.3}))
-    assert "| Priority | high _(unsure: a human should decide)_ | 30% |" in draft.body
+def test_a_value_below_its_threshold_is_shown_as_a_suggestion() -> None:
+    result = triage(confidence={"type": 0.91, "priority": 0.3}, suggested=["priority"])
+    draft = render("r", report(), result)
+    assert "| Priority | high _(suggestion: a human should decide)_ | 30% |" in draft.body
+    assert "| Type | bug | 91% |" in draft.body  # decided: no mark
+
+
+def test_each_field_shows_its_reason_as_inert_text_and_empty_levels_as_a_dash() -> None:
+    result = triage(
+        priority=None,
+        security_band="review",
+        reasons={
+            "type": "'crashes' + a stack trace or error → bug",
+            "security": "mentions '<script>' | @admin → security review",
+        },
+    )
+    body = render("r", report(), result).body
+    assert "| Type | bug | 91% | 'crashes' + a stack trace or error → bug |" in body
+    assert "| Priority | – | - |  |" in body
+    # Reasons quote the report: escaped like its text, so they cannot break the table.
+    assert "| Security | security review | - | mentions '&lt;script&gt;' \\| @\u200badmin →" in body
+
+
+def test_candidates_below_the_bar_are_offered_as_suggestions() -> None:
+    candidate = DuplicateCandidate(bug_report_id="B-1", issue_number=12, similarity=0.7)
+    body = render("r", report(), triage(duplicate_candidates=[candidate])).body
+    assert "Similar earlier reports (suggestions: none was close enough to link):" in body
+    assert "| Duplicate | no |" in body
 
 
 def test_images_never_render_so_no_tracking_host_is_fetched() -> None:
@@ -150,6 +175,16 @@ def test_plain_prose_is_left_as_written() -> None:
 def test_a_fence_in_prose_cannot_swallow_the_sections_after_it() -> None:
     body = render("r", report(description="before\n```\nafter ~~~"), triage()).body
     assert "before\n\\```\nafter ~~~" in body
+
+
+def test_a_folded_candidate_still_names_the_report_that_matched() -> None:
+    folded = DuplicateCandidate(
+        bug_report_id="B-1", issue_number=12, similarity=0.91, via_bug_report_id="B-6"
+    )
+    result = triage(duplicate_candidates=[folded], duplicate_of=folded)
+    body = render("r", report(), result).body
+    assert "#12 (similarity 0.91, through its duplicate `B-6`)" in body
+    assert "| Duplicate | #12 |" in body
 
 
 # ------------------------------------------------------------------ items the body must fit

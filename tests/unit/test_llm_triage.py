@@ -18,7 +18,13 @@ from ai_pipeline.adapters.llm import (
     LlmError,
     Message,
 )
-from ai_pipeline.domain.models import DuplicateCandidate, IssueType, Priority, Severity
+from ai_pipeline.domain.models import (
+    DuplicateCandidate,
+    IssueType,
+    Priority,
+    SecurityBand,
+    Severity,
+)
 from ai_pipeline.domain.redaction import Redactor
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.triage import prompts, rules
@@ -30,7 +36,7 @@ from ai_pipeline.triage.llm import (
     triage_schema,
 )
 from ai_pipeline.triage.local import LocalTriageEngine
-from tests.factories import report
+from tests.factories import linking_duplicates, report
 
 pytestmark = pytest.mark.anyio
 
@@ -100,8 +106,9 @@ def test_every_value_in_the_schema_is_an_enum_of_the_allowed_set() -> None:
     schema = triage_schema(ALLOWED)
     props = schema["properties"]
     assert props["type"]["enum"] == ["bug", "feature", "question"]
-    assert props["priority"]["enum"] == [p.value for p in Priority]
-    assert props["severity"]["enum"] == [s.value for s in Severity]
+    # Null: "nothing in the report says" (no guessed priority or severity).
+    assert props["priority"]["enum"] == [*(p.value for p in Priority), None]
+    assert props["severity"]["enum"] == [*(s.value for s in Severity), None]
     assert props["category"]["enum"] == list(rules.CATEGORIES)
     assert props["labels"]["items"]["enum"] == list(EXTRAS)
     assert props["assignee"]["enum"] == ["alice", "bob", None]
@@ -136,6 +143,25 @@ async def test_a_valid_confident_answer_decides_the_fields(local: LocalTriageEng
     assert result.assignee_suggestion is not None
     assert result.assignee_suggestion.assignee == "alice"
     assert result.missing_information == []  # a feature request needs no repro steps
+    # The reason names the prompt and the stated confidence, never words the model wrote.
+    assert (
+        result.reasons["type"] == f"LLM triage (prompt {prompts.PROMPT_VERSION}, confidence 0.90)"
+    )
+    assert result.suggested == []
+
+
+async def test_a_null_priority_keeps_the_local_value_and_a_stated_one_must_reach_the_target(
+    local: LocalTriageEngine,
+) -> None:
+    r = report(title="The whole site is down", description="Nobody can log in since noon.")
+    base = local.decide(r, [])
+    assert base.priority is Priority.CRITICAL  # an outage phrase
+    kept = await engine(local, FakeChat(answer(priority=None, severity=None))).triage(r, [])
+    assert (kept.priority, kept.severity) == (base.priority, base.severity)
+    assert kept.reasons["priority"] == base.reasons["priority"]
+    plain = report(title="Button misaligned", description="The save button is 2px off.")
+    below = answer(priority="high", priority_confidence=0.85)  # under the 0.9 target
+    assert (await engine(local, FakeChat(below)).triage(plain, [])).priority is None
 
 
 async def test_values_outside_the_allowed_sets_are_rejected_field_by_field(
@@ -167,12 +193,15 @@ async def test_values_outside_the_allowed_sets_are_rejected_field_by_field(
         )
 
 
-async def test_the_llm_can_raise_the_security_flag_but_never_clear_it(
+async def test_the_llm_can_raise_the_security_band_to_review_but_never_clear_it(
     local: LocalTriageEngine,
 ) -> None:
     plain = report(title="Button misaligned", description="The save button is 2px off.")
     raised = await engine(local, FakeChat(answer(security_sensitive=True))).triage(plain, [])
-    assert raised.security_sensitive and "security" in raised.labels
+    assert raised.security_band is SecurityBand.REVIEW and "security" in raised.labels
+    assert "LLM triage" in raised.reasons["security"]
+    unsure = answer(security_sensitive=True, security_confidence=0.5)
+    assert not (await engine(local, FakeChat(unsure)).triage(plain, [])).security_sensitive
     leak = report(description="An XSS vulnerability lets an attacker steal session tokens.")
     assert local.decide(leak, []).security_sensitive
     kept = await engine(local, FakeChat(answer(security_sensitive=False))).triage(leak, [])
@@ -180,24 +209,23 @@ async def test_the_llm_can_raise_the_security_flag_but_never_clear_it(
 
 
 async def test_an_unsure_llm_field_is_not_guessed(local: LocalTriageEngine) -> None:
-    r = report()
+    r = report(title="Editor thing", description="Something about the editor.")
     base = local.decide(r, [])
-    unsure = answer(priority="critical", priority_confidence=0.01)
+    unsure = answer(type="question", type_confidence=0.6)
     result = await engine(local, FakeChat(unsure)).triage(r, [])
-    assert result.priority is base.priority
-    assert result.confidence["priority"] == base.confidence["priority"]
-    if base.confidence["priority"] < local.thresholds["priority"]:
-        assert "needs-triage" in result.labels
-        assert not any(label.startswith("priority:") for label in result.labels)
+    assert result.type is base.type
+    assert result.confidence["type"] == base.confidence["type"]
+    assert ("needs-triage" in result.labels) == ("type" in base.suggested)
 
 
 async def test_duplicates_and_missing_information_stay_the_local_engines(
     local: LocalTriageEngine,
 ) -> None:
+    linking = LocalTriageEngine(linking_duplicates(local.artifact, 0.9), local.embedder)
     r = report(steps_to_reproduce=None, environment=None)
     candidate = DuplicateCandidate(bug_report_id="BUG-0", similarity=0.99, title="same")
-    result = await engine(local, FakeChat(answer(type="bug"))).triage(r, [candidate])
-    base = local.decide(r, [candidate])
+    result = await engine(linking, FakeChat(answer(type="bug"))).triage(r, [candidate])
+    base = linking.decide(r, [candidate])
     assert result.duplicate_of == base.duplicate_of is not None
     assert result.duplicate_candidates == base.duplicate_candidates
     assert result.missing_information == base.missing_information != []
@@ -237,7 +265,9 @@ async def test_the_report_is_redacted_before_it_is_sent(local: LocalTriageEngine
     chat = FakeChat(answer())
     secret = "ghp_" + "a" * 36
     r = report(description=f"Mail ana@example.com, token {secret}, it crashes.")
-    await engine(local, chat).triage(r, [])
+    # A leaked token makes the report security-sensitive: sent only where that is allowed.
+    allowing = LlmTriageEngine(local, chat, ALLOWED, Metrics(), Redactor(), send_security=True)
+    await allowing.triage(r, [])
     sent = json.dumps(chat.calls[0])
     assert "ana@example.com" not in sent and secret not in sent
     assert "[REDACTED:email]" in sent and "[REDACTED:github_token]" in sent

@@ -1,10 +1,14 @@
-"""Bug reports as the API accepts them: bounded, and free of control characters."""
+"""Bug reports as the API accepts them: bounded, and free of control characters; triage
+results old and new."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
+from ai_pipeline.domain.events import ReportTriaged, decode
+from ai_pipeline.domain.models import IssueType, Priority, SecurityBand, TriageResult
 from tests.factories import report
 
 
@@ -48,3 +52,52 @@ def test_a_control_character_in_the_reporter_address_is_refused() -> None:
 def test_attachment_names_lose_control_characters() -> None:
     r = report(attachments=[{"name": "log\x1b[2J.txt", "url": "http://x.example/\x00a"}])
     assert r.attachments[0].name == "log.txt" and r.attachments[0].url == "http://x.example/a"
+
+
+# A ReportTriaged as the bus carried it before calibration: no band, reasons or
+# suggestions, priority and severity always set, a bare security flag.
+OLD_TRIAGED = {
+    "kind": "report_triaged",
+    "request_id": "r-old",
+    "report": {
+        "id": "BUG-old",
+        "title": "Login leaks the session id",
+        "description": "The session id is in the URL.",
+        "reporter": "someone@example.com",
+    },
+    "triage": {
+        "type": "bug",
+        "priority": "high",
+        "severity": "major",
+        "category": "security",
+        "labels": ["bug", "security"],
+        "duplicate_candidates": [],
+        "duplicate_of": None,
+        "missing_information": [],
+        "security_sensitive": True,
+        "assignee_suggestion": None,
+        "confidence": {"type": 0.9, "security": 0.95},
+        "engine": "local",
+    },
+}
+
+
+def test_a_triage_result_written_before_bands_still_decodes() -> None:
+    event = decode(orjson.dumps(OLD_TRIAGED))
+    assert isinstance(event, ReportTriaged)
+    result = event.triage
+    assert result.security_band is SecurityBand.PRIVATE and result.security_sensitive
+    assert (result.reasons, result.suggested) == ({}, [])
+    assert result.priority is Priority.HIGH and result.decided("type")
+    public = {**OLD_TRIAGED["triage"], "security_sensitive": False}  # type: ignore[dict-item]
+    assert TriageResult.model_validate(public).security_band is SecurityBand.PUBLIC
+
+
+def test_the_flag_follows_the_band_and_empty_levels_are_not_decided() -> None:
+    result = TriageResult(
+        type=IssueType.BUG, category="other", labels=[], security_band=SecurityBand.REVIEW
+    )
+    assert result.security_sensitive and result.priority is None
+    assert not result.decided("priority") and result.decided("type")
+    round_trip = TriageResult.model_validate_json(result.model_dump_json())
+    assert round_trip == result

@@ -18,10 +18,16 @@ from ai_pipeline.domain.events import (
     StepStatus,
     decode,
 )
-from ai_pipeline.domain.models import DuplicateCandidate
+from ai_pipeline.domain.models import DuplicateCandidate, SecurityBand
 from ai_pipeline.domain.redaction import Redactor
 from ai_pipeline.domain.request_state import apply, new_request
-from ai_pipeline.domain.review import Correction, HoldPolicy, corrected, training_example
+from ai_pipeline.domain.review import (
+    Correction,
+    HoldPolicy,
+    corrected,
+    settled_band,
+    training_example,
+)
 from ai_pipeline.settings import Settings
 from tests.factories import report, triage
 
@@ -32,6 +38,7 @@ def test_the_policy_holds_only_what_it_names() -> None:
     unsure = triage(labels=["bug", "needs-triage"])
     secret = triage(security_sensitive=True)
     both = triage(labels=["needs-triage"], security_sensitive=True)
+    assert secret.security_band is SecurityBand.PRIVATE  # a flag alone, as results once were
     assert HoldPolicy().hold_reasons(both) == []
     assert HoldPolicy.from_setting("security").hold_reasons(unsure) == []
     assert HoldPolicy.from_setting("security").hold_reasons(secret) == ["security"]
@@ -52,6 +59,7 @@ def test_a_correction_replaces_what_it_names_with_certainty_and_drops_needs_tria
     original = triage(
         labels=["bug", "needs-triage"],
         confidence={"type": 0.4, "priority": 0.3},
+        suggested=["type"],
         duplicate_candidates=[
             DuplicateCandidate(bug_report_id="B-7", issue_number=7, similarity=0.5)
         ],
@@ -59,13 +67,60 @@ def test_a_correction_replaces_what_it_names_with_certainty_and_drops_needs_tria
     result = corrected(original, Correction(priority="critical", duplicate_of_issue=7))
     assert result.priority == "critical" and result.type == original.type
     assert result.confidence == {"type": 0.4, "priority": 1.0, "duplicate": 1.0}
-    assert result.labels == ["bug"]
+    assert result.reasons == {"priority": "set in review", "duplicate": "set in review"}
+    assert result.suggested == ["type"]  # not corrected: still a suggestion
+    assert result.labels == ["bug", "priority: critical"]  # the corrected field's label
     assert result.duplicate_of is not None and result.duplicate_of.bug_report_id == "B-7"
 
     unlinked = corrected(result, Correction(duplicate_of_issue=None, labels=[" ui ", "ui"]))
     assert unlinked.duplicate_of is None and unlinked.labels == ["ui"]
     elsewhere = corrected(original, Correction(duplicate_of_issue=99))
     assert elsewhere.duplicate_of is not None and elsewhere.duplicate_of.issue_number == 99
+
+
+def test_a_priority_or_severity_given_as_null_is_emptied_a_type_is_not() -> None:
+    original = triage(labels=["bug", "priority: high", "severity: major"])
+    result = corrected(original, Correction.model_validate({"priority": None, "type": None}))
+    assert result.priority is None and result.severity == original.severity
+    assert result.type == original.type
+    assert result.labels == ["bug", "severity: major"]
+
+
+def test_the_review_band_leaves_review_private_unless_the_flag_is_cleared() -> None:
+    doubtful = triage(security_band="review", labels=["bug", "security"])
+    assert doubtful.security_sensitive
+    kept = corrected(doubtful, Correction())
+    assert kept.security_band is SecurityBand.PRIVATE and kept.security_sensitive
+    assert kept.reasons["security"] == "set in review" and "security" in kept.labels
+    cleared = corrected(doubtful, Correction(security_sensitive=False))
+    assert cleared.security_band is SecurityBand.PUBLIC and not cleared.security_sensitive
+    assert "security" not in cleared.labels
+    raised = corrected(triage(labels=["bug"]), Correction(security_sensitive=True))
+    assert raised.security_band is SecurityBand.PRIVATE and raised.labels == ["bug", "security"]
+
+
+def test_the_review_band_is_held_whatever_the_setting_while_filing_privately() -> None:
+    doubtful = triage(security_band="review")
+    assert HoldPolicy().hold_reasons(doubtful) == ["security-review"]
+    assert HoldPolicy.from_setting("security").hold_reasons(doubtful) == [
+        "security",
+        "security-review",
+    ]
+    assert HoldPolicy(review_band=False).hold_reasons(doubtful) == []
+    assert HoldPolicy().reasons == ("security-review",)
+    private = Settings(_env_file=None)  # type: ignore[call-arg]
+    public = Settings(_env_file=None, security_reports="public")  # type: ignore[call-arg]
+    assert private.hold_policy().review_band and not public.hold_policy().review_band
+
+
+def test_the_settled_band_is_triages_unless_a_release_settled_it() -> None:
+    assert settled_band({"security_sensitive": True}, None, False) is SecurityBand.PRIVATE
+    assert settled_band({}, None, False) is SecurityBand.PUBLIC
+    review = {"security_band": "review", "security_sensitive": True}
+    assert settled_band(review, {"reasons": []}, False) is SecurityBand.REVIEW
+    assert settled_band(review, {"corrections": {}}, True) is SecurityBand.PRIVATE
+    cleared = {"corrections": {"security_sensitive": False}}
+    assert settled_band(review, cleared, True) is SecurityBand.PUBLIC
 
 
 @pytest.mark.parametrize("label", ["", "a,b", "x" * 51, "line\nbreak"])
@@ -122,3 +177,12 @@ def test_a_held_request_waits_on_review_and_a_released_one_on_drafting() -> None
         (True, Step.REVIEW),
         (False, Step.TICKET_CREATION),
     ]
+
+
+async def test_only_the_private_band_is_drafted_for_private_filing() -> None:
+    agent = TicketCreationAgent(Redactor(), hold=HoldPolicy(review_band=False))
+    for band, private in (("private", True), ("review", False), ("public", False)):
+        event = ReportTriaged(request_id="r1", report=report(), triage=triage(security_band=band))
+        drafted = [decode(m.value) for m in await agent.handle(event)]
+        (issue,) = [d for d in drafted if isinstance(d, IssueDrafted)]
+        assert issue.security_sensitive is private, band

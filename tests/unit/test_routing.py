@@ -78,6 +78,15 @@ def test_a_file_name_pattern_matches_anywhere() -> None:
     assert suggestion is not None and suggestion.team == "acme/data"
 
 
+def test_only_decided_values_route_and_the_reason_is_kept() -> None:
+    feature = result(type="feature")
+    assert ROUTER.route(report(), feature).team == "acme/product"  # type: ignore[union-attr]
+    unsure = result(type="feature", suggested=["type", "category"])
+    assert ROUTER.route(report(), unsure) is None  # a suggestion never picks an owner
+    routed = ROUTER.apply(report(), feature)
+    assert routed.reasons["assignee"] == routed.assignee_suggestion.reason  # type: ignore[union-attr]
+
+
 def test_no_rule_no_suggestion_and_apply_keeps_the_result() -> None:
     router = Router.parse("category:ui @acme/frontend")
     original = result()

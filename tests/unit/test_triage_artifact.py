@@ -25,6 +25,7 @@ from ai_pipeline.triage.artifact import (
     load_artifact,
     save_artifact,
 )
+from ai_pipeline.triage.calibration import Calibrator, FieldCalibration, PrecisionCurve
 from ai_pipeline.triage.security import SecurityScorer
 from ai_pipeline.triage.type_features import CUES_VERSION, N_CUES
 
@@ -47,8 +48,8 @@ def classifier(name: str, labels: tuple[str, ...], spec: VectorizerSpec) -> Clas
         coef=rng.normal(size=(rows, len(spec.vocabulary))).astype(np.float32),
         intercept=rng.normal(size=rows).astype(np.float32),
         link="sigmoid" if rows == 1 else "softmax",
-        thresholds={"confidence": 0.55},
         scores={"macro_f1": 0.5, "nested": {"a": 1}},
+        decides=name != "priority",
     )
 
 
@@ -74,7 +75,7 @@ def sample_artifact() -> Artifact:
             "priority": classifier("priority", ("critical", "high", "low", "medium"), same_content),
             "security": classifier("security", ("other", "security"), other),
         },
-        duplicates=DuplicateSpec(vectorizer(["a", "b"], seed=3), title_weight=0.5, threshold=0.6),
+        duplicates=DuplicateSpec(vectorizer(["a", "b"], seed=3), title_weight=0.5),
         metadata={"seed": 42, "data_sha256": {"x.csv": "00"}},
         security=SecuritySpec(
             SecurityScorer(
@@ -83,10 +84,19 @@ def sample_artifact() -> Artifact:
                 similarity_std=0.04,
                 vocabulary_mean=0.3,
                 vocabulary_std=0.8,
-                threshold=2.99,
             ),
             {"pooled": {"recall": 0.55}},
         ),
+        calibrations={
+            "type": FieldCalibration(
+                Calibrator("platt", a=1.25, b=-0.5),
+                PrecisionCurve((0.1, 0.2), (0.8, 0.9), (20, 10), (1.0, 0.6), 20),
+            ),
+            "duplicate": FieldCalibration(
+                Calibrator("isotonic", (0.5, 0.9), (0.01, 0.2)),
+                PrecisionCurve((0.6,), (0.1,), (30,), (1.0,), 30),
+            ),
+        },
     )
 
 
@@ -95,13 +105,13 @@ def test_round_trip_keeps_everything(tmp_path: Path) -> None:
     save_artifact(original, tmp_path)
     loaded = load_artifact(tmp_path)
     assert loaded.metadata == original.metadata
-    assert loaded.duplicates.threshold == 0.6
+    assert loaded.calibrations == original.calibrations
     assert loaded.duplicates.vectorizer.same_as(original.duplicates.vectorizer)
     for name, spec in original.classifiers.items():
         got = loaded.classifier(name)
         assert got.labels == spec.labels
         assert got.link == spec.link
-        assert got.thresholds == spec.thresholds
+        assert got.decides == spec.decides
         assert got.scores == spec.scores
         assert got.vectorizer.same_as(spec.vectorizer)
         assert np.array_equal(got.vectorizer.idf, spec.vectorizer.idf)  # exact, not rounded
@@ -166,6 +176,23 @@ def test_missing_files_raise_a_clear_error(tmp_path: Path) -> None:
         load_artifact(tmp_path)
 
 
+def test_a_model_from_before_calibration_is_refused_with_how_to_retrain(tmp_path: Path) -> None:
+    save_artifact(sample_artifact(), tmp_path)
+    manifest_path = tmp_path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["format_version"] = 1
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ArtifactError, match=r"unsupported .*ai-pipeline train"):
+        load_artifact(tmp_path)
+
+
+def test_calibration_is_one_line_per_field(tmp_path: Path) -> None:
+    save_artifact(sample_artifact(), tmp_path)
+    lines = (tmp_path / "calibration.json").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "{" and lines[-1] == "}"
+    assert [line.split(":")[0].strip() for line in lines[1:-1]] == ['"duplicate"', '"type"']
+
+
 def test_tokenizer_version_mismatch_is_refused(tmp_path: Path) -> None:
     save_artifact(sample_artifact(), tmp_path)
     manifest_path = tmp_path / "manifest.json"
@@ -204,7 +231,9 @@ def test_shipped_artifact_loads_and_is_small() -> None:
     (member,) = artifact.classifier("type").members
     assert member.embedding_dimensions == 384
     assert member.embedding_max_tokens == 128
-    assert 0.0 < artifact.duplicates.threshold < 1.0
+    assert set(artifact.calibrations) == {"type", "priority", "severity", "security", "duplicate"}
+    # Another project's priorities are measured, never acted on (signals decide instead).
+    assert not artifact.classifier("priority").decides and artifact.classifier("type").decides
     assert len(artifact.metadata["data_sha256"]) == 7
 
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from ai_pipeline.triage.commands import USAGE_ERROR_EXIT_CODE, register
 from tests.conftest import DATA, require_data
+from tests.factories import report
 
 
 def app() -> typer.Typer:
@@ -39,37 +40,37 @@ def test_unknown_task_is_rejected() -> None:
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("task", ["type", "priority"])
-def test_eval_writes_a_chart(task: str, tmp_path: Path) -> None:
-    require_data()
-    png = tmp_path / f"eval-{task}.png"
-    args = ["eval", "--task", task, "--data-dir", str(DATA), "--out-png", str(png)]
-    result = CliRunner().invoke(app(), args)
-    assert result.exit_code == 0, result.output
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "warning" not in result.output  # the data matches what the model was trained on
-
-
-@pytest.mark.data
-@pytest.mark.parametrize("task", ["security", "duplicates"])
-def test_eval_reproduces_the_training_figures(task: str, tmp_path: Path) -> None:
-    """``eval`` recomputes what ``train`` recorded (same protocol, same model)."""
+@pytest.mark.parametrize("task", ["type", "priority", "security", "duplicates"])
+def test_eval_prints_calibrated_figures_beside_targets_and_draws_reliability(
+    task: str, tmp_path: Path
+) -> None:
+    """``eval`` recomputes what ``train`` recorded (same protocol, same model), with the
+    calibration figures and a reliability diagram."""
     from ai_pipeline.triage.artifact import load_artifact
 
     require_data()
     artifact = load_artifact()
-    png = tmp_path / "x.png"
+    png = tmp_path / f"eval-{task}.png"
     args = ["eval", "--task", task, "--data-dir", str(DATA), "--out-png", str(png)]
-    result = CliRunner().invoke(app(), args)
+    result = CliRunner().invoke(app(), args, env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "warning" not in result.output  # the data matches what the model was trained on
-    if task == "security":
+    assert "ECE" in result.output
+    expected: list[str]
+    if task == "type":
+        calibration = artifact.classifier("type").scores["calibration"]
+        expected = [f"{calibration['ece']:.4f}", "≥ 0.9", "≥ 0.814"]
+    elif task == "priority":
+        explicit = artifact.classifier("priority").scores["explicit_signals"]
+        expected = ["explicit signals only", f"{explicit['share_set']:.4f}"]
+    elif task == "security":
         assert artifact.security is not None
         pooled = artifact.security.scores["pooled"]
-        expected = [f"{pooled['precision']:.4f}", f"{pooled['recall']:.4f}"]
+        expected = [f"{pooled['recall_private_review']:.4f}", "left out", "≥ 0.8"]
     else:
-        expected = [f"{v:.4f}" for v in artifact.duplicates.scores["recall_at"].values()]
+        recall = artifact.duplicates.scores["recall_at"]
+        expected = [f"{recall['1']:.3f} / {recall['5']:.3f} / {recall['10']:.3f}", "Hadoop"]
     for figure in expected:
         assert figure in result.output, (figure, result.output)
 
@@ -117,5 +118,46 @@ def test_train_from_an_export_refits_what_it_labels(tmp_path: Path) -> None:
     )
     for kept in ("priority", "severity"):
         assert (mine.classifier(kept).coef == shipped.classifier(kept).coef).all()
+        assert not mine.classifier(kept).decides  # still the generic model: signals decide
+    assert mine.calibrations["type"] != shipped.calibrations["type"]
+    assert mine.calibrations["duplicate"] == shipped.calibrations["duplicate"]
     assert mine.security is not None and shipped.security is not None
     assert mine.security.scorer == shipped.security.scorer
+
+
+@pytest.mark.data
+def test_a_team_model_of_priority_decides_like_type(tmp_path: Path) -> None:
+    """Priority labels in the export make priority a learned, calibrated field again."""
+    import csv
+    import json
+
+    from ai_pipeline.triage.artifact import load_artifact
+    from ai_pipeline.triage.local import LocalTriageEngine
+
+    require_data()
+    with (DATA / "gitbugs" / "hadoop" / "hadoop_bugs.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))[:800]
+    export = tmp_path / "issues.jsonl"
+    export.write_text(
+        "".join(
+            json.dumps(
+                {"title": r["Summary"], "body": r["Description"][:2000], "priority": r["Priority"]}
+            )
+            + "\n"
+            for r in rows
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "model"
+    result = CliRunner().invoke(app(), ["train", "--from", str(export), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    mine = load_artifact(out)
+    assert mine.classifier("priority").decides and not mine.classifier("severity").decides
+    engine = LocalTriageEngine(mine)
+    decided = engine.decide(report(title="Typo in the docs", description="A typo."), [])
+    assert decided.priority is not None  # the team's model always gives a value
+    assert decided.reasons["priority"].startswith("your team's labelled issues")
+    assert "priority" in decided.confidence
+    assert ("priority" in decided.suggested) == (
+        not any(label.startswith("priority:") for label in decided.labels)
+    )

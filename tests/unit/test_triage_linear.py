@@ -162,7 +162,7 @@ def test_inference_after_save_and_load_equals_sklearn(
     type_spec = classifier_spec(fitted_type, {})
     artifact = Artifact(
         classifiers={"type": type_spec, "security": classifier_spec(fitted_security, {})},
-        duplicates=DuplicateSpec(type_spec.vectorizer, title_weight=0.5, threshold=0.6),
+        duplicates=DuplicateSpec(type_spec.vectorizer, title_weight=0.5),
     )
     save_artifact(artifact, tmp_path)
     loaded = load_artifact(tmp_path)
@@ -186,8 +186,12 @@ def test_features_are_l2_normalised(fitted_type: FittedTask) -> None:
     assert features.vector("zzz unknown").is_empty
 
 
-def test_thresholds_are_calibrated(fitted_type: FittedTask) -> None:
-    assert 0.3 <= fitted_type.thresholds["confidence"] <= 0.95
+def test_the_confidence_is_calibrated_on_out_of_fold_predictions(fitted_type: FittedTask) -> None:
+    calibration = fitted_type.calibration
+    assert calibration.calibrator.method in ("isotonic", "platt")
+    assert len(calibration.held_out) == fitted_type.n_train  # every training text, once
+    assert 0.0 <= calibration.ece <= 0.5
+    assert calibration.curve.total == fitted_type.n_train
 
 
 # ------------------------------------------------------- dense members (issue-type ensemble)
@@ -221,7 +225,7 @@ def test_dense_ensemble_equals_sklearn(fitted_dense: FittedTask, tmp_path: Path)
     security = fit(TinySecurityTask(), security_examples(seed=2))
     artifact = Artifact(
         classifiers={"type": spec, "security": classifier_spec(security, {})},
-        duplicates=DuplicateSpec(spec.vectorizer, title_weight=0.5, threshold=0.6),
+        duplicates=DuplicateSpec(spec.vectorizer, title_weight=0.5),
     )
     save_artifact(artifact, tmp_path)
     assert fitted_dense.dense is not None

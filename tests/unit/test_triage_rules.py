@@ -218,7 +218,7 @@ def label_inputs(**overrides: Any) -> rules.LabelInputs:
         "category": "crash",
         "security_sensitive": False,
         "missing_information": [],
-        "uncertain_fields": [],
+        "suggested": [],
         "duplicate": False,
     }
     values.update(overrides)
@@ -235,8 +235,15 @@ def test_labels_for_a_clear_bug() -> None:
 
 
 def test_a_field_below_its_confidence_threshold_gets_no_label() -> None:
-    labels = rules.compose_labels(label_inputs(uncertain_fields=["type", "category"]))
+    labels = rules.compose_labels(label_inputs(suggested=["type", "category"]))
     assert labels == ["priority: high", "severity: major", "needs-triage"]
+
+
+def test_an_unsure_area_or_an_empty_level_is_not_a_reason_for_needs_triage() -> None:
+    labels = rules.compose_labels(
+        label_inputs(suggested=["category"], priority=None, severity=None)
+    )
+    assert labels == ["bug"]
 
 
 def test_labels_with_every_flag() -> None:
@@ -246,7 +253,7 @@ def test_labels_with_every_flag() -> None:
             category="other",
             security_sensitive=True,
             missing_information=["environment"],
-            uncertain_fields=["priority"],
+            suggested=["priority"],
             duplicate=True,
         )
     )
@@ -258,6 +265,12 @@ def test_labels_with_every_flag() -> None:
         "needs-triage",
         "possible-duplicate",
     ]
+
+
+def test_the_terms_behind_a_category_are_named() -> None:
+    tokens = ["the", "app", "crashes", "with", "a", "segmentation", "fault", "crashes"]
+    assert rules.category_terms(tokens, "crash") == ["crashes", "segmentation fault"]
+    assert rules.category_terms(tokens, "ui") == []
 
 
 def test_question_label() -> None:

@@ -43,8 +43,12 @@ PER_REPO_FLOOR = 0.74  # NLBSE protocol on the held-out split, measured 0.804
 PER_REPO_CV_FLOOR = 0.77  # measured 0.814 ± 0.018 (5 x 2)
 GENERIC_CV_FLOOR = 0.76  # measured 0.803 ± 0.029 (5 x 2)
 CV_REPEATS = 1  # the shipped model uses 2; one keeps this test's training time down
-# Each FARSEC project scored by a fit on the other two, pooled: measured 0.56 / 0.21.
-SECURITY_FLOORS = {"recall": 0.45, "precision": 0.15}
+# Each FARSEC project banded by a fit on the other two, pooled: recall of the private and
+# review bands together, measured 0.55 at the default targets.
+SECURITY_FLOORS = {"recall_private_review": 0.45}
+# Expected calibration error on held-out data (targets 0.05; the type split has 300 issues,
+# so a margin for noise): measured type 0.043, security 0.011, duplicates 0.003.
+ECE_CEILINGS = {"type": 0.07, "security": 0.05, "duplicate": 0.05}
 # SeaMonkey replayed in creation order (46 queries): measured 0.674 / 0.891 / 0.935.
 RECALL_FLOORS = {"1": 0.55, "5": 0.82, "10": 0.87}
 
@@ -122,7 +126,18 @@ def test_validation_scores_are_sane(retrained: list[Path]) -> None:
     assert artifact.duplicates.scores["n_queries"] == 46
     # Fusion must beat either signal alone, or it is not earning its cost.
     assert recall["5"] > artifact.duplicates.scores["recall_at_lexical_only"]["5"]
-    assert 0.5 <= artifact.duplicates.threshold <= 0.9
+    eces = {
+        "type": type_scores["calibration"]["ece"],
+        "security": security["ece_held_out"],
+        "duplicate": artifact.duplicates.scores["calibration"]["ece_cross_fitted"],
+    }
+    for field, ceiling in ECE_CEILINGS.items():
+        assert eces[field] <= ceiling, (field, eces[field])
+    # What acts is right at the target on the held-out split (0.9, less sampling noise).
+    assert type_scores["calibration"]["decided_precision"] >= 0.85
+    assert set(artifact.calibrations) == {"type", "priority", "severity", "security", "duplicate"}
+    explicit = artifact.classifier("priority").scores["explicit_signals"]
+    assert explicit["reports"] == 2503 and 0.0 < explicit["share_set"] < 0.1
 
 
 def test_shipped_artifact_is_up_to_date(retrained: list[Path]) -> None:
@@ -131,11 +146,14 @@ def test_shipped_artifact_is_up_to_date(retrained: list[Path]) -> None:
     assert shipped.metadata["data_sha256"] == fresh.metadata["data_sha256"]
     assert _scores(shipped) == pytest.approx(_scores(fresh), abs=0.02)
     if shipped.metadata["versions"] == fresh.metadata["versions"]:
-        assert_close(shipped.duplicates.threshold, fresh.duplicates.threshold, THRESHOLD_TOLERANCE)
         assert shipped.security is not None and fresh.security is not None
         assert_close(asdict(shipped.security.scorer), asdict(fresh.security.scorer))
-        for name, spec in fresh.classifiers.items():
-            assert_close(shipped.classifier(name).thresholds, spec.thresholds, THRESHOLD_TOLERANCE)
+        # Calibrators and their precision curves (thresholds are raw scores of held-out
+        # values; counts must be equal).
+        assert_close(
+            {name: spec.to_json() for name, spec in shipped.calibrations.items()},
+            {name: spec.to_json() for name, spec in fresh.calibrations.items()},
+        )
 
 
 # Another CPU gives other low digits (onnxruntime's kernels differ by instruction set: one
@@ -143,8 +161,6 @@ def test_shipped_artifact_is_up_to_date(retrained: list[Path]) -> None:
 # compared with a tolerance far above that noise and far below what a stale artifact shows
 # (retraining on other data or code moves them in the 2nd or 3rd digit).
 VALUE_TOLERANCE = {"rel": 1e-4, "abs": 1e-5}
-# Thresholds are picked among validation scores: noise may pick a neighbour.
-THRESHOLD_TOLERANCE = {"rel": 0.0, "abs": 0.02}
 
 
 def assert_close(
@@ -170,8 +186,6 @@ def test_the_comparison_tolerates_another_cpu_and_catches_a_stale_value() -> Non
     assert_close({"direction": [0.057759, -0.0123456, 0.1]}, {"direction": direction})
     with pytest.raises(AssertionError):  # a retrained direction moves in the 3rd digit
         assert_close({"direction": [0.0581, -0.0123456, 0.1]}, {"direction": direction})
-    with pytest.raises(AssertionError):
-        assert_close({"threshold": 0.61}, {"threshold": 0.55}, THRESHOLD_TOLERANCE)
     with pytest.raises(AssertionError):
         assert_close({"labels": ["bug"]}, {"labels": ["feature"]})
 

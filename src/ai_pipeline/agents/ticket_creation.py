@@ -24,7 +24,7 @@ from ai_pipeline.domain.events import (
     utcnow,
 )
 from ai_pipeline.domain.github import InPlaceDraft, origin_of, shown_where_filed
-from ai_pipeline.domain.models import BugReport, IssueDraft, TriageResult
+from ai_pipeline.domain.models import BugReport, IssueDraft, SecurityBand, TriageResult
 from ai_pipeline.domain.redaction import Redactor, redact_report
 from ai_pipeline.domain.review import HoldPolicy
 from ai_pipeline.drafting.drafter import IssueDrafter, TemplateDrafter
@@ -138,7 +138,9 @@ def drafted_messages(
         request_id=event.request_id,
         bug_report_id=event.report.id,
         draft=draft,
-        security_sensitive=triage.security_sensitive,
+        # Only the private band is filed privately: a review-band report has been released
+        # by a maintainer (who settled it) or is filed where security reports are public.
+        security_sensitive=triage.security_band is SecurityBand.PRIVATE,
         duplicate_of_issue=issue,
         occurrence=render_occurrence(event.request_id, report, triage) if issue else None,
     )

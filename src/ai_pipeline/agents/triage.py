@@ -28,8 +28,8 @@ from ai_pipeline.domain.events import (
     utcnow,
 )
 from ai_pipeline.domain.github import index_key
-from ai_pipeline.domain.models import DuplicateCandidate
-from ai_pipeline.domain.request_state import StepProgress
+from ai_pipeline.domain.models import DuplicateCandidate, SecurityBand
+from ai_pipeline.domain.request_state import RequestState
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.ports import OutgoingMessage, StateStore
 from ai_pipeline.triage.duplicates import DuplicateIndex
@@ -61,7 +61,8 @@ class TriageAgent:
         """Fill the duplicate index with the newest stored reports, oldest first.
 
         Reports stored without an embedding (triaged before embeddings were kept) are
-        embedded here, in batches on a worker thread.
+        embedded here, in batches on a worker thread. A report folds into the one it
+        duplicates only through a trusted link (:func:`trusted_canonical`).
         """
         if self.embedder is not None:
             await asyncio.to_thread(self.embedder.warm_up)
@@ -69,7 +70,7 @@ class TriageAgent:
         rows = [
             (state, report)
             for state, report in rows[::-1]
-            if not _held_privately(state.progress.get(Step.TRIAGE))
+            if state.security_band is SecurityBand.PUBLIC
         ]
         stored = await self.store.embeddings([state.request_id for state, _ in rows])
         vectors = {rid: _vector(raw) for rid, raw in stored.items()}
@@ -80,9 +81,12 @@ class TriageAgent:
             texts = [report_text(text) for _, text in missing]
             computed = await asyncio.to_thread(self.embedder.embed, texts)
             vectors.update((rid, row) for (rid, _), row in zip(missing, computed, strict=True))
+        by_issue = {
+            state.github_issue_number: report.id
+            for state, report in rows
+            if state.github_issue_number is not None
+        }
         for state, report in rows:
-            triage = state.progress.get(Step.TRIAGE)
-            canonical = (triage.data.get("duplicate_of") or {}) if triage else {}
             self.index.add(
                 report.id,
                 state.request_id,
@@ -90,7 +94,7 @@ class TriageAgent:
                 report.full_text(),
                 issue_number=state.github_issue_number,
                 embedding=vectors.get(state.request_id),
-                canonical_id=_canonical(report.id, canonical.get("bug_report_id")),
+                canonical_id=_canonical(report.id, trusted_canonical(state, by_issue)),
             )
         return len(rows)
 
@@ -114,9 +118,9 @@ class TriageAgent:
             report, await self._with_issue_numbers(candidates), embedding
         )
         result = await off_loop(self.router.apply, report, result)
-        if not result.security_sensitive:
-            # A report held for private handling must never be offered as the duplicate of a
-            # public one: the link would disclose it.
+        if result.security_band is SecurityBand.PUBLIC:
+            # A report that may be filed privately must never be offered as the duplicate of
+            # a public one: the link would disclose it.
             self.index.add(
                 report.id,
                 event.request_id,
@@ -124,6 +128,7 @@ class TriageAgent:
                 text,
                 vector=vector,
                 embedding=embedding,
+                # Set only above the precision bar: a weaker match never folds reports.
                 canonical_id=_canonical(
                     report.id, result.duplicate_of.bug_report_id if result.duplicate_of else None
                 ),
@@ -170,9 +175,26 @@ def _canonical(bug_report_id: str, duplicate_of: str | None) -> str | None:
     return key if key != bug_report_id else duplicate_of
 
 
-def _held_privately(triage: StepProgress | None) -> bool:
-    # See handle(): a security-sensitive report is never a duplicate target.
-    return triage is not None and bool(triage.data.get("security_sensitive"))
+def trusted_canonical(state: RequestState, by_issue: dict[int, str]) -> str | None:
+    """The report this one folds into, through a link a human confirmed or that cleared the
+    precision bar; None otherwise.
+
+    A reviewer's ``duplicate_of_issue`` wins (null: no link). Otherwise triage's
+    ``duplicate_of`` counts only from a calibrated result (one with ``security_band``):
+    before calibration it was set at a similarity that was wrong most of the time, and an
+    old false link would chain every later report of that problem to the wrong canonical.
+    """
+    review = state.progress.get(Step.REVIEW)
+    corrections = review.data.get("corrections", {}) if review else {}
+    if "duplicate_of_issue" in corrections:
+        issue = corrections["duplicate_of_issue"]
+        return by_issue.get(issue) if isinstance(issue, int) else None
+    triage = state.progress.get(Step.TRIAGE)
+    if triage is None or "security_band" not in triage.data:
+        return None
+    canonical = triage.data.get("duplicate_of") or {}
+    found = canonical.get("bug_report_id")
+    return str(found) if found else None
 
 
 def _vector(raw: bytes) -> Embedding | None:

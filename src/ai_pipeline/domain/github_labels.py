@@ -13,9 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ai_pipeline.domain.labels import NEEDS_INFO_LABEL, NEEDS_TRIAGE_LABEL
+
 FAMILIES = ("type", "priority", "severity", "area")
-NEEDS_INFO = "needs-info"
-NEEDS_TRIAGE = "needs-triage"
+NEEDS_INFO = NEEDS_INFO_LABEL
+NEEDS_TRIAGE = NEEDS_TRIAGE_LABEL
 
 # Our names (triage.rules.compose_labels) and the conventions repositories commonly use:
 # "type: bug", "kind/bug", "priority/P1", "P1", "severity: major", "S2", "area/ui",

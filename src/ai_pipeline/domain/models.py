@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_TITLE = 300
 MAX_TEXT = 65_536
@@ -74,6 +74,16 @@ class Severity(StrEnum):
     MODERATE = "moderate"
     MAJOR = "major"
     BLOCKER = "blocker"
+
+
+class SecurityBand(StrEnum):
+    """What happens to a report that may be about security: ``private`` is filed away from
+    the public tracker, ``review`` waits for a maintainer to decide, ``public`` is filed as
+    any other report."""
+
+    PRIVATE = "private"
+    REVIEW = "review"
+    PUBLIC = "public"
 
 
 class Attachment(BaseModel):
@@ -203,18 +213,51 @@ class AssigneeSuggestion(BaseModel):
 
 
 class TriageResult(BaseModel):
+    """What triage decided. ``confidence`` holds calibrated probabilities that a value is
+    right; a field listed in ``suggested`` stayed below its threshold, so its value is shown
+    as a suggestion and gets no label. ``priority`` and ``severity`` are None when nothing
+    in the report supports a value. ``reasons`` says, per field, what the value rests on.
+
+    ``security_sensitive`` follows ``security_band`` (true for ``private`` and ``review``);
+    a result written before bands existed carries only the flag, read as ``private``."""
+
     type: IssueType
-    priority: Priority
-    severity: Severity
+    priority: Priority | None = None
+    severity: Severity | None = None
     category: str
     labels: list[str]
     duplicate_candidates: list[DuplicateCandidate] = Field(default_factory=list)
     duplicate_of: DuplicateCandidate | None = None
     missing_information: list[str] = Field(default_factory=list)
     security_sensitive: bool = False
+    security_band: SecurityBand = SecurityBand.PUBLIC
     assignee_suggestion: AssigneeSuggestion | None = None
     confidence: dict[str, float] = Field(default_factory=dict)
+    reasons: dict[str, str] = Field(default_factory=dict)
+    suggested: list[str] = Field(default_factory=list)
     engine: str = "local"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _band_of_an_older_result(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("security_band") is None:
+            flagged = bool(data.get("security_sensitive"))
+            band = SecurityBand.PRIVATE if flagged else SecurityBand.PUBLIC
+            data = {**data, "security_band": band}
+        return data
+
+    @model_validator(mode="after")
+    def _flag_follows_the_band(self) -> TriageResult:
+        # Assignment validation is off: setting the attribute here does not recurse.
+        self.security_sensitive = self.security_band is not SecurityBand.PUBLIC
+        return self
+
+    def decided(self, field: str) -> bool:
+        """Whether ``field`` cleared its threshold (a value that is only a suggestion, or a
+        priority or severity left empty, is not decided)."""
+        if field in ("priority", "severity") and getattr(self, field) is None:
+            return False
+        return field not in self.suggested
 
 
 class IssueDraft(BaseModel):

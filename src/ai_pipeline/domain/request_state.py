@@ -11,7 +11,9 @@ from pydantic import BaseModel, Field
 from ai_pipeline.domain.events import Step, StepChanged, StepStatus, rank
 from ai_pipeline.domain.github import source_of
 from ai_pipeline.domain.loop_events import IssueResolutionChanged, ReporterReplied
+from ai_pipeline.domain.models import SecurityBand
 from ai_pipeline.domain.resolution import Resolution, opened
+from ai_pipeline.domain.review import settled_band
 
 FINAL_STEP = Step.GITHUB
 
@@ -73,6 +75,16 @@ class RequestState(BaseModel):
             and self.current_step is Step.REVIEW
             and review is not None
             and review.status is StepStatus.STARTED
+        )
+
+    @property
+    def security_band(self) -> SecurityBand:
+        """The band triage gave, as the review settled it (``domain.review``)."""
+        triage = self.progress.get(Step.TRIAGE)
+        review = self.progress.get(Step.REVIEW)
+        released = review is not None and review.status is StepStatus.COMPLETED
+        return settled_band(
+            triage.data if triage else {}, review.data if review else None, released
         )
 
     @property

@@ -16,14 +16,13 @@ Reporter text shown (duplicate titles) is neutralised like a filed issue's.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from enum import StrEnum
 from typing import Any, Literal
 
 from ai_pipeline.domain.github import InPlaceDraft, IssueRef, Origin, github_metadata, origin_of
 from ai_pipeline.domain.github_labels import NEEDS_TRIAGE, LabelDecision
-from ai_pipeline.domain.models import BugReport, DuplicateCandidate, TriageResult
+from ai_pipeline.domain.models import BugReport, DuplicateCandidate, SecurityBand, TriageResult
 from ai_pipeline.drafting.template import prose
-from ai_pipeline.triage.rules import TYPE_LABELS, request_for
+from ai_pipeline.triage.rules import request_for
 
 MARKER = "<!-- ai-pipeline:triage -->"
 LIKELY_MARGIN = 0.1  # candidates this close to the likely duplicate are shown beside it
@@ -53,7 +52,9 @@ class GitHubCommentDrafter:
             labels=[],
         )
         owner = triage.assignee_suggestion
-        if triage.security_sensitive and github.get("private") is not True:
+        # Only the private band: a doubt (the review band) on an issue already public says
+        # so in the details, and hides nothing the author did not publish themselves.
+        if triage.security_band is SecurityBand.PRIVATE and github.get("private") is not True:
             who = (owner.team or owner.assignee) if owner else None
             return base.model_copy(
                 update={
@@ -179,14 +180,9 @@ def _security_notice(github: Mapping[str, Any], owner: str | None) -> str:
 
 
 def _value(triage: TriageResult, name: str) -> str | None:
-    # Priority and severity may be null where nothing supports them (triage bands).
-    value = getattr(triage, name, None)
-    return value.value if isinstance(value, StrEnum) else None
-
-
-def _reasons(triage: TriageResult) -> Mapping[str, str]:
-    reasons = getattr(triage, "reasons", None)  # given by engines that explain themselves
-    return reasons if isinstance(reasons, dict) else {}
+    # Priority and severity are null where nothing in the report supports them.
+    value = {"type": triage.type, "priority": triage.priority, "severity": triage.severity}[name]
+    return value.value if value is not None else None
 
 
 def _percent(value: float | None) -> str:
@@ -194,16 +190,15 @@ def _percent(value: float | None) -> str:
 
 
 def _fields(triage: TriageResult) -> str:
-    """Type, priority and severity with their confidence; a field triage gave no label (below
-    its threshold) is shown as unsure; the reasons column only when triage gave reasons."""
-    reasons = _reasons(triage)
-    labels = {label.lower() for label in triage.labels}
+    """Type, priority and severity with their confidence; a field below its threshold (a
+    suggestion, no label) is shown as unsure; the reasons column only when triage gave
+    reasons."""
+    reasons = triage.reasons
     rows = []
     for name in ("type", "priority", "severity"):
         value = _value(triage, name)
-        label = TYPE_LABELS.get(triage.type) if name == "type" else f"{name}: {value}"
         shown = (value or "not set") + (
-            "" if value is None or label in labels else " _(unsure: left to a maintainer)_"
+            "" if value is None or triage.decided(name) else " _(unsure: left to a maintainer)_"
         )
         row = f"| {name.title()} | {shown} | {_percent(triage.confidence.get(name))} |"
         if reasons:
@@ -253,7 +248,7 @@ def _details(triage: TriageResult, others: list[tuple[int, float]], origin: Orig
         f"- Area: {prose(triage.category, 100)} ({_percent(confidence.get('category'))})",
         "- Security-sensitive: "
         + ("yes" if triage.security_sensitive else "no")
-        + (f" (band: {band})" if (band := getattr(triage, "security_band", None)) else ""),
+        + f" (band: {triage.security_band.value})",
     ]
     if others:
         similar = ", ".join(f"#{n} ({s:.2f})" for n, s in others)

@@ -36,7 +36,13 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ai_pipeline.domain.models import BugReport, IssueDraft, TriageResult
+from ai_pipeline.domain.models import (
+    BugReport,
+    DuplicateCandidate,
+    IssueDraft,
+    SecurityBand,
+    TriageResult,
+)
 from ai_pipeline.drafting.marker import marker
 from ai_pipeline.text.patterns import linear
 from ai_pipeline.triage.rules import request_for
@@ -69,7 +75,6 @@ _BLOCK_START = re.compile(r"(?m)^(\s{0,3})(#|`{3,}|~{3,})")
 _FAKE_MARKER = re.compile(r"(?i)ai-pipeline:request=")
 _NO_VALUE = "_not provided_"
 _CUT_NOTE = "\n… (truncated here; the full text is kept in the service)"
-UNSURE_BELOW = 0.5
 
 
 def neutralise_mentions(text: str) -> str:
@@ -300,41 +305,64 @@ def _actual(report: BugReport) -> Section:
 
 
 def _triage_table(triage: TriageResult) -> str:
-    conf = triage.confidence
-    rows = [
-        ("Type", triage.type.value, conf.get("type")),
-        ("Priority", triage.priority.value, conf.get("priority")),
-        ("Severity", triage.severity.value, conf.get("severity")),
-        ("Category", triage.category, conf.get("category")),
-        ("Security-sensitive", "yes" if triage.security_sensitive else "no", conf.get("security")),
+    """One row per field: the value (or a suggestion, marked), its calibrated confidence and
+    what it rests on. Reasons quote the report: they go through ``prose`` like its text."""
+    conf, reasons = triage.confidence, triage.reasons
+    level = {"priority": triage.priority, "severity": triage.severity}
+    rows: list[tuple[str, str, str | None]] = [("Type", "type", triage.type.value)]
+    rows += [(name.title(), name, value.value if value else None) for name, value in level.items()]
+    rows += [
+        ("Category", "category", triage.category),
+        ("Security", "security", _BANDS[triage.security_band]),
     ]
-    lines = ["| Field | Value | Confidence |", "|---|---|---|"]
-    lines += [f"| {f} | {_value(v, c)} | {_percent(c)} |" for f, v, c in rows]
+    if triage.duplicate_candidates:
+        best = triage.duplicate_of
+        rows.append(("Duplicate", "duplicate", _issue_ref(best) if best else "no"))
+    lines = ["| Field | Value | Confidence | Why |", "|---|---|---|---|"]
+    for title, name, value in rows:
+        shown = _value(value, triage.decided(name) or value is None)
+        why = prose(reasons[name], 300) if name in reasons else ""
+        confidence = _percent(conf.get(name)) if value is not None else "-"
+        lines.append(f"| {title} | {shown} | {confidence} | {why} |")
     if triage.assignee_suggestion is not None:
         suggestion = triage.assignee_suggestion
         who = suggestion.team or suggestion.assignee or "-"
-        lines.append(f"| Suggested owner | {prose(who)} ({prose(suggestion.reason)}) | |")
-    lines.append(f"\n_Triage engine: {triage.engine}_")
+        lines.append(f"| Suggested owner | {prose(who)} | | {prose(suggestion.reason)} |")
+    lines.append(
+        f"\n_Triage engine: {triage.engine}. Confidences are calibrated: the share of such"
+        " values that were right on held-out reports. A value marked as a suggestion stayed"
+        " below its field's threshold and has no label._"
+    )
     return "\n".join(lines)
 
 
-def _value(value: str, confidence: float | None) -> str:
-    unsure = confidence is not None and confidence < UNSURE_BELOW
-    return html.escape(value) + (" _(unsure: a human should decide)_" if unsure else "")
+_BANDS = {
+    SecurityBand.PRIVATE: "private",
+    SecurityBand.REVIEW: "security review",
+    SecurityBand.PUBLIC: "public",
+}
+
+
+def _value(value: str | None, decided: bool) -> str:
+    if value is None:
+        return "–"  # nothing in the report supports one
+    return html.escape(value) + ("" if decided else " _(suggestion: a human should decide)_")
 
 
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
+def _issue_ref(candidate: DuplicateCandidate) -> str:
+    if candidate.issue_number:
+        return f"#{candidate.issue_number}"
+    return f"`{prose(candidate.bug_report_id)}`"
+
+
 def _duplicates(triage: TriageResult) -> str:
     lines = []
     for candidate in triage.duplicate_candidates:
-        where = (
-            f"#{candidate.issue_number}"
-            if candidate.issue_number
-            else f"`{candidate.bug_report_id}`"
-        )
+        where = _issue_ref(candidate)
         title = f" {prose(candidate.title)}" if candidate.title else ""
         via = (
             f", through its duplicate `{prose(candidate.via_bug_report_id)}`"
@@ -346,6 +374,8 @@ def _duplicates(triage: TriageResult) -> str:
         lines.insert(
             0, "Likely a duplicate of the first one below; left open for a human to decide."
         )
+    elif lines:
+        lines.insert(0, "Similar earlier reports (suggestions: none was close enough to link):")
     return "\n".join(lines) or "None found."
 
 

@@ -2,9 +2,11 @@
 
 Layout of an artifact directory:
 
-- ``manifest.json``: format and tokenizer versions, per-classifier labels, thresholds,
-  validation scores, the duplicate-search settings and metadata (data file sha256s, seed,
+- ``manifest.json``: format and tokenizer versions, per-classifier labels, validation and
+  calibration scores, the duplicate-search settings and metadata (data file sha256s, seed,
   library versions). Small and human-readable: review it in a diff.
+- ``calibration.json``: per field, the calibrator of its confidence and the held-out
+  precision curve its thresholds are read from (``calibration.py``), one line per field.
 - ``vocab.json``: each distinct tf-idf vectorizer (analyzer, sorted vocabulary, idf).
   Classifiers that were fitted on the same texts share one entry.
 - ``weights.npz``: coefficient matrices and intercepts (float32), read with
@@ -32,17 +34,21 @@ from typing import Any, Literal, cast
 import numpy as np
 import numpy.typing as npt
 
+from ai_pipeline.triage.calibration import FieldCalibration
 from ai_pipeline.triage.embeddings import DIMENSIONS
 from ai_pipeline.triage.features import TOKENIZER_VERSION
 from ai_pipeline.triage.security import SecurityScorer
 from ai_pipeline.triage.type_features import CUES_VERSION, N_CUES
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: calibrated confidences (calibration.json)
 SECURITY_DIRECTION = "security.direction"
 MANIFEST_FILE = "manifest.json"
 VOCAB_FILE = "vocab.json"
 WEIGHTS_FILE = "weights.npz"
-ARTIFACT_FILES = (MANIFEST_FILE, VOCAB_FILE, WEIGHTS_FILE)
+CALIBRATION_FILE = "calibration.json"
+ARTIFACT_FILES = (MANIFEST_FILE, VOCAB_FILE, WEIGHTS_FILE, CALIBRATION_FILE)
+# Fields with a calibration: the classifiers, the security score and duplicate_of.
+CALIBRATED_FIELDS = ("type", "priority", "severity", "security", "duplicate")
 
 Analyzer = Literal["unigram", "bigram"]
 Link = Literal["softmax", "sigmoid"]
@@ -104,6 +110,10 @@ class ClassifierSpec:
     For ``sigmoid`` there is a single row of coefficients scoring ``labels[1]``.
     With ``members`` (softmax only), the prediction is the mean of this model's probabilities
     and each member's, all in ``labels`` order.
+
+    ``decides``: whether the service may set the field from this model. Priority and
+    severity models fitted on another project's labels do not (``signals.py``); those a
+    team fits on its own labels (``train --from``) do.
     """
 
     name: str
@@ -112,9 +122,9 @@ class ClassifierSpec:
     coef: Float32Array
     intercept: Float32Array
     link: Link
-    thresholds: dict[str, float] = field(default_factory=dict)
     scores: dict[str, Any] = field(default_factory=dict)
     members: tuple[DenseMemberSpec, ...] = ()
+    decides: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,11 +137,11 @@ class SecuritySpec:
 
 @dataclass(frozen=True, eq=False)
 class DuplicateSpec:
-    """Settings of duplicate search: idf source, title weight, ``duplicate_of`` threshold."""
+    """Settings of duplicate search: idf source and title weight (``duplicate_of`` reads the
+    artifact's ``duplicate`` calibration)."""
 
     vectorizer: VectorizerSpec
     title_weight: float
-    threshold: float
     scores: dict[str, Any] = field(default_factory=dict)
 
 
@@ -141,12 +151,19 @@ class Artifact:
     duplicates: DuplicateSpec
     metadata: dict[str, Any] = field(default_factory=dict)
     security: SecuritySpec | None = None
+    calibrations: dict[str, FieldCalibration] = field(default_factory=dict)
 
     def classifier(self, name: str) -> ClassifierSpec:
         try:
             return self.classifiers[name]
         except KeyError:
             raise ArtifactError(f"artifact has no classifier {name!r}") from None
+
+    def calibration(self, name: str) -> FieldCalibration:
+        try:
+            return self.calibrations[name]
+        except KeyError:
+            raise ArtifactError(f"artifact has no calibration of {name!r}; retrain") from None
 
 
 def default_model_dir() -> Path:
@@ -166,7 +183,7 @@ def save_artifact(artifact: Artifact, directory: Path) -> list[Path]:
     vocab = {
         name: _vectorizer_to_json(spec) for spec, name in _unique_vectorizers(vectorizer_names)
     }
-    paths = [directory / MANIFEST_FILE, directory / VOCAB_FILE, directory / WEIGHTS_FILE]
+    paths = [directory / name for name in ARTIFACT_FILES]
     paths[0].write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     # Compact: the vocabulary is large and not meant to be read by eye.
     paths[1].write_text(
@@ -174,7 +191,17 @@ def save_artifact(artifact: Artifact, directory: Path) -> list[Path]:
         encoding="utf-8",
     )
     paths[2].write_bytes(deterministic_npz(arrays))
+    paths[3].write_text(_calibration_json(artifact.calibrations), encoding="utf-8")
     return paths
+
+
+def _calibration_json(calibrations: Mapping[str, FieldCalibration]) -> str:
+    """One compact line per field: a retrained field shows as one changed line."""
+    lines = [
+        f" {json.dumps(name)}: {json.dumps(spec.to_json(), sort_keys=True, separators=(',', ':'))}"
+        for name, spec in sorted(calibrations.items())
+    ]
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def _name_vectorizers(artifact: Artifact) -> list[tuple[VectorizerSpec, str]]:
@@ -207,7 +234,7 @@ def _manifest(artifact: Artifact, named: list[tuple[VectorizerSpec, str]]) -> di
             "labels": list(spec.labels),
             "link": spec.link,
             "vectorizer": _vectorizer_name(named, spec.vectorizer),
-            "thresholds": spec.thresholds,
+            "decides": spec.decides,
             "scores": spec.scores,
             **({"members": [_member_to_json(m) for m in spec.members]} if spec.members else {}),
         }
@@ -221,7 +248,6 @@ def _manifest(artifact: Artifact, named: list[tuple[VectorizerSpec, str]]) -> di
         "duplicates": {
             "vectorizer": _vectorizer_name(named, dup.vectorizer),
             "title_weight": dup.title_weight,
-            "threshold": dup.threshold,
             "scores": dup.scores,
         },
         "metadata": artifact.metadata,
@@ -320,11 +346,14 @@ def load_artifact(directory: Path | None = None) -> Artifact:
     duplicates = DuplicateSpec(
         vectorizer=vectorizers[dup["vectorizer"]],
         title_weight=float(dup["title_weight"]),
-        threshold=float(dup["threshold"]),
         scores=dict(dup["scores"]),
     )
     security = _security_from_json(manifest["security"], arrays) if "security" in manifest else None
-    return Artifact(classifiers, duplicates, dict(manifest["metadata"]), security)
+    calibrations = {
+        name: FieldCalibration.from_json(raw)
+        for name, raw in _read_json(directory / CALIBRATION_FILE).items()
+    }
+    return Artifact(classifiers, duplicates, dict(manifest["metadata"]), security, calibrations)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -333,7 +362,10 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _check_versions(manifest: dict[str, Any], directory: Path) -> None:
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"{directory}: format {manifest.get('format_version')!r} unsupported")
+        raise ArtifactError(
+            f"{directory}: format {manifest.get('format_version')!r} unsupported (this code"
+            f" reads {FORMAT_VERSION}); retrain it: ai-pipeline train [--from …] --out {directory}"
+        )
     if manifest.get("tokenizer_version") != TOKENIZER_VERSION:
         raise ArtifactError(
             f"{directory}: trained with tokenizer {manifest.get('tokenizer_version')!r}, "
@@ -385,9 +417,9 @@ def _classifier_from_json(
         coef=coef,
         intercept=intercept,
         link=link,
-        thresholds={key: float(value) for key, value in raw["thresholds"].items()},
         scores=dict(raw["scores"]),
         members=members,
+        decides=bool(raw.get("decides", True)),
     )
 
 

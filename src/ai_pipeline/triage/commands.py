@@ -15,10 +15,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ai_pipeline.triage.artifact import Artifact, ArtifactError, default_model_dir, load_artifact
+from ai_pipeline.triage.calibration import expected_calibration_error, reliability
 
 if TYPE_CHECKING:
+    from ai_pipeline.triage.evaluation import Evaluation, TableData
     from ai_pipeline.triage.export import UserExport
-    from ai_pipeline.triage.train import ArtifactEvaluation
+    from ai_pipeline.triage.targets import TriageTargets
 
 DEFAULT_DATA_DIR = Path("../shared/data")
 USAGE_ERROR_EXIT_CODE = 2
@@ -124,20 +126,55 @@ def eval_command(
     model_dir: ModelDirOption = None,
     out_png: Annotated[
         Path | None,
-        typer.Option("--out-png", help="Chart path (default: bench/results/eval-<task>.png)."),
+        typer.Option(
+            "--out-png",
+            help="Reliability diagram path (default: bench/results/eval-<task>.png).",
+        ),
     ] = None,
 ) -> None:
+    """Calibrated figures beside their targets, at the thresholds the service's settings
+    give (AI_PIPELINE_TRIAGE_MIN_PRECISION…), and a reliability diagram."""
+    from rich.progress import Progress
+
+    from ai_pipeline.triage import evaluation
+    from ai_pipeline.triage.train import DenseRows
+
     require_data_dir(data_dir)
     artifact = _load_or_exit(model_dir)
+    targets = _targets_or_exit()
     png = out_png or Path("bench/results") / f"eval-{task.value}.png"
     png.parent.mkdir(parents=True, exist_ok=True)
-    if task is EvalTask.DUPLICATES:
-        _eval_duplicates(artifact, data_dir, png)
-    elif task is EvalTask.SECURITY:
-        _eval_security(artifact, data_dir, png)
-    else:
-        _eval_classifier(artifact, task.value, data_dir, png)
-    console.print(f"chart: {png}")
+    with Progress(console=console, transient=True) as progress:
+        bar = progress.add_task("embedding reports (about 30 a second per core)", total=None)
+        rows = DenseRows(progress=lambda n: progress.advance(bar, n))
+        if task is EvalTask.DUPLICATES:
+            result = evaluation.evaluate_duplicates(artifact, data_dir, targets, rows)
+        elif task is EvalTask.SECURITY:
+            result = evaluation.evaluate_security(artifact, data_dir, targets, rows)
+        elif task is EvalTask.TYPE:
+            result = evaluation.evaluate_classifier(artifact, task.value, data_dir, targets, rows)
+        else:
+            result = evaluation.evaluate_levels(artifact, task.value, data_dir, targets, rows)
+    _warn_if_data_changed(result.data_matches_artifact)
+    console.print(_figures_table(result))
+    for table in result.tables:
+        console.print(_table(table))
+    if result.confusion is not None:
+        console.print(_confusion_table(*result.confusion))
+    plot_evaluation(result, png)
+    console.print(f"reliability diagram: {png}")
+
+
+def _targets_or_exit() -> TriageTargets:
+    from pydantic import ValidationError
+
+    from ai_pipeline.settings import Settings
+
+    try:
+        return Settings().triage_targets()
+    except (ValidationError, ValueError) as error:
+        console.print(f"[red]error:[/red] settings: {error}")
+        raise typer.Exit(code=USAGE_ERROR_EXIT_CODE) from None
 
 
 def require_data_dir(data_dir: Path) -> None:
@@ -161,40 +198,6 @@ def _load_or_exit(model_dir: Path | None) -> Artifact:
 # ---------------------------------------------------------------------------------- eval
 
 
-def _eval_classifier(artifact: Artifact, task: str, data_dir: Path, png: Path) -> None:
-    from ai_pipeline.triage.train import evaluate_artifact
-
-    evaluation = evaluate_artifact(artifact, task, data_dir)
-    _warn_if_data_changed(evaluation.data_matches_artifact)
-    console.print(_metrics_table(f"{task}: held-out metrics", evaluation.metrics))
-    console.print(_confusion_table(evaluation))
-    plot_confusion(evaluation, png)
-
-
-def _eval_security(artifact: Artifact, data_dir: Path, png: Path) -> None:
-    from ai_pipeline.triage.train import evaluate_artifact_security
-
-    with console.status("embedding the FARSEC reports (about 2 minutes on one core)"):
-        evaluation = evaluate_artifact_security(artifact, data_dir)
-    _warn_if_data_changed(evaluation.data_matches_artifact)
-    console.print(
-        _metrics_table("security: each project scored by a fit on the others", evaluation.metrics)
-    )
-    console.print(_confusion_table(evaluation))
-    plot_confusion(evaluation, png)
-
-
-def _eval_duplicates(artifact: Artifact, data_dir: Path, png: Path) -> None:
-    from ai_pipeline.triage.train import evaluate_artifact_duplicates
-
-    with console.status("embedding the SeaMonkey reports, then replaying them in order"):
-        recall, summary = evaluate_artifact_duplicates(artifact, data_dir)
-    _warn_if_data_changed(bool(summary.pop("data_matches_artifact")))
-    metrics = {f"recall@{k}": v for k, v in recall.items()} | summary
-    console.print(_metrics_table("duplicates: SeaMonkey, each report against older ones", metrics))
-    plot_recall(recall, png)
-
-
 def _warn_if_data_changed(matches: bool) -> None:
     if not matches:
         console.print(
@@ -203,59 +206,115 @@ def _warn_if_data_changed(matches: bool) -> None:
         )
 
 
-def _metrics_table(title: str, metrics: dict[str, Any]) -> Table:
-    table = Table(title=title)
-    table.add_column("metric")
+def _figures_table(result: Evaluation) -> Table:
+    table = Table(title=f"{result.task}: held-out figures")
+    table.add_column("figure")
     table.add_column("value", justify="right")
-    for name, value in metrics.items():
-        table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
+    table.add_column("target", justify="right")
+    for figure in result.figures:
+        value = figure.value
+        shown = (
+            "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+        )
+        table.add_row(figure.name, shown, figure.target)
     return table
 
 
-def _confusion_table(evaluation: ArtifactEvaluation) -> Table:
+def _table(data: TableData) -> Table:
+    table = Table(title=data.title)
+    for i, column in enumerate(data.columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in data.rows:
+        table.add_row(*row)
+    return table
+
+
+def _confusion_table(labels: list[str], confusion: list[list[int]]) -> Table:
     table = Table(title="confusion matrix (rows: truth, columns: predicted)")
     table.add_column("")
-    for label in evaluation.labels:
+    for label in labels:
         table.add_column(label, justify="right")
-    for label, row in zip(evaluation.labels, evaluation.confusion, strict=True):
+    for label, row in zip(labels, confusion, strict=True):
         table.add_row(label, *(str(v) for v in row))
     return table
 
 
-def plot_confusion(evaluation: ArtifactEvaluation, png: Path) -> None:
+def plot_evaluation(result: Evaluation, png: Path) -> None:
+    """A reliability diagram (share right against confidence, per bin, the diagonal being
+    perfect calibration) with the number of values per bin beneath; beside it the
+    confusion matrix or recall@k when the task has one."""
     plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(5, 4.5))
-    axes.imshow(evaluation.confusion, cmap="Blues")
-    ticks = range(len(evaluation.labels))
-    axes.set_xticks(ticks, evaluation.labels, rotation=30)
-    axes.set_yticks(ticks, evaluation.labels)
-    darkest = max(max(row) for row in evaluation.confusion) or 1
-    for i, row in enumerate(evaluation.confusion):
-        for j, value in enumerate(row):
-            colour = "white" if value > darkest / 2 else "black"  # readable on dark cells
-            axes.text(j, i, str(value), ha="center", va="center", color=colour)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("truth")
-    axes.set_title(f"{evaluation.task} (held-out)")
+    extra = result.confusion is not None or result.recall is not None
+    figure, axes = plt.subplots(
+        2,
+        2 if extra else 1,
+        figsize=(10 if extra else 5.5, 6.5),
+        gridspec_kw={"height_ratios": [3, 1]},
+        squeeze=False,
+    )
+    curve, counts = axes[0][0], axes[1][0]
+    curve.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfectly calibrated")
+    for name, (confidence, correct) in result.reliability.items():
+        bins = reliability(confidence, correct)
+        ece = expected_calibration_error(confidence, correct)
+        curve.plot(
+            [b.confidence for b in bins],
+            [b.accuracy for b in bins],
+            marker="o",
+            label=f"{name} (ECE {ece:.3f})",
+        )
+        counts.bar(
+            [(b.lower + b.upper) / 2 for b in bins],
+            [b.count for b in bins],
+            width=0.09,
+            alpha=0.5,
+            label=name,
+        )
+    curve.set_xlim(0, 1)
+    curve.set_ylim(0, 1)
+    curve.set_ylabel("share right")
+    curve.set_title(f"{result.task}: reliability on held-out data")
+    curve.legend(loc="upper left", fontsize=8)
+    curve.grid(alpha=0.3)
+    counts.set_xlim(0, 1)
+    counts.set_xlabel("confidence")
+    counts.set_ylabel("values")
+    counts.set_yscale("log")
+    if extra:
+        axes[1][1].axis("off")
+        if result.confusion is not None:
+            _draw_confusion(axes[0][1], *result.confusion)
+        elif result.recall is not None:
+            _draw_recall(axes[0][1], result.recall)
     figure.tight_layout()
     figure.savefig(png, dpi=100)
     plt.close(figure)
 
 
-def plot_recall(recall: dict[int, float], png: Path) -> None:
-    plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(5, 3.5))
+def _draw_confusion(axes: Any, labels: list[str], confusion: list[list[int]]) -> None:
+    axes.imshow(confusion, cmap="Blues")
+    ticks = range(len(labels))
+    axes.set_xticks(ticks, labels, rotation=30)
+    axes.set_yticks(ticks, labels)
+    darkest = max(max(row) for row in confusion) or 1
+    for i, row in enumerate(confusion):
+        for j, value in enumerate(row):
+            colour = "white" if value > darkest / 2 else "black"  # readable on dark cells
+            axes.text(j, i, str(value), ha="center", va="center", color=colour)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("truth")
+    axes.set_title("confusion (held-out)")
+
+
+def _draw_recall(axes: Any, recall: dict[int, float]) -> None:
     ks = sorted(recall)
     axes.plot(ks, [recall[k] for k in ks], marker="o")
     axes.set_xticks(ks)
     axes.set_ylim(0, 1)
     axes.set_xlabel("k")
     axes.set_ylabel("recall@k")
-    axes.set_title("duplicate search on SeaMonkey")
+    axes.set_title("candidate list on SeaMonkey")
     axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(png, dpi=100)
-    plt.close(figure)
 
 
 def _pyplot() -> Any:
@@ -296,16 +355,34 @@ def score_rows(artifact: Artifact) -> list[tuple[str, str, float]]:
         cv = scores.get("cross_validation", {}).get("per_repository")
         if cv:
             rows.append((name, "macro-F1 per repo, mean (NLBSE protocol, 5-fold CV)", cv["mean"]))
+        calibration = scores.get("calibration", {})
+        for key, label in (
+            ("ece", "ECE, held-out (calibrated)"),
+            ("decided_share", "share decided at the default target"),
+            ("decided_precision", "precision of those decided"),
+        ):
+            if calibration.get(key) is not None:
+                rows.append((name, label, calibration[key]))
     if artifact.security is not None:
-        pooled = artifact.security.scores.get("pooled", {})
-        for metric in ("precision", "recall"):
-            if metric in pooled:
-                rows.append(("security", f"{metric}, projects left out", pooled[metric]))
+        security = artifact.security.scores
+        pooled = security.get("pooled", {})
+        for key, label in (
+            ("recall_private_review", "recall of private + review, projects left out"),
+            ("review_share", "review band share, projects left out"),
+        ):
+            if key in pooled:
+                rows.append(("security", label, pooled[key]))
+        if "ece_held_out" in security:
+            rows.append(("security", "ECE, projects left out", security["ece_held_out"]))
     dup = artifact.duplicates
     recall = dup.scores.get("recall_at", {})
     for k in sorted(recall, key=int):
         rows.append(("duplicates", f"recall@{k}", recall[k]))
-    rows.append(("duplicates", "duplicate_of threshold", dup.threshold))
+    flagged = dup.scores.get("at_default_threshold", {})
+    if "flag_rate" in flagged:
+        rows.append(
+            ("duplicates", "duplicate_of flag rate at the default target", flagged["flag_rate"])
+        )
     return rows
 
 

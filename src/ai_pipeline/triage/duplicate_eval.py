@@ -3,14 +3,21 @@
 Reports are replayed in creation order into an empty :class:`DuplicateIndex`; before a
 report is added, it queries the index, so the later report of each labelled pair searches
 among every report created before it (labelled or not). A query is a hit at ``k`` when one
-of its labelled duplicates is among the ``k`` best. The same replay yields each report's
-best score against older ones: what a threshold on ``duplicate_of`` would flag.
+of its labelled duplicates is among the ``k`` best. The same replay gives every report's
+best match among older ones: whether that match is a labelled duplicate is what the
+``duplicate_of`` confidence is calibrated on, and what a threshold would flag.
+
+Labelled pairs are incomplete (a report filed twice the same day is often closed as
+INVALID, not linked), so precision against them is a lower bound; trackers also record
+which reports they closed as duplicates (SeaMonkey's ``DUPLICATE``, Hadoop's
+``Duplicate``), an upper bound on a flagged report being right.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +28,29 @@ from ai_pipeline.triage.artifact import VectorizerSpec
 from ai_pipeline.triage.duplicates import DuplicateIndex
 from ai_pipeline.triage.embeddings import FloatMatrix
 from ai_pipeline.triage.linear import TfidfFeatures
-from ai_pipeline.triage.tasks import SEAMONKEY_PAIRS, SEAMONKEY_REPORTS, Report, read_csv
+from ai_pipeline.triage.tasks import (
+    HADOOP_REPORTS,
+    SEAMONKEY_PAIRS,
+    SEAMONKEY_REPORTS,
+    Report,
+    read_csv,
+)
 
 RECALL_AT = (1, 5, 10)
-THRESHOLD_GRID = tuple(round(0.50 + 0.05 * i, 2) for i in range(9))  # 0.50 … 0.90
-TARGET_PRECISION = 0.8
-MIN_FLAGGED = 5
 
 
 @dataclass(frozen=True)
 class ChronologicalPairs:
-    """Reports oldest first, and for each later report of a pair its older duplicates."""
+    """Reports oldest first, for each later report of a pair its older duplicates, and the
+    reports the tracker closed as duplicates (of anything, labelled or not)."""
 
     reports: list[Report]
     queries: dict[str, frozenset[str]]
+    resolved_duplicate: frozenset[str] = frozenset()
+    priorities: tuple[str, ...] = ()  # the tracker's priority of each report, when known
+
+    def linked(self, report_id: str, other_id: str) -> bool:
+        return other_id in self.queries.get(report_id, ())
 
 
 def load_seamonkey(data_dir: Path) -> ChronologicalPairs:
@@ -57,16 +73,60 @@ def load_seamonkey(data_dir: Path) -> ChronologicalPairs:
         older = frozenset(o for o in others if position[o] < position[report_id])
         if older:
             queries[report_id] = older
-    return ChronologicalPairs(reports, dict(sorted(queries.items())))
+    resolved = frozenset(
+        row["Issue id"].strip() for row in rows if row["Resolution"] == "DUPLICATE"
+    )
+    return ChronologicalPairs(reports, dict(sorted(queries.items())), resolved)
+
+
+def load_hadoop(data_dir: Path) -> ChronologicalPairs:
+    """Hadoop's Jira reports in creation order. Its duplicate pairs are held out of the data
+    folder: only which reports were closed as ``Duplicate`` is known."""
+    rows = sorted(
+        read_csv(data_dir / HADOOP_REPORTS),
+        key=lambda row: (datetime.strptime(row["Created"], "%d/%b/%y %H:%M"), row["Issue id"]),
+    )
+    reports = [Report(row["Issue id"].strip(), row["Summary"], row["Description"]) for row in rows]
+    resolved = frozenset(
+        row["Issue id"].strip() for row in rows if row["Resolution"] == "Duplicate"
+    )
+    return ChronologicalPairs(reports, {}, resolved, tuple(row["Priority"] for row in rows))
 
 
 @dataclass(frozen=True)
 class Replay:
+    """Per query: recall at each depth. Per report that had an older one to match: the best
+    match's similarity, whether it is a labelled duplicate, whether the report is a query,
+    and whether the tracker closed the report as a duplicate."""
+
     recall: dict[int, float]
     n_queries: int
-    query_top_score: npt.NDArray[np.float64]  # per query
-    query_top_correct: npt.NDArray[np.bool_]  # per query
-    all_top_score: npt.NDArray[np.float64]  # per report with at least one older report
+    top_score: npt.NDArray[np.float64]
+    top_correct: npt.NDArray[np.bool_]
+    is_query: npt.NDArray[np.bool_]
+    resolved_duplicate: npt.NDArray[np.bool_]
+
+    def flagged(self, threshold: float) -> dict[str, Any]:
+        """What ``duplicate_of`` at ``threshold`` (a similarity) would have flagged."""
+        flagged = self.top_score >= threshold
+        n, queries = int(flagged.sum()), int((flagged & self.is_query).sum())
+        return {
+            "flagged": n,
+            "flag_rate": _ratio(n, len(self.top_score)),
+            "precision_labelled_pairs": _ratio(int((flagged & self.top_correct).sum()), n),
+            "precision_among_queries": _ratio(
+                int((flagged & self.top_correct & self.is_query).sum()), queries
+            ),
+            "queries_flagged": queries,
+            "share_closed_as_duplicate": _ratio(int((flagged & self.resolved_duplicate).sum()), n),
+            "closed_as_duplicate_flagged": _ratio(
+                int((flagged & self.resolved_duplicate).sum()), int(self.resolved_duplicate.sum())
+            ),
+        }
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
 
 
 def replay(
@@ -80,50 +140,28 @@ def replay(
     index = DuplicateIndex(TfidfFeatures(lexical), title_weight=title_weight)
     depth = max(recall_at)
     hits = dict.fromkeys(recall_at, 0)
-    query_scores, query_correct, all_scores = [], [], []
+    top_score, top_correct, is_query, resolved = [], [], [], []
     for row, report in enumerate(pairs.reports):
         embedding = None if embeddings is None else embeddings[row]
         vector = index.vector(report.title, report.text)
         found = index.search(vector, depth, embedding=embedding) if len(index) else []
-        if found:
-            all_scores.append(found[0].similarity)
         gold = pairs.queries.get(report.id)
         if gold is not None:
             ranked = [candidate.bug_report_id for candidate in found]
             for k in recall_at:
                 hits[k] += bool(gold.intersection(ranked[:k]))
-            query_scores.append(found[0].similarity if found else 0.0)
-            query_correct.append(bool(ranked) and ranked[0] in gold)
+        if found:
+            top_score.append(found[0].similarity)
+            top_correct.append(pairs.linked(report.id, found[0].bug_report_id))
+            is_query.append(gold is not None)
+            resolved.append(report.id in pairs.resolved_duplicate)
         index.add(report.id, None, report.title, report.text, vector=vector, embedding=embedding)
     n = max(len(pairs.queries), 1)
     return Replay(
         recall={k: round(hits[k] / n, 4) for k in recall_at},
         n_queries=len(pairs.queries),
-        query_top_score=np.array(query_scores),
-        query_top_correct=np.array(query_correct, dtype=np.bool_),
-        all_top_score=np.array(all_scores),
+        top_score=np.array(top_score, dtype=np.float64),
+        top_correct=np.array(top_correct, dtype=np.bool_),
+        is_query=np.array(is_query, dtype=np.bool_),
+        resolved_duplicate=np.array(resolved, dtype=np.bool_),
     )
-
-
-def choose_threshold(run: Replay) -> tuple[float, dict[str, Any]]:
-    """The lowest ``duplicate_of`` threshold whose top matches are right ``TARGET_PRECISION``
-    of the time among labelled queries (at least ``MIN_FLAGGED`` of them flagged).
-
-    Precision, not F-score: a wrong ``duplicate_of`` buries a new problem under an old one,
-    and SeaMonkey's labels are far from complete, so the share of *all* reports flagged is
-    reported alongside (F0.5 would pick 0.55 here and flag half of all reports).
-    """
-    chosen = THRESHOLD_GRID[-1]
-    for threshold in THRESHOLD_GRID:
-        flagged = run.query_top_score >= threshold
-        right = flagged & run.query_top_correct
-        if flagged.sum() >= MIN_FLAGGED and right.sum() >= TARGET_PRECISION * flagged.sum():
-            chosen = threshold
-            break
-    flagged = run.query_top_score >= chosen
-    correct = flagged & run.query_top_correct
-    return chosen, {
-        "threshold_precision": round(float(correct.sum() / max(flagged.sum(), 1)), 4),
-        "threshold_recall": round(float(correct.sum() / max(run.n_queries, 1)), 4),
-        "flag_rate_all_reports": round(float((run.all_top_score >= chosen).mean()), 4),
-    }

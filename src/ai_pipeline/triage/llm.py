@@ -2,15 +2,19 @@
 
 Division of labour: the local engine always runs first (it is cheap and pure). Its
 duplicates and missing information stand. The LLM decides type, priority, severity,
-category and extra labels, each with a confidence, and may raise (never clear) the
-security flag and suggest an assignee.
+category and extra labels, each with a confidence, may raise (never clear) the security
+band to ``review`` and may suggest an assignee.
 
 What the LLM can change is bounded twice: the answer's JSON schema lists the allowed
 values as enums, and the parsed answer is checked again here. A value outside the
-allowed sets is rejected and that field keeps the local engine's value. A field whose
-confidence is below the local engine's threshold for it is not taken from the LLM
-either, and if the local value is below threshold too, the field gets no label and the
-issue gets ``needs-triage`` — the same rule as the local engine.
+allowed sets is rejected and that field keeps the local engine's value. The LLM's
+confidences are its own statement, not calibrated on held-out data, so a value is taken
+only when the stated confidence reaches the field's precision target itself
+(``AI_PIPELINE_TRIAGE_MIN_PRECISION``); otherwise the local value (decided or a
+suggestion) stands, with the same labels and ``needs-triage`` rule as the local engine.
+Priority and severity may be null ("nothing in the report says"): local's stand then. The
+reasons of LLM values name the prompt and the stated confidence, never words the model
+wrote (they would be report-influenced text in the issue body).
 
 Any failure of the call (timeout, endpoint down, 4xx/5xx, unparsable answer, daily token
 budget spent) returns the local result unchanged but for ``engine``, and is counted in
@@ -38,6 +42,7 @@ from ai_pipeline.domain.models import (
     DuplicateCandidate,
     IssueType,
     Priority,
+    SecurityBand,
     Severity,
     TriageResult,
 )
@@ -46,11 +51,14 @@ from ai_pipeline.observability.logging import get_logger
 from ai_pipeline.observability.metrics import Metrics
 from ai_pipeline.triage import prompts, rules
 from ai_pipeline.triage.embeddings import Embedding
-from ai_pipeline.triage.local import THRESHOLDED_FIELDS, LocalTriageEngine
+from ai_pipeline.triage.local import LocalTriageEngine
+from ai_pipeline.triage.targets import TriageTargets
 
 log = get_logger(__name__)
 
 ENGINE = f"llm:{prompts.PROMPT_VERSION}"
+FIELDS = ("type", "priority", "severity", "category")
+NULLABLE = ("priority", "severity")
 # Labels computed from the fields and flags (compose_labels): the LLM cannot pick these
 # directly; it decides the fields they come from.
 _FLAG_LABELS = (
@@ -110,7 +118,10 @@ def triage_schema(allowed: AllowedValues) -> dict[str, Any]:
         ("severity", [s.value for s in Severity]),
         ("category", list(rules.CATEGORIES)),
     ):
-        properties[name] = {"type": "string", "enum": values}
+        if name in NULLABLE:
+            properties[name] = {"type": ["string", "null"], "enum": [*values, None]}
+        else:
+            properties[name] = {"type": "string", "enum": values}
         properties[f"{name}_confidence"] = confidence
     properties["security_sensitive"] = {"type": "boolean"}
     properties["security_confidence"] = confidence
@@ -138,10 +149,10 @@ class LlmAnswer(BaseModel):
 
     type: str
     type_confidence: float
-    priority: str
-    priority_confidence: float
-    severity: str
-    severity_confidence: float
+    priority: str | None = None
+    priority_confidence: float = 0.0
+    severity: str | None = None
+    severity_confidence: float = 0.0
     category: str
     category_confidence: float
     security_sensitive: bool = False
@@ -164,7 +175,7 @@ def merge(
     base: TriageResult,
     answer: LlmAnswer,
     allowed: AllowedValues,
-    thresholds: dict[str, float],
+    targets: TriageTargets,
     missing_for: Callable[[IssueType], list[str]],
 ) -> Merged:
     """The local result with the LLM's valid, confident fields laid over it.
@@ -173,11 +184,12 @@ def merge(
     (a feature request needs no steps to reproduce; a bug does).
     """
     rejected: list[str] = []
-    confidence = dict(base.confidence)
-    values: dict[str, str] = {
+    confidence, reasons = dict(base.confidence), dict(base.reasons)
+    suggested = list(base.suggested)
+    values: dict[str, str | None] = {
         "type": base.type.value,
-        "priority": base.priority.value,
-        "severity": base.severity.value,
+        "priority": base.priority.value if base.priority else None,
+        "severity": base.severity.value if base.severity else None,
         "category": base.category,
     }
     choices = {
@@ -186,20 +198,32 @@ def merge(
         "severity": {s.value for s in Severity},
         "category": set(rules.CATEGORIES),
     }
-    for name in THRESHOLDED_FIELDS:
-        value: str = getattr(answer, name)
+    for name in FIELDS:
+        value: str | None = getattr(answer, name)
         sure = _confidence(getattr(answer, f"{name}_confidence"))
+        if value is None and name in NULLABLE:
+            continue  # nothing in the report says: local's value (or none) stands
         if value not in choices[name]:
             rejected.append(name)
-        elif sure >= thresholds.get(name, 0.5):
+        elif sure >= _target(targets, name):
             values[name], confidence[name] = value, sure
-    issue_type = IssueType(values["type"])
-    security = base.security_sensitive
+            reasons[name] = f"LLM triage (prompt {prompts.PROMPT_VERSION}, confidence {sure:.2f})"
+            suggested = [f for f in suggested if f != name]
+    issue_type = IssueType(values["type"] or base.type.value)
+    band = base.security_band
     raised = _confidence(answer.security_confidence)
-    # Raised only, never cleared; and, like every field, not on a guess below threshold.
-    if answer.security_sensitive and not security and raised >= thresholds.get("security", 0.5):
-        security = True
+    # Raised only, never cleared, and only to review: a person looks before it is hidden.
+    if (
+        answer.security_sensitive
+        and band is SecurityBand.PUBLIC
+        and raised >= targets.precision("security")
+    ):
+        band = SecurityBand.REVIEW
         confidence["security"] = raised
+        reasons["security"] = (
+            f"LLM triage (prompt {prompts.PROMPT_VERSION}, confidence {raised:.2f})"
+            " → security review"
+        )
     extras = []
     for label in dict.fromkeys(answer.labels):
         if label in allowed.extra_labels:
@@ -219,16 +243,17 @@ def merge(
     missing = base.missing_information
     if issue_type is not base.type:
         missing = missing_for(issue_type)
-    uncertain = [f for f in THRESHOLDED_FIELDS if confidence[f] < thresholds.get(f, 0.5)]
+    priority = Priority(values["priority"]) if values["priority"] else None
+    severity = Severity(values["severity"]) if values["severity"] else None
     composed = rules.compose_labels(
         rules.LabelInputs(
             issue_type=issue_type,
-            priority=Priority(values["priority"]),
-            severity=Severity(values["severity"]),
-            category=values["category"],
-            security_sensitive=security,
+            priority=priority,
+            severity=severity,
+            category=values["category"] or base.category,
+            security_sensitive=band is not SecurityBand.PUBLIC,
             missing_information=missing,
-            uncertain_fields=uncertain,
+            suggested=suggested,
             duplicate=base.duplicate_of is not None,
         )
     )
@@ -238,18 +263,26 @@ def merge(
     result = base.model_copy(
         update={
             "type": issue_type,
-            "priority": Priority(values["priority"]),
-            "severity": Severity(values["severity"]),
-            "category": values["category"],
+            "priority": priority,
+            "severity": severity,
+            "category": values["category"] or base.category,
             "labels": list(dict.fromkeys([*labels, *extras])),
             "missing_information": missing,
-            "security_sensitive": security,
+            "security_band": band,
+            "security_sensitive": band is not SecurityBand.PUBLIC,
             "assignee_suggestion": assignee,
             "confidence": confidence,
+            "reasons": reasons,
+            "suggested": suggested,
             "engine": ENGINE,
         }
     )
     return Merged(result, sorted(set(rejected)))
+
+
+def _target(targets: TriageTargets, name: str) -> float:
+    # Category has no held-out labels, hence no target of its own: the general one.
+    return targets.precision(name) if name != "category" else targets.min_precision
 
 
 def fallback(base: TriageResult, reason: str) -> TriageResult:
@@ -302,7 +335,7 @@ class LlmTriageEngine:
             base,
             answer,
             self.allowed,
-            self.local.thresholds,
+            self.local.targets,
             lambda issue_type: rules.missing_information(report, issue_type),
         )
         for name in merged.rejected:

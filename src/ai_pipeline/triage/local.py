@@ -3,12 +3,19 @@
 The issue-type model also reads the report's sentence embedding (MiniLM, onnxruntime): one
 embedding call per report, exposed as :meth:`LocalTriageEngine.embed` so that other users
 (duplicate search) can share the same vector.
+
+Every learned field's confidence is calibrated (``calibration.py``) and a field acts (gets
+its label, ``duplicate_of``) only when its score clears the threshold that reached the
+operator's precision target (``targets.py``) on held-out data; below it the value is a
+suggestion. Priority and severity come from explicit signals (``signals.py``) unless the
+artifact carries a model fitted on the team's own labels. Each field says why in
+``reasons``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -21,11 +28,13 @@ from ai_pipeline.domain.models import (
     DuplicateCandidate,
     IssueType,
     Priority,
+    SecurityBand,
     Severity,
     TriageResult,
 )
 from ai_pipeline.triage import rules
 from ai_pipeline.triage.artifact import Artifact, VectorizerSpec, load_artifact
+from ai_pipeline.triage.calibration import logit
 from ai_pipeline.triage.duplicates import DuplicateIndex
 from ai_pipeline.triage.embeddings import Embedding, report_text
 from ai_pipeline.triage.features import MAX_CHARS, tokenize
@@ -35,14 +44,12 @@ from ai_pipeline.triage.linear import (
     TfidfFeatures,
     terms_from_tokens,
 )
-from ai_pipeline.triage.security import decide_security
-from ai_pipeline.triage.type_features import dense_row
+from ai_pipeline.triage.security import SecurityBands, band_thresholds, decide_security
+from ai_pipeline.triage.signals import explicit_levels
+from ai_pipeline.triage.targets import TriageTargets
+from ai_pipeline.triage.type_features import dense_row, type_evidence
 
-CLASSIFIERS = ("type", "priority", "severity")
-# Fields whose confidence is compared with a threshold to decide ``needs-triage``.
-THRESHOLDED_FIELDS = ("type", "priority", "severity", "category")
-# ``SecurityScorer.confidence`` reads 0.5 exactly at the score threshold.
-SECURITY_CONFIDENCE_AT_THRESHOLD = 0.5
+LEVELS = ("priority", "severity")
 
 
 class TextEmbedder(Protocol):
@@ -53,14 +60,13 @@ class TextEmbedder(Protocol):
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
 
 
-@dataclass(frozen=True)
-class _Fields:
-    issue_type: IssueType
-    priority: Priority
-    severity: Severity
-    category: str
-    security_sensitive: bool
-    confidence: dict[str, float]
+@dataclass
+class _Decision:
+    """What is decided field by field, before the result is assembled."""
+
+    confidence: dict[str, float] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    suggested: list[str] = field(default_factory=list)
 
 
 class LocalTriageEngine:
@@ -68,40 +74,63 @@ class LocalTriageEngine:
 
     name: str = "local"
 
-    def __init__(self, artifact: Artifact, embedder: TextEmbedder | None = None) -> None:
+    def __init__(
+        self,
+        artifact: Artifact,
+        embedder: TextEmbedder | None = None,
+        targets: TriageTargets | None = None,
+    ) -> None:
         """``embedder`` defaults to the service's MiniLM :class:`Embedder` (one thread), built
-        here once when a classifier needs embeddings."""
+        here once when a classifier needs embeddings. ``targets``: the precision each field
+        must have reached to act (default: 0.9, security's private band 0.8)."""
         self.artifact = artifact
+        self.targets = targets or TriageTargets()
         features = _SharedFeatures()
+        # Priority and severity models fitted on another project's labels are not run.
         self._classifiers = {
             name: LinearClassifier(spec, features.get(spec.vectorizer))
             for name, spec in artifact.classifiers.items()
-            if name in CLASSIFIERS
+            if name == "type" or (name in LEVELS and spec.decides)
         }
-        missing = set(CLASSIFIERS) - set(self._classifiers)
-        if missing:
-            raise ValueError(f"artifact lacks classifiers: {', '.join(sorted(missing))}")
+        if "type" not in self._classifiers:
+            raise ValueError("artifact lacks the type classifier")
         if artifact.security is None:
             raise ValueError("artifact lacks the security score; run the train command")
         self._security = artifact.security.scorer
         self._embedder = embedder or _default_embedder(artifact)
-        self._duplicate_threshold = artifact.duplicates.threshold
-        self.thresholds: dict[str, float] = {
-            **{
-                name: artifact.classifier(name).thresholds["confidence"]
-                for name in ("type", "priority", "severity")
-            },
-            "category": rules.CATEGORY_CONFIDENCE_THRESHOLD,
-            "security": SECURITY_CONFIDENCE_AT_THRESHOLD,
-            "duplicate": self._duplicate_threshold,
+        self._calibrations = {
+            name: artifact.calibration(name)
+            for name in ("type", "security", "duplicate", *self._team_levels())
         }
+        # Raw-score thresholds (``math.inf``: the field never acts at this target).
+        self.thresholds: dict[str, float] = {
+            name: self._calibrations[name].threshold(self.targets.precision(name))
+            for name in ("type", "duplicate", *self._team_levels())
+        }
+        self.security_bands: SecurityBands = band_thresholds(
+            self._calibrations["security"],
+            self.targets.precision("security"),
+            self.targets.security_review_recall,
+        )
+
+    @property
+    def embedder(self) -> TextEmbedder | None:
+        """The embedder this engine reads embeddings with (shareable with another engine)."""
+        return self._embedder
+
+    def _team_levels(self) -> list[str]:
+        """Priority and severity models fitted on the team's own labels (they decide)."""
+        return [name for name in LEVELS if name in self._classifiers]
 
     @classmethod
     def load(
-        cls, path: Path | None = None, embedder: TextEmbedder | None = None
+        cls,
+        path: Path | None = None,
+        embedder: TextEmbedder | None = None,
+        targets: TriageTargets | None = None,
     ) -> LocalTriageEngine:
         """Load the artifact at ``path``, by default the model shipped with the package."""
-        return cls(load_artifact(path), embedder)
+        return cls(load_artifact(path), embedder, targets)
 
     def embed(self, report: BugReport) -> Embedding:
         """The report's unit sentence embedding: the vector the type model reads, the same
@@ -139,70 +168,136 @@ class LocalTriageEngine:
         # Models and rules read the same bounded prefix: the tail of a huge report is logs,
         # and scanning 128k characters with the rule regexes would cost ~30 ms.
         text = _model_text(report)
-        fields = self._decide_fields(report.title, text, embedding)
-        ranked = _usable_candidates(report, candidates)
-        duplicate_of = self._duplicate_of(ranked)
-        confidence = {**fields.confidence, "duplicate": _duplicate_confidence(ranked, duplicate_of)}
-        missing = rules.missing_information(report, fields.issue_type)
-        uncertain = [f for f in THRESHOLDED_FIELDS if confidence[f] < self.thresholds[f]]
-        labels = rules.compose_labels(
-            rules.LabelInputs(
-                issue_type=fields.issue_type,
-                priority=fields.priority,
-                severity=fields.severity,
-                category=fields.category,
-                security_sensitive=fields.security_sensitive,
-                missing_information=missing,
-                uncertain_fields=uncertain,
-                duplicate=duplicate_of is not None,
-            )
-        )
-        return TriageResult(
-            type=fields.issue_type,
-            priority=fields.priority,
-            severity=fields.severity,
-            category=fields.category,
-            labels=labels,
-            duplicate_candidates=ranked,
-            duplicate_of=duplicate_of,
-            missing_information=missing,
-            security_sensitive=fields.security_sensitive,
-            assignee_suggestion=None,  # routing is a later issue
-            confidence=confidence,
-            engine=self.name,
-        )
-
-    def _decide_fields(self, title: str, text: str, embedding: Embedding | None = None) -> _Fields:
-        """Models and rules on the report text; the text is tokenised once for all of them."""
         tokens = tokenize(text)
         vectors = self._vectors(tokens)
         if embedding is None and self._embedder is not None:
             embedding = self.embed_text(text)
-        issue_type, type_conf = self._predict_type(text, vectors, embedding)
-        priority, priority_conf = self._predict("priority", vectors)
-        severity, severity_conf = self._predict("severity", vectors)
-        category = rules.guess_category(title, text, tokens)
-        security = decide_security(self._security, text, embedding)
-        return _Fields(
-            issue_type=IssueType(issue_type),
-            priority=Priority(priority),
-            severity=Severity(severity),
-            category=category.category,
-            security_sensitive=security.sensitive,
-            confidence={
-                "type": type_conf,
-                "priority": priority_conf,
-                "severity": severity_conf,
-                "category": category.confidence,
-                "security": _round(security.confidence),
-            },
+        decision = _Decision()
+        issue_type = self._decide_type(text, vectors, embedding, decision)
+        security = decide_security(
+            self._security, self._calibrations["security"], self.security_bands, text, embedding
+        )
+        sensitive = security.band is not SecurityBand.PUBLIC
+        if security.confidence is not None:  # a rule's band has a reason, no measured odds
+            decision.confidence["security"] = _round(security.confidence)
+        decision.reasons["security"] = security.reason
+        priority, severity = self._decide_levels(
+            report.title, text, security.urgent, vectors, decision
+        )
+        category = self._decide_category(report.title, text, tokens, decision)
+        ranked = _usable_candidates(report, candidates)
+        duplicate_of = self._decide_duplicate(ranked, decision)
+        missing = rules.missing_information(report, issue_type)
+        labels = rules.compose_labels(
+            rules.LabelInputs(
+                issue_type=issue_type,
+                priority=priority,
+                severity=severity,
+                category=category,
+                security_sensitive=sensitive,
+                missing_information=missing,
+                suggested=decision.suggested,
+                duplicate=duplicate_of is not None,
+            )
+        )
+        return TriageResult(
+            type=issue_type,
+            priority=priority,
+            severity=severity,
+            category=category,
+            labels=labels,
+            duplicate_candidates=ranked,
+            duplicate_of=duplicate_of,
+            missing_information=missing,
+            security_band=security.band,
+            assignee_suggestion=None,  # the router adds one (triage.routing)
+            confidence=decision.confidence,
+            reasons=decision.reasons,
+            suggested=decision.suggested,
+            engine=self.name,
         )
 
-    def _duplicate_of(self, ranked: list[DuplicateCandidate]) -> DuplicateCandidate | None:
-        """The best candidate when it is similar enough (threshold calibrated on SeaMonkey)."""
-        if ranked and ranked[0].similarity >= self._duplicate_threshold:
-            return ranked[0]
-        return None
+    def _decide_type(
+        self,
+        text: str,
+        vectors: dict[int, SparseVector],
+        embedding: Embedding | None,
+        decision: _Decision,
+    ) -> IssueType:
+        classifier = self._classifiers["type"]
+        dense = None
+        if classifier.needs_dense:
+            if embedding is None:
+                embedding = self.embed_text(text)
+            dense = dense_row(embedding, text)
+        label, probability, _ = classifier.best(vectors[id(classifier.features)], dense)
+        self._calibrated("type", float(logit(probability)), decision)
+        evidence = " + ".join(type_evidence(text, label)) or "its wording"
+        decision.reasons["type"] = f"{evidence} → {label}"
+        return IssueType(label)
+
+    def _decide_levels(
+        self,
+        title: str,
+        text: str,
+        security_urgent: bool,
+        vectors: dict[int, SparseVector],
+        decision: _Decision,
+    ) -> tuple[Priority | None, Severity | None]:
+        """A team's own model where it has one; otherwise explicit signals, or nothing."""
+        explicit = explicit_levels(title, text, security_urgent)
+        values: dict[str, str | None] = {
+            "priority": explicit.priority.value if explicit.priority else None,
+            "severity": explicit.severity.value if explicit.severity else None,
+        }
+        decision.reasons.update(explicit.reasons)
+        for name in self._team_levels():
+            classifier = self._classifiers[name]
+            label, probability, _ = classifier.best(vectors[id(classifier.features)])
+            self._calibrated(name, float(logit(probability)), decision)
+            values[name] = label
+            decision.reasons[name] = f"your team's labelled issues → {label}"
+        priority, severity = values["priority"], values["severity"]
+        return (
+            Priority(priority) if priority else None,
+            Severity(severity) if severity else None,
+        )
+
+    def _decide_category(
+        self, title: str, text: str, tokens: list[str], decision: _Decision
+    ) -> str:
+        guess = rules.guess_category(title, text, tokens)
+        if guess.category == rules.OTHER:
+            decision.reasons["category"] = "no area keyword"
+            return guess.category
+        terms = rules.category_terms(tokenize(title) + tokens, guess.category)
+        decision.reasons["category"] = ", ".join(f"'{t}'" for t in terms) + f" → {guess.category}"
+        if guess.confidence < rules.CATEGORY_CONFIDENCE_THRESHOLD:
+            decision.suggested.append("category")  # keywords of other areas as strong
+        return guess.category
+
+    def _decide_duplicate(
+        self, ranked: list[DuplicateCandidate], decision: _Decision
+    ) -> DuplicateCandidate | None:
+        """The best candidate when its similarity clears the ``duplicate_of`` threshold."""
+        if not ranked:
+            return None
+        best = ranked[0]
+        matched = best.similarity >= self.thresholds["duplicate"]
+        probability = self._calibrations["duplicate"].confidence(best.similarity)
+        decision.confidence["duplicate"] = _round(probability if matched else 1.0 - probability)
+        where = f"#{best.issue_number}" if best.issue_number else f"report {best.bug_report_id}"
+        decision.reasons["duplicate"] = (
+            f"matches {where} ({best.similarity:.2f}) → duplicate"
+            if matched
+            else f"closest is {where} ({best.similarity:.2f}): below the duplicate bar"
+        )
+        return best if matched else None
+
+    def _calibrated(self, name: str, raw: float, decision: _Decision) -> None:
+        decision.confidence[name] = _round(self._calibrations[name].confidence(raw))
+        if raw < self.thresholds[name]:
+            decision.suggested.append(name)
 
     def _vectors(self, tokens: list[str]) -> dict[int, SparseVector]:
         """One tf-idf vector per distinct vectorizer (priority and severity share one)."""
@@ -215,26 +310,6 @@ class LocalTriageEngine:
                     terms[features.analyzer] = terms_from_tokens(features.analyzer, tokens)
                 vectors[id(features)] = features.vector_from_terms(terms[features.analyzer])
         return vectors
-
-    def _predict_type(
-        self,
-        text: str,
-        vectors: dict[int, SparseVector],
-        embedding: Embedding | None,
-    ) -> tuple[str, float]:
-        classifier = self._classifiers["type"]
-        dense = None
-        if classifier.needs_dense:
-            if embedding is None:
-                embedding = self.embed_text(text)
-            dense = dense_row(embedding, text)
-        label, probability, _ = classifier.best(vectors[id(classifier.features)], dense)
-        return label, _round(probability)
-
-    def _predict(self, name: str, vectors: dict[int, SparseVector]) -> tuple[str, float]:
-        classifier = self._classifiers[name]
-        label, probability, _ = classifier.best(vectors[id(classifier.features)])
-        return label, _round(probability)
 
 
 def _model_text(report: BugReport) -> str:
@@ -283,17 +358,6 @@ def _usable_candidates(
     """Candidates other than the report itself, best first."""
     others = [c for c in candidates if c.bug_report_id != report.id]
     return sorted(others, key=lambda c: -c.similarity)
-
-
-def _duplicate_confidence(
-    ranked: list[DuplicateCandidate], duplicate_of: DuplicateCandidate | None
-) -> float:
-    """How sure the duplicate decision is: the match's similarity when one is claimed,
-    otherwise how far the best candidate is from being a match."""
-    if duplicate_of is not None:
-        return _round(duplicate_of.similarity)
-    best = ranked[0].similarity if ranked else 0.0
-    return _round(1.0 - best)
 
 
 def _round(value: float) -> float:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ai_pipeline.domain.models import BugReport, TriageResult
 
-PROMPT_VERSION = "v1"
+PROMPT_VERSION = "v2"
 # Report text sent to the LLM, per field: bounds prompt tokens (and cost) per call.
 FIELD_CHARS = {
     "title": 300,
@@ -41,8 +41,10 @@ TRIAGE_SYSTEM = """\
 You triage bug reports for a software project. Read the report and answer with one JSON \
 object that matches the given schema:
 - type: bug (something broken), feature (a request for something new) or question.
-- priority: how soon it should be worked on (low, medium, high, critical).
-- severity: how bad the effect is for users (minor, moderate, major, blocker).
+- priority: how soon it should be worked on (low, medium, high, critical), and severity: \
+how bad the effect is for users (minor, moderate, major, blocker); each only when the \
+report states it or shows an outage, data loss, a crash, a regression or a security \
+problem, else null.
 - category: the area of the product it concerns; "other" when none fits.
 - security_sensitive: true only if the report describes a vulnerability or leaked secret.
 - each *_confidence: your confidence in that answer, from 0 to 1; be honest when unsure.

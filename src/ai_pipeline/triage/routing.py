@@ -92,11 +92,14 @@ class Router:
         return cls.parse(path.read_text(encoding="utf-8"), source=path.name)
 
     def route(self, report: BugReport, result: TriageResult) -> AssigneeSuggestion | None:
+        # Only decided values route: a suggestion below its threshold must not pick an owner.
         values = {
-            "category": [result.category],
+            "category": [result.category] if result.decided("category") else [],
             "label": list(result.labels),
-            "type": [result.type.value],
-            "priority": [result.priority.value],
+            "type": [result.type.value] if result.decided("type") else [],
+            "priority": [result.priority.value]
+            if result.priority is not None and result.decided("priority")
+            else [],
             "path": paths_in_text(report.full_text()),
         }
         for rule in reversed(self.rules):  # the last matching rule wins
@@ -109,7 +112,12 @@ class Router:
         suggestion = self.route(report, result)
         if suggestion is None:
             return result
-        return result.model_copy(update={"assignee_suggestion": suggestion})
+        return result.model_copy(
+            update={
+                "assignee_suggestion": suggestion,
+                "reasons": {**result.reasons, "assignee": suggestion.reason},
+            }
+        )
 
 
 def _parse_rule(line: str, number: int, source: str) -> Rule:

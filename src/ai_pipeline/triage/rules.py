@@ -13,6 +13,13 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ai_pipeline.domain.labels import (
+    DUPLICATE_LABEL,
+    NEEDS_INFO_LABEL,
+    NEEDS_TRIAGE_LABEL,
+    SECURITY_LABEL,
+    TYPE_LABELS,
+)
 from ai_pipeline.domain.models import BugReport, IssueType, Priority, Severity
 from ai_pipeline.text.patterns import linear
 from ai_pipeline.triage.features import MAX_CHARS, tokenize
@@ -132,6 +139,19 @@ def category_hits(tokens: list[str]) -> Counter[str]:
             if category is not None:
                 hits[category] += 1
     return hits
+
+
+def category_terms(tokens: list[str], category: str, most: int = 3) -> list[str]:
+    """Up to ``most`` distinct terms among ``tokens`` that count for ``category``, in order."""
+    terms: dict[str, None] = {}
+    for first, second in itertools.pairwise([*tokens, ""]):
+        if first in _PHRASE_STARTS and _TERM_CATEGORY.get(f"{first} {second}") == category:
+            terms[f"{first} {second}"] = None
+        elif (_TERM_CATEGORY.get(first) or _suffix_category(first)) == category:
+            terms[first] = None
+        if len(terms) == most:
+            break
+    return list(terms)
 
 
 def _suffix_category(token: str) -> str | None:
@@ -290,7 +310,7 @@ def _words(*patterns: str) -> str:
     return r"\b(?:" + "|".join(patterns) + r")\b"
 
 
-# Any of these alone marks a report security-sensitive, whatever the model says. Python's
+# Any of these names a vulnerability: the report goes to security review at least. Python's
 # re with Unicode word boundaries, as the shipped model was fitted with; linear by the ReDoS
 # checker's proof.
 _STRONG_SECURITY = re.compile(
@@ -322,14 +342,6 @@ _STRONG_SECURITY = re.compile(
         r"clickjacking",
     )
 )
-STRONG_RULE_CONFIDENCE = 0.95
-
-
-@dataclass(frozen=True)
-class SecurityDecision:
-    sensitive: bool
-    confidence: float
-    reason: str  # "keyword", "score" or "none"
 
 
 # Issue templates keep their instructions in HTML comments ("report security
@@ -357,27 +369,31 @@ def _strong_terms(lowered: str) -> list[str]:
 
 # -------------------------------------------------------------------------------- labels
 
-TYPE_LABELS = {
-    IssueType.BUG: "bug",
-    IssueType.FEATURE: "enhancement",
-    IssueType.QUESTION: "question",
-}
-SECURITY_LABEL = "security"
-NEEDS_INFO_LABEL = "needs-info"
-NEEDS_TRIAGE_LABEL = "needs-triage"
-DUPLICATE_LABEL = "possible-duplicate"
+# The names live in the domain (the review queue relabels corrected fields with them).
+__all__ = [
+    "DUPLICATE_LABEL",
+    "NEEDS_INFO_LABEL",
+    "NEEDS_TRIAGE_LABEL",
+    "SECURITY_LABEL",
+    "TYPE_LABELS",
+]
 
 
 @dataclass(frozen=True)
 class LabelInputs:
     issue_type: IssueType
-    priority: Priority
-    severity: Severity
+    priority: Priority | None
+    severity: Severity | None
     category: str
     security_sensitive: bool
     missing_information: Iterable[str]
-    uncertain_fields: Iterable[str]
+    suggested: Iterable[str]  # fields below their threshold: shown, never labelled
     duplicate: bool
+
+
+# A field whose value is only a suggestion asks a human to decide; an empty priority or
+# severity (nothing in the report supports one) or an unsure area does not.
+NEEDS_TRIAGE_FIELDS = ("type", "priority", "severity")
 
 
 def compose_labels(inputs: LabelInputs) -> list[str]:
@@ -386,21 +402,21 @@ def compose_labels(inputs: LabelInputs) -> list[str]:
     A field below its confidence threshold gets no label: a guess shown as a label is
     noise a maintainer must remove; ``needs-triage`` asks a human to decide instead.
     """
-    uncertain = set(inputs.uncertain_fields)
+    suggested = set(inputs.suggested)
     labels = []
-    if "type" not in uncertain:
+    if "type" not in suggested:
         labels.append(TYPE_LABELS[inputs.issue_type])
-    if "priority" not in uncertain:
+    if inputs.priority is not None and "priority" not in suggested:
         labels.append(f"priority: {inputs.priority.value}")
-    if "severity" not in uncertain:
+    if inputs.severity is not None and "severity" not in suggested:
         labels.append(f"severity: {inputs.severity.value}")
-    if inputs.category != OTHER and "category" not in uncertain:
+    if inputs.category != OTHER and "category" not in suggested:
         labels.append(f"area: {inputs.category}")
     if inputs.security_sensitive:
         labels.append(SECURITY_LABEL)
     if any(True for _ in inputs.missing_information):
         labels.append(NEEDS_INFO_LABEL)
-    if uncertain:
+    if suggested.intersection(NEEDS_TRIAGE_FIELDS):
         labels.append(NEEDS_TRIAGE_LABEL)
     if inputs.duplicate:
         labels.append(DUPLICATE_LABEL)

@@ -51,9 +51,9 @@ class Task:
     labels: ClassVar[tuple[str, ...]]  # in the service's natural order (low → high)
     data_files: ClassVar[tuple[str, ...]]  # relative to the data directory
     settings: ClassVar[ModelSettings]
-    # ``needs-triage`` threshold: the lowest confidence whose out-of-fold accuracy (predictions
-    # at or above it) still reaches this target.
-    target_accuracy: ClassVar[float] = 0.8
+    # Whether the model ``train`` fits from the shipped data may set the field in the
+    # service; a model fitted on a team's own labels (``train --from``) always may.
+    decides_from_shipped_data: ClassVar[bool] = True
     # C of a second logistic regression over each report's dense row (sentence embedding and
     # template cues, ``type_features.py``) averaged with the tf-idf model; None: tf-idf only.
     dense_C: ClassVar[float | None] = None
@@ -84,7 +84,6 @@ class IssueTypeTask(Task):
     labels = ("bug", "feature", "question")
     data_files = ("nlbse24/issues_train.csv",)
     settings = ModelSettings(analyzer="bigram", min_df=2, C=30.0, class_weight=None)
-    target_accuracy = 0.85
     dense_C = 3.0
     other_group_weight = 0.3
 
@@ -105,9 +104,10 @@ class _HadoopPriorityTask(Task):
     # Major is 69% of the rows: balanced class weights trade a little accuracy for
     # actually predicting the rare levels (macro-F1 0.46 vs 0.33 in cross-validation).
     settings = ModelSettings(analyzer="bigram", min_df=3, C=1.0, class_weight="balanced")
-    # Priority is hard (out-of-fold accuracy only reaches 0.76 on the 30% most confident
-    # predictions), so the bar is what the model can meet for most reports, not 0.85.
-    target_accuracy = 0.70
+    # Another project's priorities barely beat its majority class (accuracy 0.68 against
+    # 0.69): the service sets priority and severity from explicit signals instead
+    # (``signals.py``), and this model is kept to measure what a team's own would do.
+    decides_from_shipped_data = False
     jira_map: ClassVar[dict[str, str]]
 
     @classmethod
@@ -201,5 +201,6 @@ class Report:
 
 
 SEAMONKEY_REPORTS = "gitbugs/seamonkey/SeaMonkey_bugs.csv"
+HADOOP_REPORTS = "gitbugs/hadoop/hadoop_bugs.csv"
 SEAMONKEY_PAIRS = "gitbugs/seamonkey/SeaMonkey_bugs-combined.csv"
 DUPLICATE_FILES = (SEAMONKEY_REPORTS, SEAMONKEY_PAIRS)

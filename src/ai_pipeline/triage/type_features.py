@@ -124,6 +124,48 @@ CUE_NAMES: tuple[str, ...] = (*(name for name, _, _ in _CUES), "body_length", "b
 N_CUES = len(CUE_NAMES)
 
 
+# Cues a reader recognises, by the label they point to, for the reason shown with a type.
+# (phrase, or None to quote the words matched).
+_EVIDENCE: dict[str, tuple[str, str | None]] = {
+    "title_bug_word": ("bug", None),
+    "title_bug_tag": ("bug", None),
+    "body_type_bug": ("bug", "a bug template"),
+    "body_describe_bug": ("bug", "a bug template"),
+    "body_error_trace": ("bug", "a stack trace or error"),
+    "body_steps_to_reproduce": ("bug", "steps to reproduce"),
+    "body_expected_actual": ("bug", "expected and actual behaviour"),
+    "title_feature_tag": ("feature", None),
+    "title_feature_word": ("feature", None),
+    "body_feature_template": ("feature", "a feature-request template"),
+    "body_type_feature": ("feature", "a feature-request template"),
+    "body_wish": ("feature", None),
+    "title_question_mark": ("question", "a question in the title"),
+    "title_question_word": ("question", None),
+    "title_question_tag": ("question", None),
+    "body_type_support": ("question", "a support template"),
+    "body_question": ("question", None),
+}
+_CUE_PATTERNS = dict(zip((name for name, _, _ in _CUES), _COMPILED, strict=True))
+EVIDENCE_CHARS = 4_000  # a reason names what is near the top; the model reads it all
+
+
+def type_evidence(text: str, label: str, most: int = 3) -> list[str]:
+    """What in the report points to ``label`` (title first), as short phrases: the words
+    matched, or what the cue stands for ("a stack trace or error")."""
+    title, body = split_title(text[:EVIDENCE_CHARS])
+    found: dict[str, None] = {}
+    for name, (points_to, phrase) in _EVIDENCE.items():
+        if points_to != label:
+            continue
+        field, pattern = _CUE_PATTERNS[name]
+        match = pattern.search(title if field == "title" else body)
+        if match is not None:
+            found[phrase or f"'{match.group(0).strip().lower()}'"] = None
+        if len(found) == most:
+            break
+    return list(found)
+
+
 def split_title(text: str) -> tuple[str, str]:
     """(title, body) of a ``join_fields`` text: the title is its first line."""
     title, _, body = text.partition("\n")

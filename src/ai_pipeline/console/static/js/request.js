@@ -131,7 +131,17 @@ function renderTriage(triage, review) {
     return;
   }
   const confidence = triage.confidence ?? {};
-  const valued = (name, value) => [String(value ?? "—"), " ", confidenceOf(confidence[name])];
+  const reasons = triage.reasons && typeof triage.reasons === "object" ? triage.reasons : {};
+  const suggested = new Set(Array.isArray(triage.suggested) ? triage.suggested : []);
+  // A value below its field's threshold is shown as a suggestion; an empty priority or
+  // severity means nothing in the report supported one. The reason says what it rests on.
+  const valued = (name, value) => [
+    value == null ? "none" : String(value),
+    value != null && suggested.has(name) ? el("span", { class: "suggestion" }, " (suggestion)") : null,
+    " ",
+    confidenceOf(confidence[name]),
+    reasons[name] ? el("span", { class: "reason", "data-field": name }, ` — ${reasons[name]}`) : null,
+  ];
   const labels = Array.isArray(triage.labels) ? triage.labels : [];
   const missing = Array.isArray(triage.missing_information) ? triage.missing_information : [];
   const candidates = Array.isArray(triage.duplicate_candidates) ? triage.duplicate_candidates : [];
@@ -140,12 +150,18 @@ function renderTriage(triage, review) {
     ...fact("Priority", ...valued("priority", triage.priority)),
     ...fact("Severity", ...valued("severity", triage.severity)),
     ...fact("Category", ...valued("category", triage.category)),
-    ...fact("Security-sensitive", triage.security_sensitive ? "yes" : "no", " ", confidenceOf(confidence.security)),
+    ...fact("Security", ...valued("security", bandText(triage))),
     ...fact(
       "Labels",
       labels.length ? el("ul", { class: "labels" }, labels.map((l) => el("li", {}, l))) : "none",
     ),
-    ...fact("Duplicate of", duplicateText(triage.duplicate_of), " ", confidenceOf(confidence.duplicate)),
+    ...fact(
+      "Duplicate of",
+      duplicateText(triage.duplicate_of),
+      " ",
+      confidenceOf(confidence.duplicate),
+      reasons.duplicate ? el("span", { class: "reason", "data-field": "duplicate" }, ` — ${reasons.duplicate}`) : null,
+    ),
     ...fact(
       "Missing information",
       missing.length ? el("ul", {}, missing.map((m) => el("li", {}, m))) : "none",
@@ -189,6 +205,11 @@ function assigneeText(suggestion) {
   if (typeof suggestion !== "object") return String(suggestion);
   const who = [suggestion.assignee, suggestion.team && `team ${suggestion.team}`].filter(Boolean).join(", ");
   return suggestion.reason ? `${who || "nobody"} (${suggestion.reason})` : who || "none";
+}
+
+function bandText(triage) {
+  const band = triage.security_band ?? (triage.security_sensitive ? "private" : "public");
+  return band === "review" ? "security review" : band;
 }
 
 function duplicateText(dup) {

@@ -1,5 +1,6 @@
-// The review queue: reports held after triage (needs-triage, security), each with a form to
-// correct type, priority, severity, labels, duplicate and security flag, and release it.
+// The review queue: reports held after triage (needs-triage, security, the security review
+// band), each with a form to correct type, priority, severity, labels, duplicate and security
+// flag, and release it.
 // Refreshed every 5 seconds without disturbing a form being edited.
 import {
   ApiError,
@@ -28,18 +29,18 @@ const shown = new Map(); // request_id → its <article>
 let serial = 0;
 let lastCount = null;
 
-function select(id, label, options, current) {
+// ``empty``: the field may be left empty ("none": nothing supports a value).
+function select(id, label, options, current, empty = false) {
   const known = options.includes(current) ? options : current ? [current, ...options] : options;
-  return el(
-    "div",
-    { class: "field" },
-    el("label", { for: id }, label),
-    el(
-      "select",
-      { id, name: id.split("--")[0] },
-      known.map((o) => el("option", { value: o, selected: o === current }, o)),
-    ),
-  );
+  const choices = known.map((o) => el("option", { value: o, selected: o === current }, o));
+  if (empty) choices.unshift(el("option", { value: "", selected: current == null }, "none"));
+  return el("div", { class: "field" }, el("label", { for: id }, label), el("select", { id, name: id.split("--")[0] }, choices));
+}
+
+function said(triage, field, value) {
+  const suggested = Array.isArray(triage.suggested) && triage.suggested.includes(field);
+  const reason = triage.reasons?.[field];
+  return `${value ?? "none"}${suggested ? " (suggestion)" : ""}${confidence(triage, field)}${reason ? ` — ${reason}` : ""}`;
 }
 
 function confidence(triage, field) {
@@ -56,6 +57,7 @@ function article(review) {
   const status = el("p", { class: "release-status", role: "status", "aria-live": "polite" });
   const errors = el("div", { class: "error-box", role: "alert" });
   const duplicate = triage.duplicate_of?.issue_number ?? "";
+  const band = triage.security_band ?? (triage.security_sensitive ? "private" : "public");
 
   const form = el(
     "form",
@@ -68,8 +70,8 @@ function article(review) {
         "div",
         { class: "inline-fields" },
         select(`type--${n}`, "Type", TYPES, triage.type),
-        select(`priority--${n}`, "Priority", PRIORITIES, triage.priority),
-        select(`severity--${n}`, "Severity", SEVERITIES, triage.severity),
+        select(`priority--${n}`, "Priority", PRIORITIES, triage.priority, true),
+        select(`severity--${n}`, "Severity", SEVERITIES, triage.severity, true),
       ),
       el(
         "div",
@@ -111,7 +113,13 @@ function article(review) {
           type: "checkbox",
           checked: Boolean(triage.security_sensitive),
         }),
-        el("label", { for: `security--${n}` }, "Security-sensitive (filed privately where the tracker can)"),
+        el(
+          "label",
+          { for: `security--${n}` },
+          band === "review"
+            ? "Security-sensitive (triage was unsure: keep it checked to file privately, clear it to file publicly)"
+            : "Security-sensitive (filed privately where the tracker can)",
+        ),
       ),
     ),
     el("button", { type: "submit" }, "Release"),
@@ -140,9 +148,17 @@ function article(review) {
       el(
         "dd",
         {},
-        `${triage.type ?? "?"}${confidence(triage, "type")}, priority ${triage.priority ?? "?"}${confidence(triage, "priority")}, ` +
-          `severity ${triage.severity ?? "?"}${confidence(triage, "severity")}, category ${triage.category ?? "?"}` +
-          `${triage.security_sensitive ? ", security-sensitive" : ""}${confidence(triage, "security")}`,
+        el(
+          "ul",
+          { class: "triage-said" },
+          [
+            ["Type", "type", triage.type],
+            ["Priority", "priority", triage.priority],
+            ["Severity", "severity", triage.severity],
+            ["Category", "category", triage.category],
+            ["Security", "security", band === "review" ? "security review" : band],
+          ].map(([label, field, value]) => el("li", { "data-field": field }, `${label}: ${said(triage, field, value)}`)),
+        ),
       ),
     ),
     el("h3", {}, "Description"),
@@ -163,7 +179,8 @@ function corrections(form, n, triage) {
   const value = (name) => form.querySelector(`#${name}--${n}`).value.trim();
   const body = {};
   for (const name of ["type", "priority", "severity"]) {
-    if (value(name) !== (triage[name] ?? "")) body[name] = value(name);
+    // An emptied priority or severity is sent as null: "nothing supports a value".
+    if (value(name) !== (triage[name] ?? "")) body[name] = value(name) || null;
   }
   const labels = value("labels")
     .split(",")

@@ -30,6 +30,8 @@ from ai_pipeline.domain.github import (
     merge_label_change,
     merge_reply,
 )
+from ai_pipeline.domain.models import BugReport
+from ai_pipeline.domain.submissions import IdConflict
 from ai_pipeline.intake.github import signature
 from ai_pipeline.intake.github.corrections import correction_example
 from ai_pipeline.intake.github.decisions import Acknowledge, Ignore, Record, Triage, decide
@@ -164,9 +166,9 @@ class GitHubWebhooks:
                 decision.trigger,
                 delivery_id,
             )
-            _, outcome = await asyncio.gather(
+            _, (created, request_id) = await asyncio.gather(
                 self.store.update_issue(decision.issue, change),
-                self._submission.submit(report, key),
+                self._submit(report, key),
             )
         else:
             record = await self.store.update_issue(decision.issue, change)
@@ -178,8 +180,18 @@ class GitHubWebhooks:
                 decision.trigger,
                 delivery_id,
             )
+            created, request_id = await self._submit(report, key)
+        return Received("triaged" if created else "duplicate", request_id)
+
+    async def _submit(self, report: BugReport, key: str) -> tuple[bool, str]:
+        """(created, request id) of the pass. Another delivery of the same pass made its
+        request already when the body differs only in what that delivery carried (GitHub
+        sends one issue's ``opened`` twice at times, each with an id of its own): that one."""
+        try:
             outcome = await self._submission.submit(report, key)
-        return Received("triaged" if outcome.created else "duplicate", outcome.state.request_id)
+        except IdConflict as known:
+            return False, known.request_id
+        return outcome.created, outcome.state.request_id
 
 
 def _issue_of(delivery: Delivery) -> IssueRef | None:

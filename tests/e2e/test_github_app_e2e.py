@@ -153,10 +153,16 @@ def test_an_edit_while_waiting_triages_again_and_a_deleted_comment_stays_deleted
             (retriaged,) = wait_until_terminal(client, [edited["request_id"]]).values()
             (after_edit,) = ours(gh, number)
 
-            gh.delete_comment(comment["id"])  # a maintainer removes our comment
-            gh.edit_issue(number, body=VAGUE)
+            # Another issue waiting for its author: a maintainer removes our comment, then
+            # the author's edit is triaged again, and we stay quiet there.
+            other = gh.add_issue("Bug: crash when opening a file", VAGUE, author="bob")["number"]
+            opened = deliver(svc.url, SECRET, "issues", issue_event(gh, "opened", other)).json()
+            wait_until_terminal(client, [opened["request_id"]])
+            (removed,) = ours(gh, other)
+            gh.delete_comment(removed["id"])
+            gh.edit_issue(other, body=f"{VAGUE}\n\n{ANSWER}")
             again = deliver(
-                svc.url, SECRET, "issues", issue_event(gh, "edited", number, changes=changes)
+                svc.url, SECRET, "issues", issue_event(gh, "edited", other, changes=changes)
             ).json()
             (third,) = wait_until_terminal(client, [again["request_id"]]).values()
 
@@ -164,7 +170,7 @@ def test_an_edit_while_waiting_triages_again_and_a_deleted_comment_stays_deleted
         assert after_edit["id"] == comment["id"] and after_edit["body"] != comment["body"]
         assert label_names(gh, number) == set()  # suggest mode applies nothing
         assert third["progress"]["github"]["data"]["acted_on"]["skipped"] == "comment_deleted"
-        assert ours(gh, number) == []
+        assert ours(gh, other) == []
 
 
 def test_a_persons_label_changes_are_kept_for_training_and_never_undone(tmp_path: Path) -> None:

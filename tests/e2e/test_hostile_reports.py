@@ -176,11 +176,21 @@ def test_hostile_reports_through_the_llm_engine_send_only_redacted_fenced_data(
                     suggestion = doc["progress"]["triage"]["data"]["assignee_suggestion"]
                     assert (suggestion or {}).get("assignee") in (None, "alice", "bob")
             assert_log_is_clean(service, LLM_CASES)
-        assert len(proxy.chat_requests) >= len(LLM_CASES)
+        # A report the local engine finds security-sensitive never reaches the LLM
+        # (AI_PIPELINE_LLM_SECURITY_REPORTS=deny): every other one does.
+        sent = [doc for doc, _ in filed.values() if not local_flagged(doc)]
+        assert 0 < len(sent) < len(LLM_CASES)
+        assert len(proxy.chat_requests) >= len(sent)
         for request in proxy.chat_requests:
             assert_prompt_is_redacted_and_fenced(request["body"]["messages"])
     finally:
         proxy.stop()
+
+
+def local_flagged(doc: dict[str, Any]) -> bool:
+    """Triage kept the local engine's result because it flagged the report."""
+    triage = doc["progress"]["triage"]["data"]
+    return bool(triage["security_sensitive"]) and triage["engine"] != ENGINE
 
 
 def assert_prompt_is_redacted_and_fenced(messages: list[dict[str, str]]) -> None:
@@ -221,14 +231,19 @@ def test_reports_built_to_be_slow_are_filed_while_the_api_keeps_answering(
             response = client.post("/api/v1/bug-reports", json=body)
             assert response.status_code == 201, (name, response.text[:300])
             ids[response.json()["request_id"]] = name
-        answered_meanwhile, pending = 0, set(ids)
+        answered_meanwhile, pending, released = 0, set(ids), set()
         deadline = time.monotonic() + 300
         while pending and time.monotonic() < deadline:
             assert client.get("/api/v1/health").status_code in (200, 503)
             for request_id in list(pending):
-                status = client.get(f"/api/v1/requests/{request_id}/status").json()["status"]
-                if status in ("completed", "failed"):
+                doc = client.get(f"/api/v1/requests/{request_id}/status").json()
+                if doc["status"] in ("completed", "failed"):
                     pending.discard(request_id)
+                elif doc["current_step"] == "review" and request_id not in released:
+                    # Text about private keys is a security doubt, held for a maintainer:
+                    # one releases it as it stands.
+                    client.post(f"/api/v1/reviews/{request_id}", json={}).raise_for_status()
+                    released.add(request_id)
             if pending:
                 answered_meanwhile += 1
         assert not pending, [ids[r] for r in pending]

@@ -26,7 +26,8 @@ def test_the_service_files_issues_triaged_and_drafted_by_the_llm(
         "AI_PIPELINE_LLM_TIMEOUT_SECONDS": "90",
         # SmolLM2 may call any report security-sensitive (the LLM may raise the flag): the
         # draft would then be withheld from it (tested in test_llm_engine). Here the path
-        # under test is the LLM's draft, whatever the model says.
+        # under test is the LLM's draft, whatever the model says; a report it calls a
+        # security doubt (the review band) waits for a maintainer, who releases it below.
         "AI_PIPELINE_LLM_SECURITY_REPORTS": "allow",
     }
     with ServiceProcess(tmp_path, env) as svc, svc.client() as client:
@@ -34,7 +35,7 @@ def test_the_service_files_issues_triaged_and_drafted_by_the_llm(
         response = client.post("/api/v1/bug-reports", json=report)
         assert response.status_code == 201, response.text
         request_id = response.json()["request_id"]
-        (doc,) = wait_until_terminal(client, [request_id], timeout=240).values()
+        (doc,) = wait_until_terminal(client, [request_id], timeout=240, release_held=True).values()
         assert doc["status"] == "completed", doc
         assert doc["progress"]["triage"]["data"]["engine"] == ENGINE
         issue = client.get(f"/api/v1/issues/{doc['github_issue_number']}").json()
